@@ -1,0 +1,46 @@
+"""Shared fixtures: composed configs in a temporary output folder, one local Spark."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, List, Optional
+
+import pytest
+from omegaconf import DictConfig
+
+from bigcat_ml.config import compose
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# MLflow projects export this; the tests must always use their own temporary store.
+os.environ.pop("MLFLOW_TRACKING_URI", None)
+
+SHARED_DIR = Path(__file__).resolve().parents[2] / "shared"
+REAL_HIERARCHY = SHARED_DIR / "oid-metadata" / "bbox_labels_600_hierarchy.json"
+
+# A few images per subset: enough for every class and fault, fast on 2 cores.
+TINY_SAMPLE = [
+    "data.sample.images_per_subset={train:12,validation:6,test:6}",
+    "spark.master='local[2]'",
+    "spark.conf.spark.driver.memory=2g",
+]
+
+
+@pytest.fixture
+def make_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
+    """Compose the real config with everything written under ``tmp_path``."""
+
+    def _make(overrides: Optional[List[str]] = None, output_dir: Optional[Path] = None) -> DictConfig:
+        out = output_dir or tmp_path / "outputs"
+        return compose([f"paths.output_dir={out}", *TINY_SAMPLE, *(overrides or [])])
+
+    return _make
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local[2] SparkSession for the whole test session."""
+    from bigcat_ml.spark import get_spark
+
+    session = get_spark(compose(TINY_SAMPLE).spark)
+    yield session
+    session.stop()

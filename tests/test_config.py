@@ -1,0 +1,67 @@
+"""Every config group option composes; bad overrides fail readably before Spark starts."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
+from omegaconf.errors import ConfigKeyError, ValidationError
+
+from bigcat_ml.config import CONF_DIR, compose
+
+GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir())
+
+
+@pytest.mark.parametrize(
+    "group,option",
+    [(g, p.stem) for g in GROUPS for p in sorted((CONF_DIR / g).glob("*.yaml"))],
+)
+def test_every_group_option_composes_and_resolves(group, option, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////tmp/never-used.db")
+    cfg = compose([f"{group}={option}"])
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    assert resolved[group]  # the group is present and its interpolations resolve
+
+
+def test_required_groups_have_the_options_the_project_documents():
+    options = {g: {p.stem for p in (CONF_DIR / g).glob("*.yaml")} for g in GROUPS}
+    assert {"sample", "oid"} <= options["data"]
+    assert {"bigcats"} <= options["classes"]
+    assert {"local", "standalone", "yarn"} <= options["spark"]
+    assert {"mobilenet", "mobilenet_v2", "resnet50"} <= options["model"]
+    assert "mlflow" in options and "paths" in options
+
+
+def test_paths_are_absolute_and_follow_the_output_dir(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cfg = compose(["paths.output_dir=rel/out"])
+    assert cfg.paths.output_dir == str(tmp_path / "rel" / "out")
+    assert cfg.data.root == str(tmp_path / "rel/out/data/sample")
+    assert cfg.mlflow.tracking_uri == f"sqlite:///{tmp_path}/rel/out/mlflow/mlflow.db"
+    assert Path(cfg.preprocess.output).is_absolute()
+
+
+def test_uris_are_not_turned_into_local_paths():
+    cfg = compose(["data=oid", "data.root=s3a://bucket/oid"])
+    assert cfg.data.boxes == "s3a://bucket/oid/{subset}-annotations-bbox.csv"
+
+
+def test_misspelt_key_names_the_key():
+    with pytest.raises(ConfigCompositionException) as err:
+        compose(["preprocess.min_chip_sid=3"])
+    assert "min_chip_sid" in str(err.value) + str(err.value.__cause__)
+
+
+def test_wrong_type_names_the_key_and_value():
+    with pytest.raises((ConfigCompositionException, ValidationError)) as err:
+        compose(["evaluate.batch_size=many"])
+    text = str(err.value) + str(err.value.__cause__)
+    assert "batch_size" in text and "many" in text
+
+
+def test_unknown_group_option_lists_the_available_ones():
+    with pytest.raises(ConfigCompositionException) as err:
+        compose(["model=resnet51"])
+    assert "resnet50" in str(err.value)
