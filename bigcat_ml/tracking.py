@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import logging
+import re
 import subprocess
 from pathlib import Path
-from typing import Any, Dict, Iterator, Mapping, Optional
+from typing import Any, Dict, Iterator, Mapping, Optional, Sequence
 
 import mlflow
 from omegaconf import DictConfig, OmegaConf
@@ -17,6 +20,7 @@ log = logging.getLogger(__name__)
 # Opens the experiment on runs, metrics and charts instead of MLflow 3's GenAI view.
 EXPERIMENT_KIND_TAG = {"mlflow.experimentKind": "custom_model_development"}
 STEP_TAG = "bigcat.step"
+STEP_KEY_TAG = "bigcat.step_key"
 
 
 def setup_tracking(mlflow_cfg: Any) -> str:
@@ -56,15 +60,53 @@ def flatten(cfg: Mapping[str, Any], prefix: str = "") -> Dict[str, Any]:
     return flat
 
 
-def git_commit() -> Optional[str]:
-    """The project's commit, when it is a git checkout (MLflow projects set it too)."""
+def _git(*args: str) -> Optional[str]:
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=CONF_DIR.parent, capture_output=True, text=True, timeout=10
-        )
+        out = subprocess.run(["git", *args], cwd=CONF_DIR.parent, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() if out.returncode == 0 else None
+    return out.stdout if out.returncode == 0 else None
+
+
+def git_commit() -> Optional[str]:
+    """The project's commit, when it is a git checkout (MLflow projects set it too)."""
+    out = _git("rev-parse", "HEAD")
+    return out.strip() if out else None
+
+
+def code_version() -> str:
+    """The commit, plus a hash of uncommitted changes to tracked code, so that a run made
+    with edited code is never mistaken for one made with the committed code."""
+    commit = git_commit() or "no-git"
+    diff = _git("diff", "HEAD", "--", "bigcat_ml", "conf")
+    if diff:
+        commit += "+dirty." + hashlib.sha256(diff.encode()).hexdigest()[:12]
+    return commit
+
+
+def step_key(cfg: DictConfig, sections: Sequence[str], ignore: Sequence[str] = ()) -> str:
+    """A hash of what a step's result depends on: its config sections and the code.
+
+    ``ignore`` lists dotted keys that change how a step runs but not what it produces
+    (``preprocess.overwrite``). Two runs with the same key compute the same thing, so
+    ``main`` reuses a finished one instead of recomputing.
+    """
+    container = resolved_container(cfg)
+    picked = {name: container.get(name) for name in sections}
+    flat = {k: v for k, v in flatten(picked).items() if k not in set(ignore)}
+    payload = json.dumps({"config": flat, "code": code_version()}, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def find_finished_run(experiment_id: str, step: str, key: str) -> Optional[str]:
+    """The newest FINISHED run of ``step`` with this step key, or None."""
+    runs = mlflow.search_runs(
+        experiment_ids=[experiment_id],
+        filter_string=f"tags.`{STEP_TAG}` = '{step}' and tags.`{STEP_KEY_TAG}` = '{key}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    return None if runs.empty else str(runs.iloc[0]["run_id"])
 
 
 def resolved_container(cfg: DictConfig) -> Dict[str, Any]:
@@ -73,24 +115,38 @@ def resolved_container(cfg: DictConfig) -> Dict[str, Any]:
 
 
 @contextlib.contextmanager
-def step_run(cfg: DictConfig, step: str, run_name: Optional[str] = None, tags: Optional[Mapping[str, str]] = None) -> Iterator[mlflow.ActiveRun]:
+def step_run(
+    cfg: DictConfig,
+    step: str,
+    key: Optional[str] = None,
+    run_name: Optional[str] = None,
+    tags: Optional[Mapping[str, str]] = None,
+) -> Iterator[mlflow.ActiveRun]:
     """Open the run for one pipeline step and log the resolved config.
 
-    Nested under an active parent run (the ``main`` chain) when there is one. Logs the
+    Nested under an active parent run (the ``main`` chain) when there is one; ``key``
+    (see :func:`step_key`) is tagged so that ``main`` can find and reuse it. Logs the
     flattened config as params and the YAML as ``config.yaml``; ``mlflow.start_run``
     ends the run as FAILED when the body raises.
     """
     setup_tracking(cfg.mlflow)
     container = resolved_container(cfg)
     all_tags = {STEP_TAG: step, **dict(cfg.mlflow.tags), **dict(tags or {})}
+    if key:
+        all_tags[STEP_KEY_TAG] = key
     commit = git_commit()
     if commit:
         all_tags["mlflow.source.git.commit"] = commit
     nested = mlflow.active_run() is not None
     with mlflow.start_run(run_name=run_name or step, nested=nested, tags=all_tags) as run:
-        mlflow.log_params({k: _param_value(v) for k, v in flatten(container).items()})
+        mlflow.log_params({safe_name(k): _param_value(v) for k, v in flatten(container).items()})
         mlflow.log_text(OmegaConf.to_yaml(container), "config.yaml")
         yield run
+
+
+def safe_name(name: str) -> str:
+    """An MLflow-legal param/metric name: ``Jaguar (Animal)`` -> ``Jaguar _Animal_``."""
+    return re.sub(r"[^A-Za-z0-9_\-. :/]", "_", name)
 
 
 def _param_value(value: Any) -> str:
