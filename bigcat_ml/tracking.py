@@ -84,17 +84,29 @@ def code_version() -> str:
     return commit
 
 
-def step_key(cfg: DictConfig, sections: Sequence[str], ignore: Sequence[str] = ()) -> str:
-    """A hash of what a step's result depends on: its config sections and the code.
+def step_key(
+    cfg: DictConfig,
+    sections: Sequence[str],
+    ignore: Sequence[str] = (),
+    extra: Optional[Mapping[str, str]] = None,
+) -> str:
+    """A hash of what a step's result depends on: its config sections, inputs, and code.
 
-    ``ignore`` lists dotted keys that change how a step runs but not what it produces
-    (``preprocess.overwrite``). Two runs with the same key compute the same thing, so
+    ``ignore`` lists dotted key prefixes that change how a step runs but not what it
+    produces (``preprocess.overwrite``); ``extra`` adds inputs that are not config (the
+    chip dataset's digest). Two runs with the same key compute the same thing, so
     ``main`` reuses a finished one instead of recomputing.
     """
     container = resolved_container(cfg)
     picked = {name: container.get(name) for name in sections}
-    flat = {k: v for k, v in flatten(picked).items() if k not in set(ignore)}
-    payload = json.dumps({"config": flat, "code": code_version()}, sort_keys=True, default=str)
+    flat = {
+        k: v
+        for k, v in flatten(picked).items()
+        if not any(k == prefix or k.startswith(prefix + ".") for prefix in ignore)
+    }
+    payload = json.dumps(
+        {"config": flat, "extra": dict(extra or {}), "code": code_version()}, sort_keys=True, default=str
+    )
     return hashlib.sha256(payload.encode()).hexdigest()
 
 

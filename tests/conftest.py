@@ -25,13 +25,30 @@ TINY_SAMPLE = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def _own_tracking_store(monkeypatch):
+    """``mlflow.set_tracking_uri`` exports MLFLOW_TRACKING_URI, which conf/mlflow/local.yaml
+    reads: without this, one test's store would leak into every later composed config."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    yield
+    import mlflow
+
+    while mlflow.active_run():
+        mlflow.end_run("KILLED")
+
+
 @pytest.fixture
 def make_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
     """Compose the real config with everything written under ``tmp_path``."""
 
     def _make(overrides: Optional[List[str]] = None, output_dir: Optional[Path] = None) -> DictConfig:
         out = output_dir or tmp_path / "outputs"
-        return compose([f"paths.output_dir={out}", *TINY_SAMPLE, *(overrides or [])])
+        overrides = list(overrides or [])
+        real_data = any(o.startswith("data=") and o != "data=sample" for o in overrides) and not any(
+            o.startswith("data=sample") for o in overrides
+        )
+        tiny = [o for o in TINY_SAMPLE if not (real_data and o.startswith("data.sample"))]
+        return compose([f"paths.output_dir={out}", *tiny, *overrides])
 
     return _make
 
