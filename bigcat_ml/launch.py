@@ -1,21 +1,53 @@
 """Run a Hydra entry point from an MLflow project command.
 
 ``mlflow run`` passes a parameter as one shell-quoted word, so ``-P overrides="a=1 b=2"``
-would reach Hydra as a single malformed override. This splits it the way a shell would
-and hands the words to the step's ``@hydra.main`` function.
+would reach Hydra as a single malformed override. This splits it into Hydra's words and
+hands them to the step's ``@hydra.main`` function.
 """
 from __future__ import annotations
 
 import importlib
-import shlex
 import sys
+from typing import List
+
+_OPEN = {"[": "]", "{": "}", "(": ")"}
 
 
-def main(argv: list[str]) -> None:
+def split_overrides(text: str) -> List[str]:
+    """Split on white space outside quotes and brackets, keeping quotes for Hydra.
+
+    ``shlex`` would strip the quotes Hydra needs (``key='a=b'``) or split inside a list
+    (``names=[Tiger,'Jaguar (Animal)']``); overrides are written here exactly as on a
+    Hydra command line.
+    """
+    words, current, stack, quote = [], [], [], None
+    for char in text:
+        if quote:
+            quote = None if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char in _OPEN:
+            stack.append(_OPEN[char])
+        elif stack and char == stack[-1]:
+            stack.pop()
+        elif char.isspace() and not stack:
+            if current:
+                words.append("".join(current))
+                current = []
+            continue
+        current.append(char)
+    if quote or stack:
+        raise ValueError(f"unbalanced quote or bracket in overrides: {text!r}")
+    if current:
+        words.append("".join(current))
+    return words
+
+
+def main(argv: List[str]) -> None:
     if not argv:
-        raise SystemExit("usage: python -m bigcat_ml.launch <step> [\"<hydra overrides>\"]")
+        raise SystemExit('usage: python -m bigcat_ml.launch <step> ["<hydra overrides>"]')
     step, rest = argv[0], argv[1:]
-    words = [word for chunk in rest for word in shlex.split(chunk)]
+    words = [word for chunk in rest for word in split_overrides(chunk)]
     module = importlib.import_module(f"bigcat_ml.{step}")
     sys.argv = [f"bigcat_ml.{step}", *words]
     module.main()

@@ -1,0 +1,80 @@
+"""compare: the table and figures of finished evaluation runs, and the dataset guard."""
+from __future__ import annotations
+
+import mlflow
+import pandas as pd
+import pytest
+
+from bigcat_ml import artifacts, compare
+from bigcat_ml.comparison import MixedDatasetsError
+from bigcat_ml.tracking import STEP_TAG, setup_tracking
+
+CLASSES = ["Tiger", "Lion"]
+
+
+def _fake_evaluation(model: str, digest: str, top1: float, f1_tiger: float, status: str = "FINISHED") -> str:
+    """An evaluation run as evaluate logs it: tags, headline metrics and the three tables."""
+    tags = {STEP_TAG: "evaluate", artifacts.MODEL_TAG: model, artifacts.WEIGHTS_TAG: "random-init",
+            artifacts.DATASET_DIGEST_TAG: digest}
+    with mlflow.start_run(tags=tags) as run:
+        mlflow.log_metrics({"top1_accuracy": top1, "top5_accuracy": 0.9, "family_accuracy": 0.8,
+                            "f1_macro": 0.5, "ece": 0.1, "chips_per_second": 42.0})
+        per_class = pd.DataFrame({"class": CLASSES, "f1": [f1_tiger, 0.25], "support": [3, 1]})
+        calibration = pd.DataFrame({"bin": [0, 1], "lower": [0, 0.5], "upper": [0.5, 1.0], "count": [2, 2],
+                                    "confidence": [0.3, 0.8], "accuracy": [0.5, top1]})
+        confusion = pd.DataFrame([[2, 0, 1], [0, 1, 0]], index=pd.Index(CLASSES, name="true"),
+                                 columns=[*CLASSES, "other"])
+        mlflow.log_text(per_class.to_csv(index=False), artifacts.PER_CLASS_CSV)
+        mlflow.log_text(calibration.to_csv(index=False), artifacts.CALIBRATION_CSV)
+        mlflow.log_text(confusion.to_csv(), artifacts.CONFUSION_CSV)
+    if status != "FINISHED":
+        mlflow.MlflowClient().set_terminated(run.info.run_id, status)
+    return run.info.run_id
+
+
+def test_compare_tables_the_finished_runs_with_their_values_and_logs_figures(make_cfg, capsys):
+    cfg = make_cfg()
+    setup_tracking(cfg.mlflow)
+    mobilenet = _fake_evaluation("mobilenet", "d" * 64, top1=0.75, f1_tiger=0.6)
+    resnet = _fake_evaluation("resnet50", "d" * 64, top1=0.5, f1_tiger=0.4)
+    _fake_evaluation("mobilenet_v2", "d" * 64, top1=0.99, f1_tiger=0.9, status="FAILED")
+
+    result = compare.run(cfg)
+
+    table = result["table"].set_index("model")
+    assert sorted(table.index) == ["mobilenet", "resnet50"]  # the failed run is left out
+    assert table.loc["mobilenet", "top1_accuracy"] == 0.75
+    assert table.loc["resnet50", "top1_accuracy"] == 0.5
+    assert table.loc["mobilenet", "f1.Tiger"] == 0.6 and table.loc["resnet50", "f1.Lion"] == 0.25
+    assert set(table["run_id"]) == {mobilenet, resnet}
+    logged = {f.path for f in mlflow.MlflowClient().list_artifacts(result["run_id"], "comparison")}
+    assert {
+        "comparison/comparison.md", "comparison/comparison.csv", "comparison/comparison.html",
+        "comparison/headline_metrics.png", "comparison/reliability_overlay.png",
+        "comparison/per_class_f1.png", "comparison/confusions.png",
+    } <= logged
+    csv = pd.read_csv(mlflow.artifacts.download_artifacts(run_id=result["run_id"], artifact_path="comparison/comparison.csv"))
+    assert csv.set_index("model").loc["resnet50", "f1.Tiger"] == 0.4
+    printed = capsys.readouterr().out
+    assert "mobilenet [random-init]" in printed and "0.75" in printed
+
+
+def test_runs_on_different_chip_datasets_are_refused_unless_allowed(make_cfg):
+    cfg = make_cfg()
+    setup_tracking(cfg.mlflow)
+    _fake_evaluation("mobilenet", "a" * 64, top1=0.75, f1_tiger=0.6)
+    _fake_evaluation("resnet50", "b" * 64, top1=0.5, f1_tiger=0.4)
+    with pytest.raises(MixedDatasetsError, match="allow_mixed_datasets"):
+        compare.run(cfg)
+    result = compare.run(make_cfg(["compare.allow_mixed_datasets=true"]))
+    assert len(result["table"]) == 2
+
+
+def test_filter_tag_selects_runs_and_nothing_found_is_a_clear_error(make_cfg):
+    cfg = make_cfg(["compare.filter_tag='bigcat.model=resnet50'"])
+    setup_tracking(cfg.mlflow)
+    _fake_evaluation("mobilenet", "a" * 64, top1=0.75, f1_tiger=0.6)
+    _fake_evaluation("resnet50", "b" * 64, top1=0.5, f1_tiger=0.4)
+    assert list(compare.run(cfg)["table"]["model"]) == ["resnet50"]
+    with pytest.raises(LookupError, match="no finished evaluation runs"):
+        compare.run(make_cfg(["compare.filter_tag='bigcat.model=vgg16'"]))
