@@ -1,0 +1,125 @@
+"""Spark wiring of :func:`bigcat_ml.chips.crop_image_boxes`: images in, one row per box out.
+
+The input has one row per source image with all its boxes in an array column, so each
+image is decoded once however many boxes it has. ``mapInPandas`` hands the images over
+in Arrow batches of ``spark.sql.execution.arrow.maxRecordsPerBatch`` *rows*; with image
+bytes in every row, keep that small (tens of images) or a Python worker holds a whole
+batch of full-size images in memory.
+"""
+from __future__ import annotations
+
+import logging
+from functools import partial
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+import pandas as pd
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql.types import IntegerType, StringType, StructField, StructType
+
+from bigcat_ml.faults import fail_once, marker_name
+from bigcat_ml.chips import crop_image_boxes
+from bigcat_ml.dataset import ATTRIBUTE_COLUMNS, BOX_COLUMNS, ChipSchema
+from bigcat_ml.rejects import REJECTS_SCHEMA
+
+log = logging.getLogger(__name__)
+
+INPUT_COLUMNS = ("ImageID", "Subset", "Data", "boxes")
+BOX_TEXT_COLUMNS = ("Source", "LabelName", "LabelText")
+
+# Chip columns may be null on a reject row; `reason` is null exactly on chip rows.
+EXTRACTION_SCHEMA = StructType(
+    [StructField(f.name, f.dataType, True) for f in ChipSchema.as_spark_schema().fields]
+    + [StructField("reason", StringType(), True), StructField("detail", StringType(), True)]
+)
+_INT_COLUMNS = [f.name for f in EXTRACTION_SCHEMA.fields if isinstance(f.dataType, IntegerType)]
+
+# Above this many images per Arrow batch a Python worker may hold gigabytes of image bytes.
+ARROW_BATCH_ROWS_ADVICE = 256
+_ARROW_BATCH_KEY = "spark.sql.execution.arrow.maxRecordsPerBatch"
+FAIL_ONCE_MARKER = marker_name("chip_extraction")
+
+
+def extract_chips(images_with_boxes: DataFrame, preprocess_cfg: Any) -> DataFrame:
+    """Crop every box of every image; exactly one output row per input box.
+
+    ``images_with_boxes``: ``ImageID``, ``Subset``, ``Data`` (image file bytes, null when
+    the image is missing) and ``boxes`` (array of structs with the OID box columns,
+    coordinates as fractions). Returns :data:`EXTRACTION_SCHEMA`: the ChipSchema columns
+    plus ``reason``/``detail``; split it with :func:`split_chips_and_rejects`. The result
+    is expensive to recompute: persist it if it is used more than once.
+    """
+    missing = [c for c in INPUT_COLUMNS if c not in images_with_boxes.columns]
+    if missing:
+        raise ValueError(
+            f"extract_chips needs columns {list(INPUT_COLUMNS)}; missing {missing} "
+            f"(got {images_with_boxes.columns})"
+        )
+    _advise_on_arrow_batch_size(images_with_boxes)
+    fault = preprocess_cfg.fault_injection or {}
+    crop = partial(
+        _extract_partition,
+        padding=float(preprocess_cfg.padding),
+        min_chip_side=int(preprocess_cfg.min_chip_side),
+        jpeg_quality=int(preprocess_cfg.jpeg_quality),
+        max_image_pixels=int(preprocess_cfg.max_image_pixels),
+        fail_once_marker_dir=fault.get("fail_once_marker_dir"),
+    )
+    return images_with_boxes.select(*INPUT_COLUMNS).mapInPandas(crop, schema=EXTRACTION_SCHEMA)
+
+
+def split_chips_and_rejects(extracted: DataFrame) -> Tuple[DataFrame, DataFrame]:
+    """Split :func:`extract_chips` output into (ChipSchema columns, REJECTS_SCHEMA columns)."""
+    is_reject = F.col("reason").isNotNull()
+    chips = extracted.filter(~is_reject).select(*ChipSchema.fields)
+    rejects = extracted.filter(is_reject).select(*REJECTS_SCHEMA.fieldNames())
+    return chips, rejects
+
+
+def _advise_on_arrow_batch_size(df: DataFrame) -> None:
+    rows = int(df.sparkSession.conf.get(_ARROW_BATCH_KEY, "10000"))
+    if rows > ARROW_BATCH_ROWS_ADVICE:
+        log.warning(
+            "%s=%d images per Arrow batch: each Python worker may hold that many full images "
+            "in memory; set it to at most %d (e.g. spark.conf.%s=64)",
+            _ARROW_BATCH_KEY, rows, ARROW_BATCH_ROWS_ADVICE, _ARROW_BATCH_KEY,
+        )
+
+
+def _extract_partition(
+    batches: Iterator[pd.DataFrame], *, fail_once_marker_dir: Optional[str], **crop_args: Any
+) -> Iterator[pd.DataFrame]:
+    if fail_once_marker_dir:
+        fail_once(fail_once_marker_dir, "chip_extraction")
+    for images in batches:
+        yield _extract_batch(images, **crop_args)
+
+
+def _extract_batch(images: pd.DataFrame, **crop_args: Any) -> pd.DataFrame:
+    rows: List[Dict[str, Any]] = []
+    expected = 0
+    for image in images.itertuples(index=False):
+        boxes = list(image.boxes) if image.boxes is not None else []
+        expected += len(boxes)
+        results = crop_image_boxes(image.Data, boxes, **crop_args)
+        for box, result in zip(boxes, results):
+            rows.append(
+                {
+                    "ImageID": image.ImageID,
+                    "Subset": image.Subset,
+                    **{c: box.get(c) for c in (*BOX_TEXT_COLUMNS, *BOX_COLUMNS, *ATTRIBUTE_COLUMNS)},
+                    "image_width": result.image_width,
+                    "image_height": result.image_height,
+                    "chip": result.chip,
+                    "chip_width": result.chip_width,
+                    "chip_height": result.chip_height,
+                    "reason": result.reason,
+                    "detail": result.detail,
+                }
+            )
+    if len(rows) != expected:  # crop_image_boxes promises one result per box
+        raise RuntimeError(f"chip extraction produced {len(rows)} rows for {expected} boxes")
+    out = pd.DataFrame(rows, columns=EXTRACTION_SCHEMA.fieldNames())
+    return out.astype({c: "Int32" for c in _INT_COLUMNS})
+
+

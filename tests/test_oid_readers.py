@@ -1,0 +1,321 @@
+"""Reading Open Images files with Spark: typed columns, errors, image-level filter, boxes, images.
+
+Every test writes its own tiny OID V6-format files: the big cats Tiger and Jaguar (Animal)
+are selected, Cat is not.
+"""
+from __future__ import annotations
+
+import io
+import re
+import shutil
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from bigcat_ml.oid import readers, selection
+from bigcat_ml.oid.schemas import BOX_COLUMNS, BOXES_SCHEMA, IMAGE_LABEL_COLUMNS
+from bigcat_ml.rejects import MISSING_IMAGE, REJECTS_SCHEMA
+
+pytestmark = pytest.mark.spark
+
+TIGER, JAGUAR, CAT = "/m/07dm6", "/m/0449p", "/m/01yrx"
+SELECTED = pd.DataFrame({"LabelName": [JAGUAR, TIGER], "DisplayName": ["Jaguar (Animal)", "Tiger"]})
+BOXES_FILE = "{subset}-annotations-bbox.csv"
+LABELS_FILE = "{subset}-annotations-human-imagelabels-boxable.csv"
+V6_TRAIN_EXTRA = ("XClick1X", "XClick2X", "XClick3X", "XClick4X", "XClick1Y", "XClick2Y", "XClick3Y", "XClick4Y")
+
+LABELS = {
+    "train": [
+        ("aa01", "verification", TIGER, 1),
+        ("aa01", "verification", CAT, 1),
+        ("aa02", "verification", TIGER, 0),  # verified absent: no positive label
+        ("aa03", "crowdsource-verification", JAGUAR, 1),
+        ("aa04", "verification", CAT, 1),
+    ],
+    "validation": [("bb01", "verification", JAGUAR, 1)],
+}
+# ImageID, Source, LabelName, Confidence, XMin, XMax, YMin, YMax, 5 flags
+BOXES = {
+    "train": [
+        ("aa01", "xclick", TIGER, 1, 0.1, 0.5, 0.2, 0.6, 0, 1, 0, 0, 0),  # kept
+        ("aa01", "xclick", CAT, 1, 0.5, 0.9, 0.5, 0.9, 0, 0, 0, 0, 0),  # class not selected
+        ("aa01", "xclick", JAGUAR, 1, 0.0, 1, 0.25, 0.75, 1, 0, -1, -1, -1),  # kept: image has a positive
+        ("aa02", "xclick", TIGER, 1, 0.2, 0.4, 0.2, 0.4, 0, 0, 0, 0, 0),  # image has no positive
+        ("aa03", "activemil", JAGUAR, 1, 0.3, 0.7, 0.1, 0.9, 0, 0, 0, 0, 0),  # kept (positive from crowdsource)
+        ("aa04", "xclick", CAT, 1, 0.1, 0.2, 0.1, 0.2, 0, 0, 0, 0, 0),
+    ],
+    "validation": [("bb01", "xclick", JAGUAR, 1, 0.39166668, 0.6, 0.1, 0.5, 0, 0, 0, 0, 0)],  # its image is missing
+}
+# Which image files exist, with the case of their names on disk.
+IMAGE_FILES = {"train": ["AA01", "aa02", "aa03", "aa04"], "validation": []}
+
+
+def write_csv(path: Path, header: Sequence[str], rows: List[Sequence]) -> None:
+    lines = [",".join(header)] + [",".join(str(v) for v in row) for row in rows]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def jpeg(colour) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (8, 6), colour).save(out, format="JPEG")
+    return out.getvalue()
+
+
+def write_oid(root: Path, extra_train_columns: bool = True) -> Dict[str, bytes]:
+    """The annotation CSVs, ``images/<subset>/<ID>.jpg`` and ``images.parquet``; returns bytes by ImageID."""
+    for subset, rows in LABELS.items():
+        write_csv(root / LABELS_FILE.format(subset=subset), IMAGE_LABEL_COLUMNS, rows)
+    for subset, rows in BOXES.items():
+        extra = V6_TRAIN_EXTRA if subset == "train" and extra_train_columns else ()
+        write_csv(root / BOXES_FILE.format(subset=subset), BOX_COLUMNS + extra, [r + (0.5,) * len(extra) for r in rows])
+    data, records = {}, []
+    for subset, names in IMAGE_FILES.items():
+        (root / "images" / subset).mkdir(parents=True)
+        for i, name in enumerate(names):
+            data[name.lower()] = jpeg((40 * i, 200, 100))
+            (root / "images" / subset / f"{name}.jpg").write_bytes(data[name.lower()])
+            records.append({"ImageID": name, "Subset": subset, "Data": data[name.lower()]})
+    pq.write_table(pa.Table.from_pylist(records), root / "images.parquet")
+    return data
+
+
+@pytest.fixture
+def oid(tmp_path: Path) -> Path:
+    root = tmp_path / "oid"
+    root.mkdir()
+    write_oid(root)
+    return root
+
+
+def config(make_cfg, root: Path, *overrides: str):
+    return make_cfg([f"data.root={root}", "data.subsets=[train,validation]", *overrides])
+
+
+def load(spark, cfg):
+    labels = selection.read_selected_labels(spark, cfg.data, SELECTED)
+    return labels, selection.load_selected_boxes(spark, cfg.data, cfg.preprocess, SELECTED, labels)
+
+
+def box_keys(boxes) -> List[tuple]:
+    return sorted((r.Subset, r.ImageID, r.LabelText, r.Source) for r in boxes.collect())
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def test_boxes_are_read_typed_with_unknown_flags_kept(spark, oid):
+    df = readers.read_csv(spark, str(oid / "train-annotations-bbox.csv"), BOXES_SCHEMA)
+    types = dict(df.dtypes)
+    assert [types[c] for c in ("ImageID", "Confidence", "XMin", "YMax", "IsOccluded", "IsInside")] == [
+        "string", "double", "double", "double", "int", "int",
+    ]
+    jaguar = df.filter(df.LabelName == JAGUAR).first()
+    assert (jaguar.XMin, jaguar.XMax, jaguar.IsOccluded, jaguar.IsGroupOf, jaguar.IsInside) == (0.0, 1.0, 1, -1, -1)
+    assert df.filter(readers.bad_row(BOXES_SCHEMA)).count() == 0
+
+
+def test_subsets_are_unioned_with_a_subset_column_and_extra_columns_ignored(spark, oid):
+    files = readers.subset_paths(str(oid / BOXES_FILE), ["train", "validation"])
+    df = readers.read_subsets(spark, files, BOXES_SCHEMA)
+    assert "XClick1X" not in df.columns
+    counts = {r.Subset: r["count"] for r in df.groupBy("Subset").count().collect()}
+    assert counts == {"train": 6, "validation": 1}
+    assert df.filter(df.Subset == "validation").first().XMin == 0.39166668
+
+
+def test_columns_are_found_by_name_in_any_order(spark, tmp_path):
+    path = tmp_path / "boxes.csv"
+    header = ("LabelName", "XClick1X", *reversed([c for c in BOX_COLUMNS if c != "LabelName"]))
+    row = dict(zip(BOX_COLUMNS, BOXES["train"][0]))
+    write_csv(path, header, [[0.7 if c == "XClick1X" else row[c] for c in header]])
+    first = readers.read_csv(spark, str(path), BOXES_SCHEMA).first()
+    assert (first.ImageID, first.LabelName, first.XMin, first.YMax, first.IsTruncated) == ("aa01", TIGER, 0.1, 0.6, 1)
+
+
+def test_a_missing_file_is_named_with_what_to_do(spark, oid, make_cfg):
+    cfg = config(make_cfg, oid, "data.subsets=[train,test]")
+    with pytest.raises(FileNotFoundError, match=re.escape(str(oid / LABELS_FILE.format(subset="test"))) + ".*data.root"):
+        selection.read_selected_labels(spark, cfg.data, SELECTED)
+
+
+def test_a_wrong_header_names_the_file_the_missing_columns_and_the_header(spark, tmp_path):
+    path = tmp_path / "train-annotations-bbox.csv"
+    header = ["XMn" if c == "XMin" else c for c in BOX_COLUMNS]
+    write_csv(path, header, [BOXES["train"][0]])
+    with pytest.raises(ValueError) as err:
+        readers.read_csv(spark, str(path), BOXES_SCHEMA)
+    assert str(err.value).startswith(f"{path}: missing column(s) ['XMin']; header found: {header}")
+
+
+def test_an_empty_file_is_an_error_naming_it(spark, tmp_path):
+    path = tmp_path / "train-annotations-bbox.csv"
+    path.write_text("")
+    with pytest.raises(ValueError, match=re.escape(f"{path} is empty")):
+        readers.read_csv(spark, str(path), BOXES_SCHEMA)
+
+
+@pytest.mark.parametrize(
+    "subset, bad_line, shown",
+    [
+        # unparseable coordinate on a box of a class that is NOT selected: the whole file is checked
+        ("validation", "bb04,xclick,/m/01yrx,1,abc,0.2,0.1,0.2,0,0,0,0,0", "'bb04,xclick,/m/01yrx,1,abc,0.2,0.1,0.2,0,0,0,0,0'"),
+        # a flag that is not an integer
+        ("validation", "bb01,xclick,/m/07dm6,1,0.1,0.2,0.1,0.2,0,1.5,0,0,0", "'bb01,xclick,/m/07dm6,1,0.1,0.2,0.1,0.2,0,1.5,0,0,0'"),
+        # a truncated row
+        ("validation", "bb01,xclick,/m/07dm6,1,0.1", "'bb01,xclick,/m/07dm6,1,0.1'"),
+        # a truncated row in a file with extra columns, which Spark does not parse
+        ("train", "aa01,xclick,/m/07dm6,1,0.1", "'aa01,xclick,/m/07dm6,1.0,0.1,,,,,,,,' (no value for XMax, YMin, YMax, Is"),
+    ],
+)
+def test_a_malformed_row_is_an_error_naming_the_file_and_the_row(spark, oid, make_cfg, subset, bad_line, shown):
+    path = oid / BOXES_FILE.format(subset=subset)
+    path.write_text(path.read_text() + bad_line + "\n")
+    cfg = config(make_cfg, oid)
+    labels = selection.read_selected_labels(spark, cfg.data, SELECTED)
+    with pytest.raises(ValueError) as err:
+        selection.load_selected_boxes(spark, cfg.data, cfg.preprocess, SELECTED, labels)
+    assert str(err.value).startswith(f"1 malformed row(s) in {path}: ")
+    assert f"{path}: {shown}" in str(err.value)
+
+
+# --------------------------------------------------------------------------- selection
+
+
+def test_only_boxes_of_selected_classes_on_positive_images_are_kept(spark, oid, make_cfg):
+    labels, boxes = load(spark, config(make_cfg, oid))
+    assert box_keys(boxes) == [
+        ("train", "aa01", "Jaguar (Animal)", "xclick"),
+        ("train", "aa01", "Tiger", "xclick"),
+        ("train", "aa03", "Jaguar (Animal)", "activemil"),
+        ("validation", "bb01", "Jaguar (Animal)", "xclick"),
+    ]
+    assert tuple(boxes.columns) == selection.SELECTED_BOX_COLUMNS
+    jaguar = boxes.filter((boxes.ImageID == "aa01") & (boxes.LabelName == JAGUAR)).first()
+    assert (jaguar.XMax, jaguar.YMin, jaguar.IsOccluded, jaguar.IsDepiction) == (1.0, 0.25, 1, -1)
+
+
+@pytest.mark.parametrize(
+    "overrides, images",
+    [
+        ([], {"aa01", "aa03", "bb01"}),
+        (["preprocess.sources=[verification]"], {"aa01", "bb01"}),
+        (["preprocess.min_confidence=0.0"], {"aa01", "aa02", "aa03", "bb01"}),
+    ],
+)
+def test_the_image_level_filter_honours_confidence_and_sources(spark, oid, make_cfg, overrides, images):
+    cfg = config(make_cfg, oid, *overrides)
+    labels, boxes = load(spark, cfg)
+    assert {r.ImageID for r in selection.positive_images(labels, cfg.preprocess).collect()} == images
+    assert {r.ImageID for r in boxes.collect()} == images
+
+
+def test_each_annotation_file_is_scanned_once(spark, oid, make_cfg):
+    """After loading, the CSVs are no longer needed: later actions use the cached rows."""
+    cfg = config(make_cfg, oid)
+    labels, boxes = load(spark, cfg)
+    for csv in oid.glob("*.csv"):
+        csv.unlink()
+    assert len(box_keys(boxes)) == 4
+    assert selection.label_counts(labels, cfg.preprocess, SELECTED).loc["Tiger"].tolist() == [1, 1]
+
+
+def test_label_and_box_counts_per_class(spark, oid, make_cfg):
+    cfg = config(make_cfg, oid)
+    labels, boxes = load(spark, cfg)
+    assert selection.label_counts(labels, cfg.preprocess, SELECTED).to_dict("index") == {
+        "Jaguar (Animal)": {"positive": 2, "negative": 0},
+        "Tiger": {"positive": 1, "negative": 1},
+    }
+    assert selection.box_counts(boxes, SELECTED, ["train", "validation", "test"]).to_dict("index") == {
+        "Jaguar (Animal)": {"train": 2, "validation": 1, "test": 0},
+        "Tiger": {"train": 1, "validation": 0, "test": 0},
+    }
+
+
+# --------------------------------------------------------------------------- images
+
+
+def images_as_rows(images) -> Dict[tuple, tuple]:
+    return {
+        (r.Subset, r.ImageID): (bytes(r.Data), [(b.LabelText, b.XMin, b.IsGroupOf) for b in r.boxes])
+        for r in images.collect()
+    }
+
+
+def test_images_carry_their_boxes_and_a_missing_image_is_a_reject(spark, tmp_path, make_cfg):
+    root = tmp_path / "oid"
+    root.mkdir()
+    data = write_oid(root)
+    cfg = config(make_cfg, root)
+    _, boxes = load(spark, cfg)
+    images, rejects = selection.attach_images(spark, boxes, cfg.data)
+    assert tuple(images.columns) == selection.IMAGE_COLUMNS
+    assert images_as_rows(images) == {
+        # the file on disk is AA01.jpg: ImageIDs match whatever their case
+        ("train", "aa01"): (data["aa01"], [("Jaguar (Animal)", 0.0, -1), ("Tiger", 0.1, 0)]),
+        ("train", "aa03"): (data["aa03"], [("Jaguar (Animal)", 0.3, 0)]),
+    }
+    assert rejects.columns == REJECTS_SCHEMA.fieldNames()
+    (reject,) = rejects.collect()
+    assert (reject.ImageID, reject.Subset, reject.LabelName, reject.XMin, reject.reason) == (
+        "bb01", "validation", JAGUAR, 0.39166668, MISSING_IMAGE,
+    )
+    assert f"{root}/images/validation/bb01.jpg" in reject.detail
+    placed = sum(len(r.boxes) for r in images.collect())
+    assert placed + rejects.count() == boxes.count() == 4
+
+
+def test_image_files_not_needed_are_listed_but_never_read(spark, oid, make_cfg):
+    # Spark refuses to read a file longer than this; aa04.jpg is needed by no selected box.
+    (oid / "images" / "train" / "aa04.jpg").write_bytes(b"\xff" * 100_000)
+    cfg = config(make_cfg, oid)
+    _, boxes = load(spark, cfg)
+    spark.conf.set("spark.sql.sources.binaryFile.maxLength", "10000")
+    try:
+        images, _ = selection.attach_images(spark, boxes, cfg.data)
+        assert sorted(r.ImageID for r in images.collect()) == ["aa01", "aa03"]
+    finally:
+        spark.conf.unset("spark.sql.sources.binaryFile.maxLength")
+
+
+def test_parquet_and_dir_image_sources_give_the_same_result(spark, oid, make_cfg):
+    results = []
+    for overrides in ([], ["data.images_format=parquet", f"data.images_path={oid / 'images.parquet'}"]):
+        cfg = config(make_cfg, oid, *overrides)
+        _, boxes = load(spark, cfg)
+        images, rejects = selection.attach_images(spark, boxes, cfg.data)
+        results.append((images_as_rows(images), [(r.ImageID, r.reason) for r in rejects.collect()]))
+    assert results[0] == results[1]
+    assert len(results[0][0]) == 2 and results[0][1] == [("bb01", MISSING_IMAGE)]
+
+
+def test_a_parquet_without_subset_matches_by_image_id(spark, oid, make_cfg):
+    table = pq.read_table(oid / "images.parquet").drop(["Subset"])
+    pq.write_table(table, oid / "ids_only.parquet")
+    cfg = config(make_cfg, oid, "data.images_format=parquet", f"data.images_path={oid / 'ids_only.parquet'}")
+    _, boxes = load(spark, cfg)
+    images, rejects = selection.attach_images(spark, boxes, cfg.data)
+    assert sorted((r.Subset, r.ImageID) for r in images.collect()) == [("train", "aa01"), ("train", "aa03")]
+    assert rejects.count() == 1
+
+
+def test_the_same_image_twice_is_an_error(spark, oid, make_cfg):
+    shutil.copy(oid / "images" / "train" / "aa03.jpg", oid / "images" / "train" / "AA03.jpeg")
+    cfg = config(make_cfg, oid)
+    _, boxes = load(spark, cfg)
+    with pytest.raises(ValueError, match="more than once.*train/aa03"):
+        selection.attach_images(spark, boxes, cfg.data)
+
+
+def test_a_parquet_without_data_is_an_error_naming_it(spark, oid, make_cfg):
+    path = oid / "no_data.parquet"
+    pq.write_table(pa.table({"ImageID": ["aa01"]}), path)
+    cfg = config(make_cfg, oid, "data.images_format=parquet", f"data.images_path={path}")
+    _, boxes = load(spark, cfg)
+    with pytest.raises(ValueError, match=re.escape(f"{path}: missing column(s) ['Data']")):
+        selection.attach_images(spark, boxes, cfg.data)
