@@ -1,6 +1,7 @@
 """The one shape every ``python -m bigcat_ml.<step>`` entry point shares."""
 from __future__ import annotations
 
+import os
 from typing import Any, Callable
 
 import hydra
@@ -8,6 +9,10 @@ from omegaconf import DictConfig
 
 from bigcat_ml.config import CONF_DIR, finalize
 from bigcat_ml.logging_setup import configure_logging
+
+
+# TensorFlow's C++ start-up chatter hides the step's own output (workers inherit this).
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def hydra_entry_point(task: Callable[[DictConfig], Any]) -> Callable[[], Any]:

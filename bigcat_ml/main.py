@@ -31,7 +31,7 @@ def chain(cfg: DictConfig) -> List[str]:
 def _extra_inputs(cfg: DictConfig, step: str) -> Dict[str, str]:
     if step != "evaluate":
         return {}
-    return {"dataset_digest": dataset.read_summary(cfg.evaluate.dataset)["digest"]}
+    return {"dataset_digest": dataset.read_summary(cfg.evaluate.dataset)["content_digest"]}
 
 
 def _output_exists(cfg: DictConfig, step: str) -> bool:

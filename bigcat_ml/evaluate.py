@@ -1,0 +1,91 @@
+"""``evaluate``: score a chip dataset with one Keras model; log metrics and figures."""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any, Dict
+
+import mlflow
+from omegaconf import DictConfig
+
+from bigcat_ml import artifacts, dataset, plots
+from bigcat_ml.evaluation import Evaluation, evaluate_dataset, mistake_chips
+from bigcat_ml.entry import hydra_entry_point
+from bigcat_ml.metrics import metric_name
+from bigcat_ml.models import RANDOM_INIT, weights_source
+from bigcat_ml.spark import get_spark
+from bigcat_ml.steps import key_for
+from bigcat_ml.tracking import step_run
+
+RANDOM_WEIGHTS_NOTE = "random-init weights (model.weights=null): predictions and accuracy are meaningless"
+
+
+def run(cfg: DictConfig) -> Dict[str, Any]:
+    """Evaluate ``cfg.model`` on ``cfg.evaluate.dataset`` as one MLflow run."""
+    summary = dataset.read_summary(cfg.evaluate.dataset)
+    digest = summary["content_digest"]
+    weights = weights_source(cfg.model)
+    tags = {
+        artifacts.MODEL_TAG: cfg.model.name,
+        artifacts.WEIGHTS_TAG: weights,
+        artifacts.DATASET_DIGEST_TAG: digest,
+        "bigcat.dataset": cfg.evaluate.dataset,
+        "bigcat.inference_path": cfg.evaluate.path,
+    }
+    if weights == RANDOM_INIT:
+        tags["bigcat.note"] = RANDOM_WEIGHTS_NOTE
+    key = key_for(cfg, "evaluate", {"dataset_digest": digest})
+    with step_run(cfg, "evaluate", key=key, run_name=f"evaluate {cfg.model.name} [{weights}]", tags=tags) as active:
+        spark = get_spark(cfg.spark) if cfg.evaluate.path == "spark" else None
+        evaluation = evaluate_dataset(spark, cfg)
+        _log_evaluation(evaluation, cfg)
+        report = evaluation.report
+        note = f"  ** {RANDOM_WEIGHTS_NOTE} **" if weights == RANDOM_INIT else ""
+        print(
+            f"evaluate {cfg.model.name} [{weights}]: {evaluation.chips_read} chips "
+            f"({len(evaluation.rejects)} rejects), top-1 {report.top1_accuracy:.3f}, top-5 {report.top5_accuracy:.3f}, "
+            f"family {report.family_accuracy:.3f}, {evaluation.chips_per_second:.1f} chips/s{note}"
+        )
+        return {"run_id": active.info.run_id, "metrics": report.scalar_metrics()}
+
+
+def _log_evaluation(evaluation: Evaluation, cfg: DictConfig) -> None:
+    report = evaluation.report
+    reasons = evaluation.rejects["reason"].value_counts()
+    mlflow.log_metrics(
+        {
+            **report.scalar_metrics(),
+            artifacts.THROUGHPUT_METRIC: evaluation.chips_per_second,
+            "chips_read": evaluation.chips_read,
+            "rejects": len(evaluation.rejects),
+            "unmapped_chips": evaluation.unmapped_chips,
+            **{metric_name("rejects", reason): int(n) for reason, n in reasons.items()},
+            **{metric_name("seconds", stage): value for stage, value in evaluation.seconds.items()},
+        }
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        for frame, name in ((evaluation.predictions, artifacts.PREDICTIONS), (evaluation.rejects, artifacts.REJECTS)):
+            local = Path(tmp) / name
+            local.parent.mkdir(parents=True, exist_ok=True)
+            frame.to_parquet(local, index=False)
+            mlflow.log_artifact(str(local), str(Path(name).parent))
+    mlflow.log_text(report.per_class.to_csv(index=False), artifacts.PER_CLASS_CSV)
+    mlflow.log_text(report.confusion.to_csv(), artifacts.CONFUSION_CSV)
+    mlflow.log_text(report.calibration.to_csv(index=False), artifacts.CALIBRATION_CSV)
+    mlflow.log_text(report.slices.to_csv(index=False), artifacts.SLICES_CSV)
+    mlflow.log_text(report.other_predictions.to_csv(index=False), "tables/other_predictions.csv")
+    images, captions = mistake_chips(evaluation, cfg.evaluate.dataset, cfg.evaluate.gallery_size)
+    figures = {
+        "confusion_matrix.png": plots.confusion_matrix_figure(report.confusion),
+        "confidence_histograms.png": plots.confidence_histograms(evaluation.predictions),
+        "reliability_diagram.png": plots.reliability_diagram(report.calibration),
+        "most_confident_mistakes.png": plots.mistakes_gallery(images, captions),
+    }
+    for name, figure in figures.items():
+        mlflow.log_figure(figure, f"figures/{name}")
+
+
+main = hydra_entry_point(run)
+
+if __name__ == "__main__":
+    main()
