@@ -21,8 +21,10 @@ venv: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
+# The whole chain for MobileNet and ResNet50 on the generated sample, then the comparison.
 demo: $(STAMP)
-	DEMO_WEIGHTS=$(DEMO_WEIGHTS) $(PY) -m bigcat_ml.demo
+	$(PY) -m bigcat_ml.main -m model=mobilenet,resnet50 model.weights=$(DEMO_WEIGHTS)
+	$(PY) -m bigcat_ml.compare
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.run

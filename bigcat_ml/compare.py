@@ -8,8 +8,9 @@ from typing import Any, Dict
 import mlflow
 from omegaconf import DictConfig
 
-from bigcat_ml import comparison
+from bigcat_ml import artifacts, comparison
 from bigcat_ml.entry import hydra_entry_point
+from bigcat_ml.models import RANDOM_INIT
 from bigcat_ml.tracking import setup_tracking, step_run
 
 
@@ -29,7 +30,20 @@ def run(cfg: DictConfig) -> Dict[str, Any]:
         mlflow.set_tag("bigcat.compared_runs", ",".join(runs["run_id"]))
         short = comparison.short_table(result)
         print(short.to_markdown(index=False))
+        print(_where_to_look(cfg, active.info.run_id, set(runs[f"tags.{artifacts.WEIGHTS_TAG}"])))
         return {"run_id": active.info.run_id, "table": table}
+
+
+def _where_to_look(cfg: DictConfig, run_id: str, weights: set) -> str:
+    lines = [
+        f"comparison run {run_id} in experiment '{cfg.mlflow.experiment_name}' ({cfg.mlflow.tracking_uri})",
+        f"artifacts: {mlflow.get_run(run_id).info.artifact_uri}/comparison",
+    ]
+    if cfg.mlflow.tracking_uri.startswith("sqlite:"):
+        lines.append(f"open the MLflow UI:  .venv/bin/mlflow ui --backend-store-uri {cfg.mlflow.tracking_uri}")
+    if RANDOM_INIT in weights:
+        lines.append("note: runs marked [random-init] used random weights (offline); their accuracy means nothing")
+    return "\n".join(lines)
 
 
 main = hydra_entry_point(run)

@@ -38,6 +38,8 @@ def setup_tracking(mlflow_cfg: Any) -> str:
         )
     else:
         experiment_id = experiment.experiment_id
+        if experiment.tags.get("mlflow.experimentKind") is None:  # e.g. made by `mlflow run`
+            mlflow.MlflowClient().set_experiment_tag(experiment_id, *next(iter(EXPERIMENT_KIND_TAG.items())))
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
 

@@ -1,0 +1,98 @@
+"""The whole chain: one parent run per job, reuse of finished steps, sweeps, MLflow projects."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from bigcat_ml import main as main_step
+from bigcat_ml.artifacts import DATASET_DIGEST_TAG, MODEL_TAG
+from bigcat_ml.config import compose
+from bigcat_ml.tracking import STEP_TAG, setup_tracking
+
+PROJECT = Path(__file__).resolve().parents[1]
+CHAIN = ["model.weights=null", "data.sample.images_per_subset={train:8,validation:3,test:3}", "spark.master='local[2]'"]
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+
+def _runs(cfg, step: str):
+    experiment_id = setup_tracking(cfg.mlflow)
+    return mlflow.search_runs([experiment_id], filter_string=f"tags.`{STEP_TAG}` = '{step}'")
+
+
+def _python(*args: str, cwd: Path = PROJECT) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    """``main -m model=mobilenet,resnet50`` once, as a user types it."""
+    out = tmp_path_factory.mktemp("sweep") / "outputs"
+    done = _python("-m", "bigcat_ml.main", "-m", "model=mobilenet,resnet50", f"paths.output_dir={out}", *CHAIN)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return out
+
+
+def _cfg(out: Path, *overrides: str):
+    return compose([f"paths.output_dir={out}", *CHAIN, *overrides])
+
+
+def test_a_sweep_evaluates_each_model_once_on_one_chip_dataset(swept):
+    cfg = _cfg(swept)
+    evaluations = _runs(cfg, "evaluate")
+    assert sorted(evaluations[f"tags.{MODEL_TAG}"]) == ["mobilenet", "resnet50"]
+    assert evaluations[f"tags.{DATASET_DIGEST_TAG}"].nunique() == 1
+    assert len(_runs(cfg, "preprocess")) == 1  # the second job reused it
+    assert len(_runs(cfg, "sample_data")) == 1
+    parents = _runs(cfg, "main")
+    assert len(parents) == 2
+    assert set(evaluations["tags.mlflow.parentRunId"]) == set(parents["run_id"])
+    reused = parents.dropna(subset=["tags.bigcat.reused.preprocess"])
+    assert len(reused) == 1
+
+
+def test_a_second_main_with_the_same_config_reuses_every_step(swept, spark):
+    cfg = _cfg(swept, "model=mobilenet")
+    before = {step: len(_runs(cfg, step)) for step in ("sample_data", "preprocess", "evaluate")}
+    step_runs = main_step.run(cfg)
+    after = {step: len(_runs(cfg, step)) for step in ("sample_data", "preprocess", "evaluate")}
+    assert after == before
+    finished_evaluation = _runs(cfg, "evaluate").set_index(f"tags.{MODEL_TAG}").loc["mobilenet", "run_id"]
+    assert step_runs["evaluate"] == finished_evaluation
+
+
+def test_force_recomputes_every_step(swept, spark):
+    cfg = _cfg(swept, "model=mobilenet", "force=true")
+    before = {step: len(_runs(cfg, step)) for step in ("preprocess", "evaluate")}
+    main_step.run(cfg)
+    after = {step: len(_runs(cfg, step)) for step in ("preprocess", "evaluate")}
+    assert after == {step: n + 1 for step, n in before.items()}
+
+
+def test_mlflow_run_passes_hydra_overrides_to_the_step(tmp_path):
+    out = tmp_path / "outputs"
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    overrides = f"paths.output_dir={out} data.sample.images_per_subset={{train:2,validation:1,test:1}} data.sample.seed=7"
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}, "MLFLOW_TRACKING_URI": uri,
+           # --env-manager local runs `python` from PATH: the activated venv, as for a user.
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "mlflow"), "run", str(PROJECT), "-e", "sample_data",
+         "--env-manager", "local", "--experiment-name", "bigcat_ml", "-P", f"overrides={overrides}"],
+        env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert (out / "data" / "sample" / "ground_truth.json").exists()
+    mlflow.set_tracking_uri(uri)
+    runs = mlflow.search_runs(experiment_names=["bigcat_ml"])
+    assert len(runs) == 1  # the project run and the step's run are one and the same
+    assert runs.iloc[0]["params.data.sample.seed"] == "7"
+    assert runs.iloc[0][f"tags.{STEP_TAG}"] == "sample_data"
+    experiment = mlflow.get_experiment_by_name("bigcat_ml")  # created by `mlflow run`, then tagged
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
