@@ -29,6 +29,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, IntegerType, StringType
 
+from bigcat_ml.oid.schemas import BOX_COORDINATES, BOX_FLAGS
+
 if TYPE_CHECKING:
     import tensorflow as tf
 
@@ -40,8 +42,8 @@ SUMMARY_FILE = "summary.json"
 
 # Columns that identify a chip and describe its box, in OID's own names and units
 # (coordinates are fractions of the image size; flags are 1/0, -1 = unknown).
-BOX_COLUMNS = ("XMin", "XMax", "YMin", "YMax")
-ATTRIBUTE_COLUMNS = ("IsOccluded", "IsTruncated", "IsGroupOf", "IsDepiction", "IsInside")
+BOX_COLUMNS = BOX_COORDINATES
+ATTRIBUTE_COLUMNS = BOX_FLAGS
 
 
 def _string(name: str) -> UnischemaField:

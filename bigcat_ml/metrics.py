@@ -117,7 +117,7 @@ def metric_name(*parts: str) -> str:
 
     ``<`` and ``>=`` (chip-size bucket labels) become ``lt``/``ge`` to stay readable;
     any other character outside letters, digits, ``_ - .`` and space becomes ``_``, so
-    ``Jaguar (Animal)`` -> ``Jaguar _Animal_`` (the rule ``tracking.safe_name`` uses for
+    ``Jaguar (Animal)`` -> ``Jaguar _Animal_`` (``tracking.safe_name`` uses it for
     params, minus ``:`` and ``/`` which MLflow rejects on Windows or as paths).
     """
     cleaned = []

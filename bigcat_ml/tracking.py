@@ -5,7 +5,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import re
 import subprocess
 from pathlib import Path
 from typing import Any, Dict, Iterator, Mapping, Optional, Sequence
@@ -14,6 +13,7 @@ import mlflow
 from omegaconf import DictConfig, OmegaConf
 
 from bigcat_ml.config import CONF_DIR
+from bigcat_ml.metrics import metric_name
 
 log = logging.getLogger(__name__)
 
@@ -159,8 +159,8 @@ def step_run(
 
 
 def safe_name(name: str) -> str:
-    """An MLflow-legal param/metric name: ``Jaguar (Animal)`` -> ``Jaguar _Animal_``."""
-    return re.sub(r"[^A-Za-z0-9_\-. :/]", "_", name)
+    """An MLflow-legal param name: ``Jaguar (Animal)`` -> ``Jaguar _Animal_``."""
+    return metric_name(name)
 
 
 def _param_value(value: Any) -> str:
