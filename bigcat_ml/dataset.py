@@ -237,6 +237,20 @@ def _swap_into_place(files: Any, staging: str, output: str) -> None:
     files.delete(old)
 
 
+def check_output(spark: SparkSession, output: str, overwrite: bool) -> Any:
+    """Refuse an existing ``output`` unless ``overwrite``; cheap, so callers check first.
+
+    Returns the file-system helper for ``output`` (local or Hadoop).
+    """
+    files = _files_for(spark, output)
+    if files.exists(output) and not overwrite:
+        raise FileExistsError(
+            f"chip dataset {output} already exists; set preprocess.overwrite=true to replace it "
+            "or choose another preprocess.output"
+        )
+    return files
+
+
 def write_chip_dataset(
     spark: SparkSession,
     chips: DataFrame,
@@ -259,12 +273,7 @@ def write_chip_dataset(
     path or a Hadoop URI. ``chips`` and ``rejects`` are each computed once: persist
     their common parent if it is expensive.
     """
-    files = _files_for(spark, output)
-    if files.exists(output) and not overwrite:
-        raise FileExistsError(
-            f"chip dataset {output} already exists; set preprocess.overwrite=true to replace it "
-            "or choose another preprocess.output"
-        )
+    files = check_output(spark, output, overwrite)
     staging = _sibling(output, "tmp")
     try:
         files.mkdirs(staging)

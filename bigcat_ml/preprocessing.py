@@ -44,6 +44,7 @@ def build_chip_dataset(spark: SparkSession, cfg: Any) -> PreprocessResult:
     Every selected box ends as a chip or as a reject with a reason; the sum is checked
     here (and logged per class and reason by the entry point).
     """
+    dataset.check_output(spark, cfg.preprocess.output, cfg.preprocess.overwrite)  # before any scan
     selected = load_selected_classes(spark, cfg.data, cfg.classes)
     labels = read_selected_labels(spark, cfg.data, selected)
     boxes = load_selected_boxes(spark, cfg.data, cfg.preprocess, selected, labels)

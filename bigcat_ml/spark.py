@@ -69,12 +69,17 @@ def get_spark(cfg: SparkConfig) -> SparkSession:
     conf = {
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.sql.session.timeZone": "UTC",
+        # Counts rows, and a row here can be a whole image: Spark's 10000 is far too many.
+        "spark.sql.execution.arrow.maxRecordsPerBatch": "64",
         **flatten_spark_conf(cfg.conf),
     }
     if cfg.master.startswith("local"):
         conf["spark.pyspark.python"] = sys.executable
         conf["spark.pyspark.driver.python"] = sys.executable
-        os.environ["PYSPARK_PYTHON"] = sys.executable
+    if "spark.pyspark.python" in conf:
+        # A driver started as plain Python picks the executors' Python from this variable
+        # (SparkContext.pythonExec), not from the conf key.
+        os.environ["PYSPARK_PYTHON"] = conf["spark.pyspark.python"]
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     builder = SparkSession.builder.master(cfg.master).appName(cfg.app_name)
     for key, value in conf.items():

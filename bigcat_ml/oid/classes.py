@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import re
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import pandas as pd
@@ -43,11 +44,16 @@ def read_class_descriptions(spark: SparkSession, path: str) -> pd.DataFrame:
 
 
 def _suggest(name: str, candidates: Sequence[str]) -> str:
-    by_lower = {c.lower(): c for c in candidates}
-    close = difflib.get_close_matches(name.lower(), list(by_lower), n=MAX_SUGGESTIONS, cutoff=0.6)
-    if not close:
+    # Also match names without their V5+ qualifier, so 'Jagur' finds 'Jaguar (Animal)'.
+    by_key: dict = {}
+    for candidate in candidates:
+        by_key.setdefault(candidate.lower(), candidate)
+        by_key.setdefault(re.sub(r"\s*\(.*\)$", "", candidate).lower(), candidate)
+    close = difflib.get_close_matches(name.lower(), list(by_key), n=MAX_SUGGESTIONS * 2, cutoff=0.6)
+    suggestions = list(dict.fromkeys(by_key[c] for c in close))[:MAX_SUGGESTIONS]
+    if not suggestions:
         return "no similar display name (the names are its second column)"
-    quoted = [repr(by_lower[c]) for c in close]
+    quoted = [repr(c) for c in suggestions]
     listed = quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
     return f"did you mean {listed}?"
 
