@@ -1,0 +1,211 @@
+"""Item 1: scoring chips with ``predict_spark`` (local[2]) vs a plain single-process Keras loop.
+
+Both paths score the very same chips (a deterministic subset of the chip dataset) with
+the same random-init model. The plain loop is the fastest simple loop: every JPEG
+decoded with the dataset's codec, then ``model_input`` (bilinear resize +
+``preprocess_input``) and ``model.predict_on_batch`` per batch, TensorFlow on its
+default threads (both cores); decode, preprocessing and predict are timed separately.
+The Spark path is timed around the whole ``predict_spark`` call, which also builds and
+checks the model on the driver and once per Python worker, and reconciles the counts.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Any, Dict, Iterator, List, Sequence, Tuple
+
+import pandas as pd
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from bigcat_ml.dataset import decode_chip, read_chips_spark
+from bigcat_ml.inference import ChipClassifier, load_classifier, predict_spark
+from bigcat_ml.models import as_model_config, model_input
+
+from benchmarks.spark_stages import busiest_stage
+from benchmarks.timing import timed
+
+log = logging.getLogger(__name__)
+
+TARGET_RATIO = 0.90  # Spark chips/s over plain end-to-end chips/s, both warm
+_CHIP_KEY = ("ImageID", "LabelName", "XMin", "XMax", "YMin", "YMax")
+
+
+def select_chips(spark: SparkSession, output: str, n: int) -> DataFrame:
+    """``n`` chips of the dataset (all if fewer), chosen by a hash of their identity.
+
+    A filter, not ``limit``: the file partitioning that ``evaluate`` would see is kept,
+    and the same chips are chosen in every run.
+    """
+    chips = read_chips_spark(spark, output)
+    key = F.xxhash64(*_CHIP_KEY)
+    cutoff = chips.select(key.alias("key")).orderBy("key").limit(n).agg(F.max("key")).first()[0]
+    return chips.filter(key <= F.lit(cutoff))
+
+
+def plain_loop(jpegs: Sequence[bytes], classifier: ChipClassifier, batch_size: int) -> Dict[str, float]:
+    """Seconds to decode all chips, then to preprocess and to predict them batch by batch."""
+    start = time.perf_counter()
+    decoded = [decode_chip(jpeg) for jpeg in jpegs]
+    decode_s = time.perf_counter() - start
+    preprocess_s = model_s = 0.0
+    for first in range(0, len(decoded), batch_size):
+        t0 = time.perf_counter()
+        batch = model_input(decoded[first : first + batch_size], classifier.application, classifier.input_size)
+        t1 = time.perf_counter()
+        classifier.model.predict_on_batch(batch)
+        t2 = time.perf_counter()
+        preprocess_s += t1 - t0
+        model_s += t2 - t1
+    return {
+        "decode_s": round(decode_s, 3),
+        "preprocess_s": round(preprocess_s, 3),
+        "model_s": round(model_s, 3),
+        "end_to_end_s": round(decode_s + preprocess_s + model_s, 3),
+    }
+
+
+def _spark_call(spark: SparkSession, chips: DataFrame, cfg: Any, group: str, quiet_s: float) -> Dict[str, Any]:
+    record, (predictions, rejects) = timed(lambda: predict_spark(spark, chips, cfg.model, cfg.evaluate), quiet_s, spark, group)
+    record.update(predictions=predictions.count(), rejects=rejects.count())
+    predictions.unpersist()
+    rejects.unpersist()
+    return record
+
+
+def _worker_builds(spark: SparkSession, model_cfg: Any, k: int) -> List[Dict[str, Any]]:
+    """How long each Python worker takes to build and check the model, as ``predict_spark``
+    makes every worker do once per call; with the worker's TensorFlow thread setting.
+
+    Runs as ``mapInPandas``, so it lands in the same worker pool as ``predict_batch_udf``
+    (RDD functions get a separate pool of Python workers).
+    """
+    plain_cfg = as_model_config(model_cfg)
+    slots = spark.sparkContext.defaultParallelism
+
+    def build(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for _ in batches:
+            pass
+        had_tensorflow = "tensorflow" in sys.modules
+        start = time.perf_counter()
+        load_classifier(plain_cfg, None, k)
+        seconds = time.perf_counter() - start
+        import tensorflow as tf
+
+        threads = tf.config.threading.get_intra_op_parallelism_threads()
+        yield pd.DataFrame({"seconds": [round(seconds, 3)], "tensorflow_already_loaded": [had_tensorflow], "intra_op_threads": [threads]})
+
+    schema = "seconds double, tensorflow_already_loaded boolean, intra_op_threads int"
+    return [row.asDict() for row in spark.range(0, slots, 1, slots).mapInPandas(build, schema).collect()]
+
+
+def _driver_tf_threads() -> int:
+    import tensorflow as tf
+
+    return tf.config.threading.get_intra_op_parallelism_threads()
+
+
+def _steady_rate(rows: Sequence[int], task_s: Sequence[float], build_s: Sequence[float]) -> float:
+    """Chips/s of all workers together once their model is built (derived, not timed):
+    each task's rows over its duration minus the mean measured build time, summed over
+    as many tasks as run at once. Zero when the tasks cannot be told apart from the build."""
+    build = sum(build_s) / len(build_s) if build_s else 0.0
+    if len(rows) != len(task_s) or len(rows) != len(build_s) or any(t <= build for t in task_s):
+        return 0.0
+    return round(sum(r / (t - build) for r, t in zip(rows, task_s)), 2)
+
+
+def _rate(n: int, seconds: float) -> float:
+    return round(n / seconds, 2) if seconds > 0 else float("nan")
+
+
+def _ratio(a: float, b: float) -> float:
+    return round(a / b, 3) if b else float("nan")
+
+
+def bench_model(spark: SparkSession, cfg: Any, n_chips: int, warm_repeats: int, quiet_s: float) -> Dict[str, Any]:
+    """Cold and warm ``predict_spark`` runs interleaved with plain loops on the same chips."""
+    name = cfg.model.name
+    batch_size, k = int(cfg.evaluate.batch_size), int(cfg.evaluate.top_k)
+    chips = select_chips(spark, cfg.preprocess.output, n_chips).persist()
+    n = chips.count()
+    per_partition = {row["partition"]: row["count"] for row in chips.groupBy(F.spark_partition_id().alias("partition")).count().collect()}
+    partition_rows = [per_partition.get(i, 0) for i in range(chips.rdd.getNumPartitions())]
+    jpegs = [row.chip for row in chips.select("chip").collect()]
+    log.info("%s: %d chips in %d partitions %s", name, n, len(partition_rows), partition_rows)
+
+    cold = _spark_call(spark, chips, cfg, f"{name}-cold", quiet_s)
+    start = time.perf_counter()
+    classifier = load_classifier(as_model_config(cfg.model), None, k)
+    driver_build_s = time.perf_counter() - start
+    classifier.model.predict_on_batch(model_input([decode_chip(j) for j in jpegs[:batch_size]], classifier.application, classifier.input_size))
+
+    plain_runs: List[Dict[str, Any]] = []
+    warm_runs: List[Dict[str, Any]] = []
+    for i in range(warm_repeats):
+        record, plain = timed(lambda: plain_loop(jpegs, classifier, batch_size), quiet_s)
+        plain_runs.append({**plain, "resources": record["resources"], "quiet": record["quiet"]})
+        warm_runs.append(_spark_call(spark, chips, cfg, f"{name}-warm-{i}", quiet_s))
+    worker_builds = _worker_builds(spark, cfg.model, k)
+    chips.unpersist()
+
+    best_plain = min(plain_runs, key=lambda r: r["end_to_end_s"])
+    best_warm = min(warm_runs, key=lambda r: r["seconds"])
+    stage = busiest_stage(spark, best_warm["group"])
+    plain_e2e = _rate(n, best_plain["end_to_end_s"])
+    plain_model = _rate(n, min(r["model_s"] for r in plain_runs))
+    spark_warm = _rate(n, best_warm["seconds"])
+    result: Dict[str, Any] = {
+        "model": name,
+        "input_size": int(cfg.model.input_size),
+        "chips": n,
+        "batch_size": batch_size,
+        "arrow_max_records_per_batch": batch_size,  # predict_spark sets it to the batch size
+        "partition_rows": partition_rows,
+        "plain": {
+            "runs": plain_runs,
+            "model_only_chips_per_s": plain_model,
+            "end_to_end_chips_per_s": plain_e2e,
+            "best_breakdown_s": {key: best_plain[key] for key in ("decode_s", "preprocess_s", "model_s")},
+            "tf_intra_op_threads": _driver_tf_threads(),  # 0: TensorFlow's default, all cores
+        },
+        "spark": {
+            "cold": cold,
+            "warm_runs": warm_runs,
+            "cold_chips_per_s": _rate(n, cold["seconds"]),
+            "warm_chips_per_s": spark_warm,
+            "driver_build_and_check_s": round(driver_build_s, 3),
+            "worker_build_and_check": worker_builds,
+            "predict_stage": stage,
+        },
+        "ratios": {
+            "warm_spark_vs_plain_end_to_end": _ratio(spark_warm, plain_e2e),
+            "cold_spark_vs_plain_end_to_end": _ratio(_rate(n, cold["seconds"]), plain_e2e),
+            "warm_spark_vs_plain_model_only": _ratio(spark_warm, plain_model),
+        },
+    }
+    result["spark"]["cold_predict_stage"] = busiest_stage(spark, cold["group"])
+    if stage:
+        result["spark"]["outside_predict_stage_s"] = round(best_warm["seconds"] - stage["wall_s"], 3)
+        in_stage = _rate(n, stage["wall_s"])
+        result["spark"]["in_predict_stage_chips_per_s"] = in_stage
+        result["ratios"]["in_stage_spark_vs_plain_end_to_end"] = _ratio(in_stage, plain_e2e)
+        steady = _steady_rate(partition_rows, stage["task_s"], [b["seconds"] for b in worker_builds])
+        if steady:
+            result["spark"]["steady_state_chips_per_s"] = steady
+            result["ratios"]["steady_state_spark_vs_plain_end_to_end"] = _ratio(steady, plain_e2e)
+    ratio = result["ratios"]["warm_spark_vs_plain_end_to_end"]
+    result["target"] = {
+        "metric": "warm_spark_vs_plain_end_to_end",
+        "min": TARGET_RATIO,
+        "value": ratio,
+        "met": bool(ratio >= TARGET_RATIO),
+    }
+    return result
+
+
+def bench_inference(spark: SparkSession, cfgs: Sequence[Any], plans: Sequence[Tuple[int, int]], quiet_s: float) -> List[Dict[str, Any]]:
+    """:func:`bench_model` for each model config with its (at most so many chips, warm repeats)."""
+    return [bench_model(spark, cfg, n, repeats, quiet_s) for cfg, (n, repeats) in zip(cfgs, plans)]

@@ -1,0 +1,199 @@
+"""Items 2 and 4: cutting chips on Spark vs a single-process Pillow loop, and how cost grows.
+
+Spark is timed three ways: the whole ``build_chip_dataset`` (CSV scans, selection,
+joins, extraction, Petastorm write, read-back counts and digest), ``extract_chips`` on
+the images ``attach_images`` returns (reads the image files, joins them to their boxes,
+crops; output discarded with the ``noop`` writer), and ``extract_chips`` on those images
+cached in Spark's memory (cropping and Arrow transfer only). The plain loop reads the
+same files and calls ``crop_image_boxes`` per image with the same boxes and settings.
+Rates count boxes: every box becomes one chip or one reject.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Sequence, Tuple
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+
+from bigcat_ml.chip_extraction import extract_chips
+from bigcat_ml.chips import crop_image_boxes
+from bigcat_ml.oid.classes import load_selected_classes
+from bigcat_ml.oid.selection import attach_images, load_selected_boxes, read_selected_labels
+from bigcat_ml.preprocessing import build_chip_dataset
+
+from benchmarks.timing import timed
+
+log = logging.getLogger(__name__)
+
+TARGET_SPEEDUP = 1.7  # Spark boxes/s over the Pillow loop's, on 2 cores
+ImageWork = List[Tuple[Path, List[Dict[str, Any]]]]
+
+
+def attached_images(spark: SparkSession, cfg: Any) -> DataFrame:
+    """The library's selection up to ``attach_images``: one row per found image with its boxes."""
+    selected = load_selected_classes(spark, cfg.data, cfg.classes)
+    labels = read_selected_labels(spark, cfg.data, selected)
+    boxes = load_selected_boxes(spark, cfg.data, cfg.preprocess, selected, labels)
+    images, _missing = attach_images(spark, boxes, cfg.data)
+    return images
+
+
+def image_work(images: DataFrame, images_path: str) -> ImageWork:
+    """(file, boxes) per image of ``images``, for the plain loop to read and crop."""
+    work = []
+    for row in images.select("Subset", "ImageID", "boxes").collect():
+        path = Path(images_path) / row.Subset / f"{row.ImageID}.jpg"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is attached by Spark but not on disk: is data.images_path {images_path} right?")
+        work.append((path, [box.asDict() for box in row.boxes]))
+    return work
+
+
+def pillow_loop(work: ImageWork, preprocess_cfg: Any) -> Dict[str, Any]:
+    """Read each file and ``crop_image_boxes`` it; seconds reading, seconds cropping, outcome counts."""
+    crop_args = dict(
+        padding=float(preprocess_cfg.padding),
+        min_chip_side=int(preprocess_cfg.min_chip_side),
+        jpeg_quality=int(preprocess_cfg.jpeg_quality),
+        max_image_pixels=int(preprocess_cfg.max_image_pixels),
+    )
+    read_s = crop_s = 0.0
+    chips = rejects = image_bytes = 0
+    for path, boxes in work:
+        t0 = time.perf_counter()
+        data = path.read_bytes()
+        t1 = time.perf_counter()
+        results = crop_image_boxes(data, boxes, **crop_args)
+        crop_s += time.perf_counter() - t1
+        read_s += t1 - t0
+        image_bytes += len(data)
+        chips += sum(r.reason is None for r in results)
+        rejects += sum(r.reason is not None for r in results)
+    return {"seconds": round(read_s + crop_s, 3), "read_s": round(read_s, 3), "crop_s": round(crop_s, 3),
+            "chips": chips, "rejects": rejects, "image_mb": round(image_bytes / 1024**2, 1)}
+
+
+def _noop_write(df: DataFrame) -> None:
+    df.write.format("noop").mode("overwrite").save()
+
+
+def _rate(n: int, seconds: float) -> float:
+    return round(n / seconds, 1) if seconds > 0 else float("nan")
+
+
+def _best(runs: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
+    return min(runs, key=lambda r: r["seconds"])
+
+
+def _warm(runs: Sequence[Dict[str, Any]]) -> Sequence[Dict[str, Any]]:
+    return runs[1:] or runs
+
+
+def _cached_rdds(spark: SparkSession) -> int:
+    return int(spark.sparkContext._jsc.getPersistentRDDs().size())
+
+
+def bench_extraction(spark: SparkSession, cfg: Any, warm_repeats: int, quiet_s: float, tag: str) -> Dict[str, Any]:
+    """``extract_chips`` on the attached images (from the files, then cached) vs the Pillow loop.
+
+    The first Spark run of each kind is a warm-up and is kept apart from the best.
+    """
+    images = attached_images(spark, cfg)
+    work = image_work(images, cfg.data.images_path)
+    boxes = sum(len(b) for _, b in work)
+    extract = extract_chips(images, cfg.preprocess)
+    from_files = [timed(lambda: _noop_write(extract), quiet_s, spark, f"{tag}-files-{i}")[0] for i in range(1 + warm_repeats)]
+    images.persist(StorageLevel.MEMORY_AND_DISK).count()
+    from_cache = [timed(lambda: _noop_write(extract), quiet_s, spark, f"{tag}-cached-{i}")[0] for i in range(1 + warm_repeats)]
+    partitions = images.rdd.getNumPartitions()
+    spark.catalog.clearCache()
+    plain = [pillow_loop(work, cfg.preprocess) for _ in range(2 + warm_repeats)]
+    plain_rate = _rate(boxes, _best(plain)["seconds"])
+    files_rate = _rate(boxes, _best(_warm(from_files))["seconds"])
+    cache_rate = _rate(boxes, _best(_warm(from_cache))["seconds"])
+    return {
+        "images": len(work),
+        "boxes": boxes,
+        "image_mb": plain[0]["image_mb"],
+        "image_partitions": partitions,
+        "arrow_max_records_per_batch": int(spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch")),
+        "from_files": {"runs": from_files, "warm_boxes_per_s": files_rate},
+        "from_cache": {"runs": from_cache, "warm_boxes_per_s": cache_rate},
+        "pillow_loop": {"runs": plain, "boxes_per_s": plain_rate},
+        "speedups": {
+            "extract_chips_from_files_vs_pillow": round(files_rate / plain_rate, 3),
+            "extract_chips_from_cache_vs_pillow": round(cache_rate / plain_rate, 3),
+        },
+    }
+
+
+def bench_preprocess(spark: SparkSession, cfg: Any, warm_repeats: int, quiet_s: float) -> Dict[str, Any]:
+    """Cold + warm ``build_chip_dataset``, then :func:`bench_extraction` on the same sample."""
+    builds = []
+    for i in range(1 + warm_repeats):
+        run, result = timed(lambda: build_chip_dataset(spark, cfg), quiet_s, spark, f"build-{i}")
+        builds.append({**run, "cached_rdds_left": _cached_rdds(spark)})
+        spark.catalog.clearCache()  # build_chip_dataset leaves its selection tables cached
+    summary = result.summary
+    extraction = bench_extraction(spark, cfg, warm_repeats, quiet_s, "extract")
+    plain_rate = extraction["pillow_loop"]["boxes_per_s"]
+    build_rate = _rate(summary["selected_boxes"], _best(_warm(builds))["seconds"])
+    speedups = {"build_chip_dataset_vs_pillow": round(build_rate / plain_rate, 3), **extraction["speedups"]}
+    return {
+        "selected_boxes": summary["selected_boxes"],
+        "chips": summary["chips"],
+        "rejects_by_reason": summary["rejects_by_reason"],
+        "build_chip_dataset": {"cold": builds[0], "warm_runs": builds[1:], "warm_boxes_per_s": build_rate},
+        "extraction": extraction,
+        "speedups": speedups,
+        "target": {
+            "min": TARGET_SPEEDUP,
+            "build_chip_dataset_met": speedups["build_chip_dataset_vs_pillow"] >= TARGET_SPEEDUP,
+            "extract_chips_from_files_met": speedups["extract_chips_from_files_vs_pillow"] >= TARGET_SPEEDUP,
+        },
+    }
+
+
+def bench_growth(spark: SparkSession, cfgs: Dict[int, Any], base_rows: int, quiet_s: float) -> List[Dict[str, Any]]:
+    """At each multiple of the annotation rows: ``build_chip_dataset``, ``extract_chips``
+    from the files, and the Pillow loop, one run each."""
+    rows = []
+    for factor, cfg in sorted(cfgs.items()):
+        run, result = timed(lambda: build_chip_dataset(spark, cfg), quiet_s, spark, f"growth-x{factor}")
+        spark.catalog.clearCache()
+        images = attached_images(spark, cfg)
+        work = image_work(images, cfg.data.images_path)
+        extract, _ = timed(lambda: _noop_write(extract_chips(images, cfg.preprocess)), quiet_s, spark, f"growth-extract-x{factor}")
+        spark.catalog.clearCache()
+        plain = pillow_loop(work, cfg.preprocess)
+        boxes = result.summary["selected_boxes"]
+        attached = sum(len(b) for _, b in work)  # extraction and Pillow skip boxes of missing images
+        rows.append(
+            {
+                "factor": factor,
+                "annotation_rows": base_rows * factor,
+                "selected_boxes": boxes,
+                "attached_boxes": attached,
+                "chips": result.summary["chips"],
+                "seconds": run["seconds"],
+                "ms_per_box": round(1000 * run["seconds"] / boxes, 2),
+                "extract_seconds": extract["seconds"],
+                "extract_ms_per_box": round(1000 * extract["seconds"] / attached, 3),
+                "pillow_seconds": plain["seconds"],
+                "pillow_ms_per_box": round(1000 * plain["seconds"] / attached, 3),
+                "build_speedup_vs_pillow": round((boxes / run["seconds"]) / (attached / plain["seconds"]), 3),
+                "extract_speedup_vs_pillow": round(plain["seconds"] / extract["seconds"], 3),
+                "resources": run["resources"],
+                "extract_resources": extract["resources"],
+            }
+        )
+    for previous, row in zip(rows, rows[1:]):
+        added, added_attached = row["selected_boxes"] - previous["selected_boxes"], row["attached_boxes"] - previous["attached_boxes"]
+        row["marginal_ms_per_box"] = round(1000 * (row["seconds"] - previous["seconds"]) / added, 2) if added else None
+        row["marginal_extract_ms_per_box"] = (
+            round(1000 * (row["extract_seconds"] - previous["extract_seconds"]) / added_attached, 3) if added_attached else None
+        )
+    return rows

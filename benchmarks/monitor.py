@@ -1,0 +1,150 @@
+"""Peak memory of the Spark process tree, and how busy the rest of the machine was.
+
+A background thread samples every process under this one (psutil): this Python driver,
+the JVM it started, and the Python workers the JVM forks (``pyspark.daemon`` and its
+children). RSS is summed per group at each sample and the peak kept. Forked workers
+share pages with the daemon, so the workers' sum is an upper bound.
+
+The same thread tracks the CPU time of the tree; the machine's busy time minus it is
+what other programs took ("foreign" cores), the main source of noise on a shared box.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Dict, Iterator, List, Optional, Tuple
+
+import psutil
+
+MB = 1024 * 1024
+DRIVER, JVM, WORKERS, OTHER = "driver_python", "jvm", "python_workers", "other"
+
+
+@dataclass
+class Usage:
+    """Peaks in MiB of RSS; ``foreign_cpu_cores``: average cores used outside our tree."""
+
+    seconds: float = 0.0
+    peak_mb: Dict[str, float] = field(default_factory=lambda: {g: 0.0 for g in (DRIVER, JVM, WORKERS, OTHER)})
+    peak_total_mb: float = 0.0
+    python_worker_max_mb: float = 0.0  # the largest single Python worker
+    python_workers_max_count: int = 0
+    own_cpu_cores: float = 0.0
+    foreign_cpu_cores: float = 0.0
+    samples: int = 0
+
+    def as_dict(self) -> Dict:
+        out = asdict(self)
+        out["peak_mb"] = {k: round(v, 1) for k, v in self.peak_mb.items()}
+        for key in ("seconds", "peak_total_mb", "python_worker_max_mb", "own_cpu_cores", "foreign_cpu_cores"):
+            out[key] = round(out[key], 3 if "cores" in key or key == "seconds" else 1)
+        return out
+
+
+def _busy_seconds() -> float:
+    times = psutil.cpu_times()
+    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
+
+
+def _tree(root: psutil.Process) -> Iterator[Tuple[str, psutil.Process]]:
+    """(group, process) for the root and every descendant."""
+    yield DRIVER, root
+    try:
+        children = root.children(recursive=True)
+    except psutil.Error:
+        return
+    by_pid = {p.pid: p for p in children}
+    for proc in children:
+        yield _group(proc, by_pid, root.pid), proc
+
+
+def _group(proc: psutil.Process, by_pid: Dict[int, psutil.Process], root_pid: int) -> str:
+    try:
+        if proc.name() == "java":
+            return JVM
+        parent = proc.ppid()
+        while parent in by_pid and parent != root_pid:
+            if by_pid[parent].name() == "java":
+                return WORKERS
+            parent = by_pid[parent].ppid()
+    except psutil.Error:
+        pass
+    return OTHER
+
+
+class ResourceMonitor:
+    """``with ResourceMonitor() as m: ...`` then read ``m.usage`` (peaks during the block)."""
+
+    def __init__(self, interval_s: float = 0.2) -> None:
+        self.interval_s = interval_s
+        self.usage = Usage()
+        self._root = psutil.Process()
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+        self._cpu_first: Dict[int, float] = {}
+        self._cpu_last: Dict[int, float] = {}
+
+    def __enter__(self) -> "ResourceMonitor":
+        self._start = time.perf_counter()
+        self._busy_start = _busy_seconds()
+        self._sample()
+        self._thread = threading.Thread(target=self._run, name="resource-monitor", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self._sample()
+        wall = time.perf_counter() - self._start
+        own = sum(self._cpu_last[pid] - self._cpu_first[pid] for pid in self._cpu_last)
+        self.usage.seconds = wall
+        self.usage.own_cpu_cores = own / wall if wall else 0.0
+        self.usage.foreign_cpu_cores = max(0.0, (_busy_seconds() - self._busy_start - own) / wall) if wall else 0.0
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self._sample()
+
+    def _sample(self) -> None:
+        totals = {group: 0.0 for group in self.usage.peak_mb}
+        workers: List[float] = []
+        for group, proc in _tree(self._root):
+            try:
+                with proc.oneshot():
+                    rss = proc.memory_info().rss / MB
+                    cpu = proc.cpu_times()
+            except psutil.Error:
+                continue
+            totals[group] += rss
+            if group == WORKERS:
+                workers.append(rss)
+            self._cpu_first.setdefault(proc.pid, cpu.user + cpu.system)
+            self._cpu_last[proc.pid] = cpu.user + cpu.system
+        usage = self.usage
+        usage.samples += 1
+        for group, mb in totals.items():
+            usage.peak_mb[group] = max(usage.peak_mb[group], mb)
+        usage.peak_total_mb = max(usage.peak_total_mb, sum(totals.values()))
+        usage.python_worker_max_mb = max([usage.python_worker_max_mb, *workers])
+        usage.python_workers_max_count = max(usage.python_workers_max_count, len(workers))
+
+
+def wait_for_quiet(max_wait_s: float, max_foreign_cores: float = 0.5, window_s: float = 1.0) -> Dict[str, float]:
+    """Wait up to ``max_wait_s`` for a ``window_s`` window in which other programs use
+    fewer than ``max_foreign_cores`` cores; the seconds waited and that window's load.
+
+    On a shared machine other jobs come in bursts; starting a timed run in a quiet
+    moment makes the Spark and plain runs more comparable. The wait is bounded, and the
+    load during every run is recorded anyway.
+    """
+    start = time.perf_counter()
+    while True:
+        with ResourceMonitor(interval_s=window_s) as monitor:
+            time.sleep(window_s)
+        foreign = monitor.usage.foreign_cpu_cores
+        waited = time.perf_counter() - start
+        if foreign < max_foreign_cores or waited >= max_wait_s:
+            return {"waited_s": round(waited, 1), "foreign_cpu_cores": round(foreign, 2)}

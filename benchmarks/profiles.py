@@ -1,0 +1,63 @@
+"""How big each benchmark run is: the full ``make bench``, ``--quick``, and the test's tiny one.
+
+Sizes are chosen for a 2-core machine: the full profile takes about 12-15 minutes on a shared machine
+(ResNet50 scores ~20 chips/s here, so it gets fewer chips than MobileNet).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, Optional, Tuple
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One benchmark size. Chip counts are upper bounds: a model gets at most that many."""
+
+    name: str
+    # Generated sample: images per subset (image sides stay at the sample defaults).
+    images_per_subset: Dict[str, int]
+    # (model config group, chips to score, warm repeats) in the order they run.
+    models: Tuple[Tuple[str, int, int], ...]
+    # Timed preprocessing repeats after the first (cold) run.
+    warm_repeats: int
+    # Annotation-row multiples for the growth measurement (rows are replicated).
+    growth: Tuple[int, ...]
+    # A second sample with Open Images-sized pictures (sides in pixels), extraction only.
+    large_images_per_subset: Optional[Dict[str, int]] = None
+    large_image_side: Tuple[int, int] = (768, 1024)
+    # Before each timed run, wait at most this long for other programs to go quiet.
+    quiet_wait_s: float = 0.0
+    # Only the test's tiny profile shrinks the model input (pixels); None = the model's own.
+    input_size: Optional[int] = None
+
+
+PROFILES: Dict[str, Profile] = {
+    "full": Profile(
+        name="full",
+        images_per_subset={"train": 240, "validation": 80, "test": 80},
+        models=(("mobilenet", 600, 3), ("resnet50", 300, 2)),
+        warm_repeats=2,
+        growth=(1, 4, 16),
+        large_images_per_subset={"train": 60, "validation": 20, "test": 20},
+        quiet_wait_s=5.0,
+    ),
+    "quick": Profile(
+        name="quick",
+        images_per_subset={"train": 60, "validation": 20, "test": 20},
+        models=(("mobilenet", 150, 1), ("resnet50", 64, 1)),
+        warm_repeats=1,
+        growth=(1, 4),
+        large_images_per_subset={"train": 12, "validation": 4, "test": 4},
+        quiet_wait_s=3.0,
+    ),
+    "tiny": Profile(
+        name="tiny",
+        images_per_subset={"train": 6, "validation": 3, "test": 3},
+        models=(("mobilenet", 16, 1),),
+        warm_repeats=0,
+        growth=(1, 2),
+        large_images_per_subset={"train": 2, "validation": 1, "test": 1},
+        large_image_side=(256, 320),
+        input_size=32,
+    ),
+}

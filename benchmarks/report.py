@@ -1,0 +1,136 @@
+"""Write the results: the full JSON, and a Markdown summary the README can embed."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Dict, List, Sequence
+
+JSON_FILE = "latest.json"
+MARKDOWN_FILE = "latest.md"
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    partial = path.with_name(path.name + ".tmp")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)
+
+
+def write_results(results: Dict[str, Any], folder: Path) -> Dict[str, Path]:
+    """``latest.json`` and ``latest.md`` in ``folder`` (created if needed)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {"json": folder / JSON_FILE, "markdown": folder / MARKDOWN_FILE}
+    _write_atomic(paths["json"], json.dumps(results, indent=2) + "\n")
+    _write_atomic(paths["markdown"], render_markdown(results))
+    return paths
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> List[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    return lines + ["| " + " | ".join("" if cell is None else str(cell) for cell in row) + " |" for row in rows]
+
+
+def _mb(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def _met(met: bool) -> str:
+    return "yes" if met else "**no**"
+
+
+def _best(runs: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
+    return min(runs, key=lambda r: r["seconds"])
+
+
+def _throughput_rows(results: Dict[str, Any]) -> List[List[Any]]:
+    rows: List[List[Any]] = []
+    for model in results["inference"]:
+        spark, plain, ratios, target = model["spark"], model["plain"], model["ratios"], model["target"]
+        label = f"{model['model']}, {model['chips']} chips, batch {model['batch_size']}"
+        e2e = f"{plain['end_to_end_chips_per_s']} chips/s"
+        rows.append([f"{label}: warm call, end to end from JPEG", f"{spark['warm_chips_per_s']} chips/s", e2e,
+                     ratios["warm_spark_vs_plain_end_to_end"], f">= {target['min']}", _met(target["met"])])
+        rows.append([f"{label}: cold call (first in the session)", f"{spark['cold_chips_per_s']} chips/s", e2e,
+                     ratios["cold_spark_vs_plain_end_to_end"], "", ""])
+        rows.append([f"{label}: warm call vs plain model only", f"{spark['warm_chips_per_s']} chips/s",
+                     f"{plain['model_only_chips_per_s']} chips/s", ratios["warm_spark_vs_plain_model_only"], "", ""])
+        if "steady_state_chips_per_s" in spark:
+            rows.append([f"{label}: steady state, model built (derived)", f"{spark['steady_state_chips_per_s']} chips/s", e2e,
+                         ratios["steady_state_spark_vs_plain_end_to_end"], "", ""])
+    pre = results["preprocess"]
+    extraction, speed, target = pre["extraction"], pre["speedups"], pre["target"]
+    pillow = f"{extraction['pillow_loop']['boxes_per_s']} boxes/s"
+    rows.append([f"`build_chip_dataset`, {pre['selected_boxes']} boxes, warm", f"{pre['build_chip_dataset']['warm_boxes_per_s']} boxes/s",
+                 pillow, speed["build_chip_dataset_vs_pillow"], f">= {target['min']}", _met(target["build_chip_dataset_met"])])
+    rows.append([f"`extract_chips` on attached images (reads the files), {extraction['boxes']} boxes",
+                 f"{extraction['from_files']['warm_boxes_per_s']} boxes/s", pillow,
+                 speed["extract_chips_from_files_vs_pillow"], f">= {target['min']}", _met(target["extract_chips_from_files_met"])])
+    rows.append(["`extract_chips` on images cached in Spark", f"{extraction['from_cache']['warm_boxes_per_s']} boxes/s", pillow,
+                 speed["extract_chips_from_cache_vs_pillow"], "", ""])
+    large = results.get("large_images_extraction")
+    if large:
+        low, high = large["image_side_px"]
+        large_pillow = f"{large['pillow_loop']['boxes_per_s']} boxes/s"
+        rows.append([f"`extract_chips` from files, {low}-{high} px images, {large['boxes']} boxes",
+                     f"{large['from_files']['warm_boxes_per_s']} boxes/s", large_pillow,
+                     large["speedups"]["extract_chips_from_files_vs_pillow"], "", ""])
+        rows.append([f"`extract_chips` cached, {low}-{high} px images", f"{large['from_cache']['warm_boxes_per_s']} boxes/s",
+                     large_pillow, large["speedups"]["extract_chips_from_cache_vs_pillow"], "", ""])
+    return rows
+
+
+def _memory_rows(results: Dict[str, Any]) -> List[List[Any]]:
+    def row(label: str, resources: Dict[str, Any], batching: str) -> List[Any]:
+        peak = resources["peak_mb"]
+        workers = f"{_mb(peak['python_workers'])} / {_mb(resources['python_worker_max_mb'])}"
+        return [label, _mb(peak["driver_python"]), _mb(peak["jvm"]), workers, batching, resources["foreign_cpu_cores"]]
+
+    pre = results["preprocess"]
+    extraction = pre["extraction"]
+    arrow = f"Arrow {extraction['arrow_max_records_per_batch']} images"
+    rows = [
+        row("`build_chip_dataset`", _best(pre["build_chip_dataset"]["warm_runs"] or [pre["build_chip_dataset"]["cold"]])["resources"], arrow),
+        row("`extract_chips` (files)", _best(extraction["from_files"]["runs"][1:] or extraction["from_files"]["runs"])["resources"], arrow),
+    ]
+    for model in results["inference"]:
+        batching = f"{model['batch_size']} chips per predict, Arrow {model['arrow_max_records_per_batch']} rows"
+        rows.append(row(f"{model['model']} `predict_spark`", _best(model["spark"]["warm_runs"])["resources"], batching))
+    return rows
+
+
+def _growth_rows(results: Dict[str, Any]) -> List[List[Any]]:
+    rows = []
+    for g in results["growth"]:
+        peak = g["resources"]["peak_mb"]
+        rows.append([f"{g['factor']}x", g["annotation_rows"], g["selected_boxes"], g["seconds"], g["ms_per_box"],
+                     g.get("marginal_ms_per_box"), g["extract_ms_per_box"], g.get("marginal_extract_ms_per_box"),
+                     g["pillow_ms_per_box"], _mb(peak["driver_python"]), _mb(peak["jvm"]), _mb(peak["python_workers"])])
+    return rows
+
+
+def render_markdown(results: Dict[str, Any]) -> str:
+    """Throughput and ratio table, memory table, growth table, and the measured explanations."""
+    machine, versions, config = results["machine"], results["versions"], results["config"]
+    lines = [
+        f"Measured by `make bench` ({results['profile']} profile, {results['wall_s']:.0f} s) on {machine['cpu_model']}, "
+        f"{machine['logical_cores']} cores, {machine['ram_gib']} GiB RAM; Spark `{config['spark_master']}`; Python {versions['python']}, "
+        f"PySpark {versions['pyspark']}, TensorFlow {versions['tensorflow']}, Keras {versions['keras']}, Petastorm {versions['petastorm']}, "
+        f"pyarrow {versions['pyarrow']}, numpy {versions['numpy']}. Models are random-init (`model.weights=null`): speed only. "
+        "Spark and plain runs alternate in one process; each row shows the best run of its kind.",
+        "",
+        *_table(["Measurement", "Spark local[2]", "Plain, 1 process", "Spark / plain", "Target", "Met"], _throughput_rows(results)),
+        "",
+        "Peak RSS (MiB) during the best warm run; Python workers as sum / largest (forked workers share pages, "
+        "so the sum is an upper bound); other programs' CPU use in cores:",
+        "",
+        *_table(["Spark run", "Driver Python", "JVM", "Python workers", "Batching", "Other load"], _memory_rows(results)),
+        "",
+        f"Growth of `build_chip_dataset` and `extract_chips` with {config['growth_method']} (ms per selected box; "
+        "marginal = added time / added boxes from the row above; peak RSS in MiB):",
+        "",
+        *_table(["Rows", "Annotation rows", "Boxes", "Build s", "Build ms/box", "Marginal", "Extract ms/box", "Marginal",
+                 "Pillow ms/box", "Driver", "JVM", "Workers"], _growth_rows(results)),
+    ]
+    if results.get("notes"):
+        lines += ["", *[f"- {note}" for note in results["notes"]]]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,143 @@
+"""``make bench``: measure the Spark paths against plain single-process loops, write the results.
+
+    python -m benchmarks.run            # full profile -> benchmarks/results/latest.{json,md}
+    python -m benchmarks.run --quick    # smaller, a few minutes -> outputs/bench/results/
+
+Everything runs in one process and one local[2] SparkSession, so the ratios between
+the Spark and plain numbers are measured under the same conditions.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from pyspark.sql import SparkSession
+
+from bigcat_ml.models import weights_source
+from bigcat_ml.spark import flatten_spark_conf, get_spark
+
+from benchmarks import environment
+from benchmarks.bench_inference import bench_inference
+from benchmarks.bench_preprocess import bench_extraction, bench_growth, bench_preprocess
+from benchmarks.data import bench_config, ensure_sample, growth_config, large_images_config
+from benchmarks.explain import notes
+from benchmarks.profiles import PROFILES, Profile
+from benchmarks.report import write_results
+
+log = logging.getLogger("benchmarks")
+
+REPO = Path(__file__).resolve().parent.parent
+COMMITTED_RESULTS = REPO / "benchmarks" / "results"
+DEFAULT_WORKDIR = REPO / "outputs" / "bench"
+GROWTH_METHOD = "the bench sample's annotation rows replicated (new ImageIDs, image files hard-linked)"
+
+
+def _config_record(cfg: Any, profile: Profile, model_cfgs: List[Any]) -> Dict[str, Any]:
+    return {
+        "profile": {"name": profile.name, "images_per_subset": profile.images_per_subset,
+                    "models": [list(m) for m in profile.models], "warm_repeats": profile.warm_repeats,
+                    "growth": list(profile.growth), "large_images_per_subset": profile.large_images_per_subset,
+                    "large_image_side": list(profile.large_image_side), "quiet_wait_s": profile.quiet_wait_s},
+        "spark_master": cfg.spark.master,
+        "spark_conf": flatten_spark_conf(cfg.spark.conf),
+        "classes": cfg.classes.name,
+        "data_sample": {k: (dict(v) if k == "images_per_subset" else v) for k, v in cfg.data.sample.items()},
+        "preprocess": {k: cfg.preprocess[k] for k in ("padding", "min_chip_side", "jpeg_quality", "max_image_pixels", "rows_per_partition")},
+        "evaluate": {"batch_size": cfg.evaluate.batch_size, "top_k": cfg.evaluate.top_k},
+        "models": [{"name": m.model.name, "input_size": m.model.input_size, "weights": weights_source(m.model)} for m in model_cfgs],
+        "growth_method": GROWTH_METHOD,
+    }
+
+
+def run_benchmarks(spark: SparkSession, profile: Profile, workdir: Path) -> Dict[str, Any]:
+    """Every measurement of ``profile`` on ``spark``, data under ``workdir``; the results dict."""
+    started = time.perf_counter()
+    machine = environment.machine()
+    quiet = profile.quiet_wait_s
+    cfg = bench_config(workdir, profile)
+    start = time.perf_counter()
+    truth = ensure_sample(cfg)
+    sample_s = time.perf_counter() - start
+    log.info("preprocessing benchmark")
+    preprocess = bench_preprocess(spark, cfg, profile.warm_repeats, quiet)
+    # Growth before inference: afterwards the Python workers hold TensorFlow and models.
+    log.info("growth benchmark")
+    base_rows = sum(sum(by_class.values()) for by_class in truth["boxes"].values())
+    growth = bench_growth(spark, {f: growth_config(workdir, profile, cfg, f) for f in profile.growth}, base_rows, quiet)
+    large = None
+    if profile.large_images_per_subset:
+        log.info("extraction benchmark on Open Images-sized pictures")
+        large_cfg = large_images_config(workdir, profile)
+        ensure_sample(large_cfg)
+        large = {"image_side_px": list(profile.large_image_side), **bench_extraction(spark, large_cfg, profile.warm_repeats, quiet, "large")}
+    model_cfgs = [bench_config(workdir, profile, [f"model={name}"]) for name, _, _ in profile.models]
+    log.info("inference benchmark")
+    inference = bench_inference(spark, model_cfgs, [(n, repeats) for _, n, repeats in profile.models], quiet)
+    results: Dict[str, Any] = {
+        "profile": profile.name,
+        "machine": machine,
+        "versions": environment.versions(),
+        "config": _config_record(cfg, profile, model_cfgs),
+        "sample_generation_s": round(sample_s, 2),
+        "preprocess": preprocess,
+        "growth": growth,
+        "large_images_extraction": large,
+        "inference": inference,
+    }
+    results["targets"] = _targets(results)
+    results["notes"] = notes(results)
+    machine["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    results["wall_s"] = round(time.perf_counter() - started, 1)
+    return results
+
+
+def _targets(results: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """One line per target: what was compared, the value, the threshold, met or not."""
+    targets = [
+        {"name": f"{m['model']} inference: Spark / plain chips/s, warm, end to end", "value": m["target"]["value"],
+         "min": m["target"]["min"], "met": m["target"]["met"]}
+        for m in results["inference"]
+    ]
+    pre = results["preprocess"]
+    for key, met in (("build_chip_dataset_vs_pillow", "build_chip_dataset_met"), ("extract_chips_from_files_vs_pillow", "extract_chips_from_files_met")):
+        targets.append({"name": f"preprocess: {key.replace('_vs_', ' / ')} boxes/s", "value": pre["speedups"][key],
+                        "min": pre["target"]["min"], "met": pre["target"][met]})
+    return targets
+
+
+def _parse(argv: Optional[List[str]]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_const", dest="profile", const="quick", help="the small profile (a few minutes)")
+    parser.add_argument("--profile", choices=sorted(PROFILES), help="benchmark size (default: full)")
+    parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR, help="generated data and datasets (default: outputs/bench)")
+    parser.add_argument("--results", type=Path, default=None,
+                        help="where latest.json/latest.md go (default: benchmarks/results for the full profile, <workdir>/results otherwise)")
+    parser.set_defaults(profile="full")
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    args = _parse(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    profile = PROFILES[args.profile]
+    results_dir = args.results or (COMMITTED_RESULTS if profile.name == "full" else args.workdir / "results")
+    spark = get_spark(bench_config(args.workdir, profile).spark)
+    try:
+        results = run_benchmarks(spark, profile, args.workdir)
+    finally:
+        spark.stop()
+    paths = write_results(results, results_dir)
+    for target in results["targets"]:
+        print(f"{'met    ' if target['met'] else 'MISSED '} {target['name']}: {target['value']} (target >= {target['min']})")
+    print(f"{results['wall_s']} s; results in {paths['json']} and {paths['markdown']}")
+
+
+if __name__ == "__main__":
+    main()
