@@ -6,7 +6,9 @@ the images ``attach_images`` returns (reads the image files, joins them to their
 crops; output discarded with the ``noop`` writer), and ``extract_chips`` on those images
 cached in Spark's memory (cropping and Arrow transfer only). The plain loop reads the
 same files and calls ``crop_image_boxes`` per image with the same boxes and settings.
-Rates count boxes: every box becomes one chip or one reject.
+Rates count boxes: every box becomes one chip or one reject. CPU seconds are those of
+this process tree (driver, JVM, Python workers), so they show what each box costs
+whatever the parallelism.
 """
 from __future__ import annotations
 
@@ -24,11 +26,14 @@ from bigcat_ml.oid.classes import load_selected_classes
 from bigcat_ml.oid.selection import attach_images, load_selected_boxes, read_selected_labels
 from bigcat_ml.preprocessing import build_chip_dataset
 
-from benchmarks.timing import timed
+from benchmarks.data import SPARK_DEFAULT_OPEN_COST_BYTES
+from benchmarks.spark_stages import group_counts
+from benchmarks.timing import session_conf, timed
 
 log = logging.getLogger(__name__)
 
 TARGET_SPEEDUP = 1.7  # Spark boxes/s over the Pillow loop's, on 2 cores
+OPEN_COST_KEY = "spark.sql.files.openCostInBytes"
 ImageWork = List[Tuple[Path, List[Dict[str, Any]]]]
 
 
@@ -72,8 +77,13 @@ def pillow_loop(work: ImageWork, preprocess_cfg: Any) -> Dict[str, Any]:
         image_bytes += len(data)
         chips += sum(r.reason is None for r in results)
         rejects += sum(r.reason is not None for r in results)
-    return {"seconds": round(read_s + crop_s, 3), "read_s": round(read_s, 3), "crop_s": round(crop_s, 3),
-            "chips": chips, "rejects": rejects, "image_mb": round(image_bytes / 1024**2, 1)}
+    return {"read_s": round(read_s, 3), "crop_s": round(crop_s, 3), "chips": chips, "rejects": rejects,
+            "image_mb": round(image_bytes / 1024**2, 1)}
+
+
+def _timed_pillow(work: ImageWork, preprocess_cfg: Any, quiet_s: float) -> Dict[str, Any]:
+    record, counts = timed(lambda: pillow_loop(work, preprocess_cfg), quiet_s)
+    return {**record, **counts}
 
 
 def _noop_write(df: DataFrame) -> None:
@@ -90,6 +100,10 @@ def _best(runs: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
 
 def _warm(runs: Sequence[Dict[str, Any]]) -> Sequence[Dict[str, Any]]:
     return runs[1:] or runs
+
+
+def _cpu_ms_per_box(run: Dict[str, Any], boxes: int) -> float:
+    return round(1000 * run["resources"]["own_cpu_s"] / boxes, 3) if boxes else float("nan")
 
 
 def _cached_rdds(spark: SparkSession) -> int:
@@ -110,19 +124,19 @@ def bench_extraction(spark: SparkSession, cfg: Any, warm_repeats: int, quiet_s: 
     from_cache = [timed(lambda: _noop_write(extract), quiet_s, spark, f"{tag}-cached-{i}")[0] for i in range(1 + warm_repeats)]
     partitions = images.rdd.getNumPartitions()
     spark.catalog.clearCache()
-    plain = [pillow_loop(work, cfg.preprocess) for _ in range(2 + warm_repeats)]
-    plain_rate = _rate(boxes, _best(plain)["seconds"])
-    files_rate = _rate(boxes, _best(_warm(from_files))["seconds"])
-    cache_rate = _rate(boxes, _best(_warm(from_cache))["seconds"])
+    plain = [_timed_pillow(work, cfg.preprocess, quiet_s) for _ in range(1 + warm_repeats)]
+    best_plain, best_files, best_cache = _best(plain), _best(_warm(from_files)), _best(_warm(from_cache))
+    plain_rate = _rate(boxes, best_plain["seconds"])
+    files_rate, cache_rate = _rate(boxes, best_files["seconds"]), _rate(boxes, best_cache["seconds"])
     return {
         "images": len(work),
         "boxes": boxes,
         "image_mb": plain[0]["image_mb"],
         "image_partitions": partitions,
         "arrow_max_records_per_batch": int(spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch")),
-        "from_files": {"runs": from_files, "warm_boxes_per_s": files_rate},
-        "from_cache": {"runs": from_cache, "warm_boxes_per_s": cache_rate},
-        "pillow_loop": {"runs": plain, "boxes_per_s": plain_rate},
+        "from_files": {"runs": from_files, "warm_boxes_per_s": files_rate, "cpu_ms_per_box": _cpu_ms_per_box(best_files, boxes)},
+        "from_cache": {"runs": from_cache, "warm_boxes_per_s": cache_rate, "cpu_ms_per_box": _cpu_ms_per_box(best_cache, boxes)},
+        "pillow_loop": {"runs": plain, "boxes_per_s": plain_rate, "cpu_ms_per_box": _cpu_ms_per_box(best_plain, boxes)},
         "speedups": {
             "extract_chips_from_files_vs_pillow": round(files_rate / plain_rate, 3),
             "extract_chips_from_cache_vs_pillow": round(cache_rate / plain_rate, 3),
@@ -140,13 +154,16 @@ def bench_preprocess(spark: SparkSession, cfg: Any, warm_repeats: int, quiet_s: 
     summary = result.summary
     extraction = bench_extraction(spark, cfg, warm_repeats, quiet_s, "extract")
     plain_rate = extraction["pillow_loop"]["boxes_per_s"]
-    build_rate = _rate(summary["selected_boxes"], _best(_warm(builds))["seconds"])
+    best_build = _best(_warm(builds))
+    best_build["spark_work"] = group_counts(spark, best_build["group"])
+    build_rate = _rate(summary["selected_boxes"], best_build["seconds"])
     speedups = {"build_chip_dataset_vs_pillow": round(build_rate / plain_rate, 3), **extraction["speedups"]}
     return {
         "selected_boxes": summary["selected_boxes"],
         "chips": summary["chips"],
         "rejects_by_reason": summary["rejects_by_reason"],
-        "build_chip_dataset": {"cold": builds[0], "warm_runs": builds[1:], "warm_boxes_per_s": build_rate},
+        "build_chip_dataset": {"cold": builds[0], "warm_runs": builds[1:], "warm_boxes_per_s": build_rate,
+                               "cpu_ms_per_box": _cpu_ms_per_box(best_build, summary["selected_boxes"])},
         "extraction": extraction,
         "speedups": speedups,
         "target": {
@@ -157,43 +174,62 @@ def bench_preprocess(spark: SparkSession, cfg: Any, warm_repeats: int, quiet_s: 
     }
 
 
-def bench_growth(spark: SparkSession, cfgs: Dict[int, Any], base_rows: int, quiet_s: float) -> List[Dict[str, Any]]:
-    """At each multiple of the annotation rows: ``build_chip_dataset``, ``extract_chips``
-    from the files, and the Pillow loop, one run each."""
-    rows = []
-    for factor, cfg in sorted(cfgs.items()):
-        run, result = timed(lambda: build_chip_dataset(spark, cfg), quiet_s, spark, f"growth-x{factor}")
-        spark.catalog.clearCache()
+def _growth_row(spark: SparkSession, factor: int, cfg: Any, base_rows: int, quiet_s: float) -> Dict[str, Any]:
+    run, result = timed(lambda: build_chip_dataset(spark, cfg), quiet_s, spark, f"growth-x{factor}")
+    spark.catalog.clearCache()
+    images = attached_images(spark, cfg)
+    work = image_work(images, cfg.data.images_path)
+    extract, _ = timed(lambda: _noop_write(extract_chips(images, cfg.preprocess)), quiet_s, spark, f"growth-extract-x{factor}")
+    partitions = images.rdd.getNumPartitions()
+    spark.catalog.clearCache()
+    plain = _timed_pillow(work, cfg.preprocess, quiet_s)
+    boxes = result.summary["selected_boxes"]
+    attached = sum(len(b) for _, b in work)  # extraction and Pillow skip boxes of missing images
+    return {
+        "factor": factor,
+        "annotation_rows": base_rows * factor,
+        "selected_boxes": boxes,
+        "attached_boxes": attached,
+        "chips": result.summary["chips"],
+        "seconds": run["seconds"],
+        "ms_per_box": round(1000 * run["seconds"] / boxes, 2),
+        "cpu_ms_per_box": _cpu_ms_per_box(run, boxes),
+        "extract_seconds": extract["seconds"],
+        "image_partitions": partitions,
+        "extract_ms_per_box": round(1000 * extract["seconds"] / attached, 3),
+        "extract_cpu_ms_per_box": _cpu_ms_per_box(extract, attached),
+        "pillow_seconds": plain["seconds"],
+        "pillow_ms_per_box": round(1000 * plain["seconds"] / attached, 3),
+        "build_speedup_vs_pillow": round((boxes / run["seconds"]) / (attached / plain["seconds"]), 3),
+        "extract_speedup_vs_pillow": round(plain["seconds"] / extract["seconds"], 3),
+        "resources": run["resources"],
+        "extract_resources": extract["resources"],
+    }
+
+
+def _default_open_cost_extract(spark: SparkSession, cfg: Any, quiet_s: float) -> Dict[str, Any]:
+    """``extract_chips`` from the files with Spark's default file packing (4 MB per file)."""
+    with session_conf(spark, OPEN_COST_KEY, str(SPARK_DEFAULT_OPEN_COST_BYTES)):
         images = attached_images(spark, cfg)
-        work = image_work(images, cfg.data.images_path)
-        extract, _ = timed(lambda: _noop_write(extract_chips(images, cfg.preprocess)), quiet_s, spark, f"growth-extract-x{factor}")
-        spark.catalog.clearCache()
-        plain = pillow_loop(work, cfg.preprocess)
-        boxes = result.summary["selected_boxes"]
-        attached = sum(len(b) for _, b in work)  # extraction and Pillow skip boxes of missing images
-        rows.append(
-            {
-                "factor": factor,
-                "annotation_rows": base_rows * factor,
-                "selected_boxes": boxes,
-                "attached_boxes": attached,
-                "chips": result.summary["chips"],
-                "seconds": run["seconds"],
-                "ms_per_box": round(1000 * run["seconds"] / boxes, 2),
-                "extract_seconds": extract["seconds"],
-                "extract_ms_per_box": round(1000 * extract["seconds"] / attached, 3),
-                "pillow_seconds": plain["seconds"],
-                "pillow_ms_per_box": round(1000 * plain["seconds"] / attached, 3),
-                "build_speedup_vs_pillow": round((boxes / run["seconds"]) / (attached / plain["seconds"]), 3),
-                "extract_speedup_vs_pillow": round(plain["seconds"] / extract["seconds"], 3),
-                "resources": run["resources"],
-                "extract_resources": extract["resources"],
-            }
-        )
+        run, _ = timed(lambda: _noop_write(extract_chips(images, cfg.preprocess)), quiet_s, spark, "growth-extract-default-open-cost")
+        partitions = images.rdd.getNumPartitions()
+    spark.catalog.clearCache()
+    return {**run, "image_partitions": partitions, OPEN_COST_KEY: SPARK_DEFAULT_OPEN_COST_BYTES}
+
+
+def bench_growth(spark: SparkSession, cfgs: Dict[int, Any], base_rows: int, quiet_s: float) -> Dict[str, Any]:
+    """At each multiple of the annotation rows: ``build_chip_dataset``, ``extract_chips``
+    from the files and the Pillow loop, one run each; at the largest, ``extract_chips``
+    again with Spark's default file packing."""
+    rows = [_growth_row(spark, factor, cfg, base_rows, quiet_s) for factor, cfg in sorted(cfgs.items())]
     for previous, row in zip(rows, rows[1:]):
         added, added_attached = row["selected_boxes"] - previous["selected_boxes"], row["attached_boxes"] - previous["attached_boxes"]
         row["marginal_ms_per_box"] = round(1000 * (row["seconds"] - previous["seconds"]) / added, 2) if added else None
         row["marginal_extract_ms_per_box"] = (
             round(1000 * (row["extract_seconds"] - previous["extract_seconds"]) / added_attached, 3) if added_attached else None
         )
-    return rows
+    largest = max(cfgs)
+    default = _default_open_cost_extract(spark, cfgs[largest], quiet_s)
+    default["factor"] = largest
+    default["tuned_" + OPEN_COST_KEY] = spark.conf.get(OPEN_COST_KEY)
+    return {"rows": rows, "default_file_packing_extract": default}

@@ -8,98 +8,132 @@ import numpy as np
 
 
 def _spark_runs(results: Dict[str, Any]) -> Iterator[Dict[str, Any]]:
-    """Every timed Spark run (each has ``resources``)."""
+    """Every timed Spark run of the preprocessing and inference benchmarks."""
     pre = results["preprocess"]
     yield from (pre["build_chip_dataset"]["cold"], *pre["build_chip_dataset"]["warm_runs"])
-    extractions = [pre["extraction"], results.get("large_images_extraction") or {}]
-    for extraction in extractions:
+    for extraction in (pre["extraction"], results.get("large_images_extraction") or {}):
         for kind in ("from_files", "from_cache"):
             yield from extraction.get(kind, {}).get("runs", [])
     for model in results["inference"]:
-        yield from (model["spark"]["cold"], *model["spark"]["warm_runs"])
+        yield from (model["spark"]["cold"], *model["spark"]["warm_runs"], *model["spark"]["balanced_runs"])
 
 
 def _inference_notes(model: Dict[str, Any]) -> List[str]:
-    spark, plain, ratios = model["spark"], model["plain"], model["ratios"]
+    spark, plain, ratios, target = model["spark"], model["plain"], model["ratios"], model["target"]["min"]
+    name = model["model"]
     best = min(spark["warm_runs"], key=lambda r: r["seconds"])
     builds = spark["worker_build_and_check"]
     worker_build = mean(b["seconds"] for b in builds) if builds else float("nan")
     threads = sorted({b["intra_op_threads"] for b in builds})
-    stage = spark.get("predict_stage")
-    name = model["model"]
     out = [
-        f"{name}: the best warm `predict_spark` call took {best['seconds']:.1f} s for {model['chips']} chips "
-        f"(other programs used {best['resources']['foreign_cpu_cores']:.2f} cores meanwhile; the best plain loop "
-        f"{min(r['end_to_end_s'] for r in plain['runs']):.2f} s). Every call builds and checks the model on the driver "
-        f"({spark['driver_build_and_check_s']:.1f} s) and again in each Python worker ({worker_build:.1f} s, TensorFlow "
-        f"intra-op threads {threads}), costs a per-process model cache would skip on a warm call."
+        f"{name}: the best warm `predict_spark` call took {best['seconds']:.2f} s for {model['chips']} chips, the best "
+        f"plain loop {min(r['end_to_end_s'] for r in plain['runs']):.2f} s (other programs used "
+        f"{best['resources']['foreign_cpu_cores']:.2f} cores during that call). Each call builds and checks the model "
+        f"on the driver ({spark['driver_build_and_check_s']:.2f} s) and again in each Python worker "
+        f"({worker_build:.2f} s, TensorFlow intra-op threads {threads}); without those builds the call would run at "
+        f"{ratios['warm_without_model_builds_vs_plain_end_to_end']}x the plain loop (derived)."
     ]
+    stage = spark.get("predict_stage")
     if stage:
         out.append(
-            f"{name}: {spark['outside_predict_stage_s']:.1f} s of that call ran outside the predict stage (driver model "
-            f"check, count and reconciliation jobs); the stage's tasks took {stage['task_s']} s for partitions of "
-            f"{model['partition_rows']} chips, so the stage lasts as long as its largest partition."
+            f"{name}: {spark['outside_predict_stage_s']:.2f} s ran outside the predict stage (the driver's model check, "
+            f"then count and reconciliation jobs); inside it the tasks took {stage['task_s']} s for partitions of "
+            f"{model['partition_rows']} chips. Spread evenly over the cores ({spark['balanced_partition_rows']}), the "
+            f"warm call ran at {ratios['balanced_warm_spark_vs_plain_end_to_end']}x the plain loop."
         )
     if "steady_state_chips_per_s" in spark:
         ratio = ratios["steady_state_spark_vs_plain_end_to_end"]
         verdict = (
-            "per chip Spark keeps up, so the gap is the fixed cost per call"
-            if ratio >= model["target"]["min"]
-            else "so Spark is slower per chip as well, not only by its fixed cost per call"
+            "per chip Spark keeps up; the gap is the fixed cost of each call"
+            if ratio >= target
+            else "Spark is slower per chip too, not only by the fixed cost of each call"
         )
         out.append(
-            f"{name}: with the model already built, the two single-threaded workers scored "
-            f"{spark['steady_state_chips_per_s']} chips/s (derived: task times minus build time), "
-            f"{ratio}x the plain loop's {plain['end_to_end_chips_per_s']} chips/s; {verdict}."
+            f"{name}: once built, the two single-threaded workers together scored {spark['steady_state_chips_per_s']} "
+            f"chips/s (derived: task time less build time), {ratio}x the plain loop's {plain['end_to_end_chips_per_s']} "
+            f"chips/s on two threads: {verdict}. CPU per chip: Spark {spark['warm_cpu_ms_per_chip']} ms, plain "
+            f"{plain['cpu_ms_per_chip']} ms."
         )
     return out
+
+
+def _growth_notes(results: Dict[str, Any]) -> List[str]:
+    growth = results["growth"]
+    rows, default = growth["rows"], growth["default_file_packing_extract"]
+    out = []
+    if len(rows) > 1:
+        boxes = np.array([row["selected_boxes"] for row in rows], float)
+        seconds = np.array([row["seconds"] for row in rows], float)
+        slope, intercept = np.polyfit(boxes, seconds, 1)
+        last = rows[-1]
+        out.append(
+            f"Growth: a straight line through the {len(rows)} sizes gives `build_chip_dataset` {intercept:.1f} s of fixed "
+            f"cost (its dozens of small Spark jobs: selection, write, read-back counts and digest) plus "
+            f"{1000 * slope:.2f} ms per box. At {last['factor']}x, `extract_chips` costs {last['extract_ms_per_box']} ms "
+            f"per box ({last['extract_cpu_ms_per_box']} CPU-ms on all processes) and Pillow {last['pillow_ms_per_box']} ms: "
+            f"{last['extract_speedup_vs_pillow']}x."
+        )
+        first = rows[0]["resources"]["peak_mb"]
+        peak = rows[-1]["resources"]["peak_mb"]
+        out.append(
+            f"Memory from {rows[0]['factor']}x to {last['factor']}x rows: driver Python {first['driver_python']:,.0f} -> "
+            f"{peak['driver_python']:,.0f} MiB, JVM {first['jvm']:,.0f} -> {peak['jvm']:,.0f} MiB (heap capped by "
+            f"spark.driver.memory={results['config']['spark_conf'].get('spark.driver.memory', 'default')}), Python workers "
+            f"{first['python_workers']:,.0f} -> {peak['python_workers']:,.0f} MiB."
+        )
+    tuned_key = "tuned_spark.sql.files.openCostInBytes"
+    if tuned_key in default and rows:
+        tuned = rows[-1]
+        extra_tasks = default["image_partitions"] - tuned["image_partitions"]
+        slots = 2 if results["machine"]["logical_cores"] >= 2 else 1
+        per_task = (default["seconds"] - tuned["extract_seconds"]) * slots / extra_tasks if extra_tasks > 0 else float("nan")
+        out.append(
+            f"File packing: with Spark's default spark.sql.files.openCostInBytes (4 MB) the images of {tuned['attached_boxes']} "
+            f"boxes were read in {default['image_partitions']} tasks and `extract_chips` took {default['seconds']:.1f} s; with "
+            f"{default[tuned_key]} bytes (this benchmark's setting) in {tuned['image_partitions']} tasks, "
+            f"{tuned['extract_seconds']:.1f} s: about {per_task:.2f} s of fixed cost per task (Python worker stream, Arrow "
+            f"setup), which small image files must share."
+        )
+    return out
+
+
+def _work(pre: Dict[str, Any]) -> str:
+    best = min(pre["build_chip_dataset"]["warm_runs"] or [pre["build_chip_dataset"]["cold"]], key=lambda r: r["seconds"])
+    work = best.get("spark_work")
+    return f" in {work['jobs']} Spark jobs, {work['stages']} stages and {work['tasks']} tasks" if work else ""
 
 
 def _preprocess_notes(results: Dict[str, Any]) -> List[str]:
-    pre, growth = results["preprocess"], results["growth"]
+    pre = results["preprocess"]
     extraction = pre["extraction"]
-    pillow_ms = 1000 / extraction["pillow_loop"]["boxes_per_s"]
-    out = []
-    if len(growth) > 1:
-        boxes = np.array([row["selected_boxes"] for row in growth], float)
-        seconds = np.array([row["seconds"] for row in growth], float)
-        slope, intercept = np.polyfit(boxes, seconds, 1)
-        last = growth[-1]
-        out.append(
-            f"A straight line through the {len(growth)} sizes gives `build_chip_dataset` {intercept:.1f} s of fixed cost "
-            f"(its dozens of Spark jobs for selection, write and verification) plus {1000 * slope:.2f} ms per box. "
-            f"`extract_chips` alone adds {last['marginal_extract_ms_per_box']} ms per box from {growth[-2]['factor']}x "
-            f"to {last['factor']}x, while Pillow needs {last['pillow_ms_per_box']} ms per box: on these small images "
-            f"(sample sides {results['config']['data_sample']['min_image_side']}-{results['config']['data_sample']['max_image_side']} px) "
-            f"cropping is cheaper than moving a row through Spark (image bytes through a shuffle join, Arrow to pandas and back)."
-        )
+    pillow = extraction["pillow_loop"]
+    files = extraction["from_files"]
+    out = [
+        f"Preprocessing at 1x: Pillow needs {1000 / pillow['boxes_per_s']:.2f} ms per box on these small sample images "
+        f"(sides {results['config']['data_sample']['min_image_side']}-{results['config']['data_sample']['max_image_side']} px, "
+        f"{extraction['image_mb']} MB for {extraction['images']} images); `extract_chips` spends {files['cpu_ms_per_box']} "
+        f"CPU-ms per box against Pillow's {pillow['cpu_ms_per_box']}, so two cores cannot make up for the JVM and Arrow "
+        f"work around each row, and the whole `build_chip_dataset` ({pre['build_chip_dataset']['cpu_ms_per_box']} CPU-ms "
+        f"per box) adds selection, Parquet write and read-back verification{_work(pre)}."
+    ]
     large = results.get("large_images_extraction")
     if large:
         low, high = large["image_side_px"]
-        large_ms = 1000 / large["pillow_loop"]["boxes_per_s"]
-        large_speedup = large["speedups"]["extract_chips_from_files_vs_pillow"]
-        trend = "closer to" if large_speedup > extraction["speedups"]["extract_chips_from_files_vs_pillow"] else "no closer to"
+        speedup = large["speedups"]["extract_chips_from_files_vs_pillow"]
+        trend = "closer to" if speedup > extraction["speedups"]["extract_chips_from_files_vs_pillow"] else "no closer to"
         out.append(
-            f"With larger pictures ({low}-{high} px a side, {large['boxes']} boxes) Pillow needs {large_ms:.2f} ms per box "
-            f"instead of {pillow_ms:.2f} ms, and `extract_chips` runs at {large_speedup}x the Pillow loop from the files "
-            f"and {large['speedups']['extract_chips_from_cache_vs_pillow']}x cached: more work per box brings Spark "
-            f"{trend} using both cores."
+            f"With larger pictures ({low}-{high} px a side; {large['boxes']} boxes, {large['image_mb']} MB) Pillow needs "
+            f"{1000 / large['pillow_loop']['boxes_per_s']:.2f} ms per box and `extract_chips` runs at {speedup}x the Pillow "
+            f"loop from the files ({large['speedups']['extract_chips_from_cache_vs_pillow']}x cached; CPU-ms per box "
+            f"{large['from_files']['cpu_ms_per_box']} vs {large['pillow_loop']['cpu_ms_per_box']}): more work per box "
+            f"brings Spark {trend} using both cores."
         )
-    left = {run["cached_rdds_left"] for run in (pre["build_chip_dataset"]["cold"], *pre["build_chip_dataset"]["warm_runs"])}
+    left = sorted({run["cached_rdds_left"] for run in (pre["build_chip_dataset"]["cold"], *pre["build_chip_dataset"]["warm_runs"])})
     out.append(
-        f"`build_chip_dataset` leaves {sorted(left)} cached DataFrames (its selection tables) in the session after each "
-        f"call; the benchmark clears the cache between runs."
+        f"`build_chip_dataset` leaves {left} cached DataFrames (its selection tables) in the session after each call; "
+        f"the benchmark clears the cache between runs."
     )
-    if growth:
-        first, last = growth[0]["resources"], growth[-1]["resources"]
-        out.append(
-            f"Peak memory from {growth[0]['factor']}x to {growth[-1]['factor']}x rows: JVM {first['peak_mb']['jvm']:,.0f} -> "
-            f"{last['peak_mb']['jvm']:,.0f} MiB (its heap is capped by spark.driver.memory="
-            f"{results['config']['spark_conf'].get('spark.driver.memory', 'default')}), Python workers "
-            f"{first['peak_mb']['python_workers']:,.0f} -> {last['peak_mb']['python_workers']:,.0f} MiB, driver Python "
-            f"{first['peak_mb']['driver_python']:,.0f} -> {last['peak_mb']['driver_python']:,.0f} MiB."
-        )
-    return out
+    return out + _growth_notes(results)
 
 
 def notes(results: Dict[str, Any]) -> List[str]:
@@ -112,5 +146,4 @@ def notes(results: Dict[str, Any]) -> List[str]:
     ]
     for model in results["inference"]:
         out += _inference_notes(model)
-    out += _preprocess_notes(results)
-    return out
+    return out + _preprocess_notes(results)

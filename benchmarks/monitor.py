@@ -31,14 +31,15 @@ class Usage:
     python_worker_max_mb: float = 0.0  # the largest single Python worker
     python_workers_max_count: int = 0
     own_cpu_cores: float = 0.0
+    own_cpu_s: float = 0.0  # CPU seconds of the whole tree (driver, JVM, workers)
     foreign_cpu_cores: float = 0.0
     samples: int = 0
 
     def as_dict(self) -> Dict:
         out = asdict(self)
         out["peak_mb"] = {k: round(v, 1) for k, v in self.peak_mb.items()}
-        for key in ("seconds", "peak_total_mb", "python_worker_max_mb", "own_cpu_cores", "foreign_cpu_cores"):
-            out[key] = round(out[key], 3 if "cores" in key or key == "seconds" else 1)
+        for key in ("seconds", "peak_total_mb", "python_worker_max_mb", "own_cpu_cores", "own_cpu_s", "foreign_cpu_cores"):
+            out[key] = round(out[key], 1 if key.endswith("_mb") else 3)
         return out
 
 
@@ -60,11 +61,16 @@ def _tree(root: psutil.Process) -> Iterator[Tuple[str, psutil.Process]]:
 
 
 def _group(proc: psutil.Process, by_pid: Dict[int, psutil.Process], root_pid: int) -> str:
+    """JVM: the java process this driver started. Python workers: python processes under
+    it. Anything else (e.g. a short-lived fork of the JVM running a shell command, which
+    briefly shows the JVM's RSS) is "other"."""
     try:
-        if proc.name() == "java":
+        if proc.name() == "java" and proc.ppid() == root_pid:
             return JVM
+        if not proc.name().startswith("python"):
+            return OTHER
         parent = proc.ppid()
-        while parent in by_pid and parent != root_pid:
+        while parent in by_pid:
             if by_pid[parent].name() == "java":
                 return WORKERS
             parent = by_pid[parent].ppid()
@@ -101,6 +107,7 @@ class ResourceMonitor:
         wall = time.perf_counter() - self._start
         own = sum(self._cpu_last[pid] - self._cpu_first[pid] for pid in self._cpu_last)
         self.usage.seconds = wall
+        self.usage.own_cpu_s = own
         self.usage.own_cpu_cores = own / wall if wall else 0.0
         self.usage.foreign_cpu_cores = max(0.0, (_busy_seconds() - self._busy_start - own) / wall) if wall else 0.0
 
@@ -132,7 +139,7 @@ class ResourceMonitor:
         usage.python_workers_max_count = max(usage.python_workers_max_count, len(workers))
 
 
-def wait_for_quiet(max_wait_s: float, max_foreign_cores: float = 0.5, window_s: float = 1.0) -> Dict[str, float]:
+def wait_for_quiet(max_wait_s: float, max_foreign_cores: float = 0.5, window_s: float = 0.5) -> Dict[str, float]:
     """Wait up to ``max_wait_s`` for a ``window_s`` window in which other programs use
     fewer than ``max_foreign_cores`` cores; the seconds waited and that window's load.
 

@@ -25,6 +25,8 @@ class Profile:
     # A second sample with Open Images-sized pictures (sides in pixels), extraction only.
     large_images_per_subset: Optional[Dict[str, int]] = None
     large_image_side: Tuple[int, int] = (768, 1024)
+    # Copies of that sample's rows (hard-linked images), so fixed costs do not dominate.
+    large_replicas: int = 1
     # Before each timed run, wait at most this long for other programs to go quiet.
     quiet_wait_s: float = 0.0
     # Only the test's tiny profile shrinks the model input (pixels); None = the model's own.
@@ -39,6 +41,7 @@ PROFILES: Dict[str, Profile] = {
         warm_repeats=2,
         growth=(1, 4, 16),
         large_images_per_subset={"train": 60, "validation": 20, "test": 20},
+        large_replicas=8,
         quiet_wait_s=5.0,
     ),
     "quick": Profile(
@@ -48,6 +51,7 @@ PROFILES: Dict[str, Profile] = {
         warm_repeats=1,
         growth=(1, 4),
         large_images_per_subset={"train": 12, "validation": 4, "test": 4},
+        large_replicas=4,
         quiet_wait_s=3.0,
     ),
     "tiny": Profile(

@@ -13,6 +13,7 @@ import logging
 import os
 import time
 import warnings
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -24,7 +25,7 @@ from bigcat_ml.spark import flatten_spark_conf, get_spark
 from benchmarks import environment
 from benchmarks.bench_inference import bench_inference
 from benchmarks.bench_preprocess import bench_extraction, bench_growth, bench_preprocess
-from benchmarks.data import bench_config, ensure_sample, growth_config, large_images_config
+from benchmarks.data import bench_config, ensure_sample, large_images_config, replica_config
 from benchmarks.explain import notes
 from benchmarks.profiles import PROFILES, Profile
 from benchmarks.report import write_results
@@ -36,15 +37,23 @@ COMMITTED_RESULTS = REPO / "benchmarks" / "results"
 DEFAULT_WORKDIR = REPO / "outputs" / "bench"
 GROWTH_METHOD = "the bench sample's annotation rows replicated (new ImageIDs, image files hard-linked)"
 
+# Runtime options whose session values (not the config's) the record shows.
+SESSION_KEYS = (
+    "spark.sql.execution.arrow.maxRecordsPerBatch",
+    "spark.sql.files.openCostInBytes",
+    "spark.sql.files.maxPartitionBytes",
+    "spark.sql.shuffle.partitions",
+    "spark.task.cpus",
+    "spark.python.worker.reuse",
+)
 
-def _config_record(cfg: Any, profile: Profile, model_cfgs: List[Any]) -> Dict[str, Any]:
+
+def _config_record(spark: SparkSession, cfg: Any, profile: Profile, model_cfgs: List[Any]) -> Dict[str, Any]:
     return {
-        "profile": {"name": profile.name, "images_per_subset": profile.images_per_subset,
-                    "models": [list(m) for m in profile.models], "warm_repeats": profile.warm_repeats,
-                    "growth": list(profile.growth), "large_images_per_subset": profile.large_images_per_subset,
-                    "large_image_side": list(profile.large_image_side), "quiet_wait_s": profile.quiet_wait_s},
-        "spark_master": cfg.spark.master,
+        "profile": asdict(profile),
+        "spark_master": spark.sparkContext.master,
         "spark_conf": flatten_spark_conf(cfg.spark.conf),
+        "spark_session": {key: spark.conf.get(key, None) for key in SESSION_KEYS},
         "classes": cfg.classes.name,
         "data_sample": {k: (dict(v) if k == "images_per_subset" else v) for k, v in cfg.data.sample.items()},
         "preprocess": {k: cfg.preprocess[k] for k in ("padding", "min_chip_side", "jpeg_quality", "max_image_pixels", "rows_per_partition")},
@@ -68,13 +77,15 @@ def run_benchmarks(spark: SparkSession, profile: Profile, workdir: Path) -> Dict
     # Growth before inference: afterwards the Python workers hold TensorFlow and models.
     log.info("growth benchmark")
     base_rows = sum(sum(by_class.values()) for by_class in truth["boxes"].values())
-    growth = bench_growth(spark, {f: growth_config(workdir, profile, cfg, f) for f in profile.growth}, base_rows, quiet)
+    growth = bench_growth(spark, {f: replica_config(workdir, profile, cfg, f, "growth") for f in profile.growth}, base_rows, quiet)
     large = None
     if profile.large_images_per_subset:
         log.info("extraction benchmark on Open Images-sized pictures")
         large_cfg = large_images_config(workdir, profile)
         ensure_sample(large_cfg)
-        large = {"image_side_px": list(profile.large_image_side), **bench_extraction(spark, large_cfg, profile.warm_repeats, quiet, "large")}
+        replicas = replica_config(workdir, profile, large_cfg, profile.large_replicas, "large")
+        large = {"image_side_px": list(profile.large_image_side), "replicas": profile.large_replicas,
+                 **bench_extraction(spark, replicas, profile.warm_repeats, quiet, "large")}
     model_cfgs = [bench_config(workdir, profile, [f"model={name}"]) for name, _, _ in profile.models]
     log.info("inference benchmark")
     inference = bench_inference(spark, model_cfgs, [(n, repeats) for _, n, repeats in profile.models], quiet)
@@ -82,7 +93,7 @@ def run_benchmarks(spark: SparkSession, profile: Profile, workdir: Path) -> Dict
         "profile": profile.name,
         "machine": machine,
         "versions": environment.versions(),
-        "config": _config_record(cfg, profile, model_cfgs),
+        "config": _config_record(spark, cfg, profile, model_cfgs),
         "sample_generation_s": round(sample_s, 2),
         "preprocess": preprocess,
         "growth": growth,

@@ -69,3 +69,19 @@ def busiest_stage(spark: SparkSession, group: str) -> Optional[Dict[str, Any]]:
         "executor_run_s": round(busiest["executorRunTime"] / 1000, 3),
         "executor_cpu_s": round(busiest["executorCpuTime"] / 1e9, 3),
     }
+
+
+def group_counts(spark: SparkSession, group: str) -> Optional[Dict[str, int]]:
+    """How many Spark jobs, stages and tasks the group ran (each has a fixed cost)."""
+    if not spark.sparkContext.uiWebUrl:
+        return None
+    try:
+        jobs = [job for job in _get(spark, "jobs") if job.get("jobGroup") == group]
+    except (OSError, ValueError) as error:
+        log.warning("no job counts from the Spark UI for %s: %s", group, error)
+        return None
+    return {
+        "jobs": len(jobs),
+        "stages": sum(job["numCompletedStages"] for job in jobs),
+        "tasks": sum(job["numCompletedTasks"] for job in jobs),
+    }

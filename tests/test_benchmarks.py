@@ -1,0 +1,53 @@
+"""benchmarks.run: a tiny run records the machine, the versions and every Spark/plain ratio.
+
+No timing is asserted (the machine is shared); the test checks that each measurement
+ran on the data it claims and that the JSON and Markdown carry what the README needs.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks.profiles import PROFILES
+from benchmarks.report import write_results
+from benchmarks.run import run_benchmarks
+
+PACKAGES = {"python", "pyspark", "tensorflow", "keras", "petastorm", "pyarrow", "numpy"}
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_tiny_benchmark_writes_machine_versions_ratios_and_targets(spark, tmp_path):
+    results = run_benchmarks(spark, PROFILES["tiny"], tmp_path / "work")
+    paths = write_results(results, tmp_path / "results")
+    saved = json.loads(paths["json"].read_text())
+
+    machine = saved["machine"]
+    assert machine["cpu_model"] and machine["logical_cores"] >= 1 and machine["ram_gib"] > 0
+    assert PACKAGES <= set(saved["versions"]) and saved["versions"]["pyspark"].startswith("3.5")
+
+    [model] = saved["inference"]
+    spark_runs = [model["spark"]["cold"], *model["spark"]["warm_runs"], *model["spark"]["balanced_runs"]]
+    assert all(run["predictions"] + run["rejects"] == model["chips"] > 0 for run in spark_runs)
+    assert sum(model["partition_rows"]) == sum(model["spark"]["balanced_partition_rows"]) == model["chips"]
+    for ratio in model["ratios"].values():
+        assert ratio > 0
+    assert model["spark"]["warm_runs"][0]["resources"]["peak_mb"]["jvm"] > 0
+    assert model["spark"]["warm_runs"][0]["resources"]["python_workers_max_count"] >= 1
+
+    pre = saved["preprocess"]
+    pillow = pre["extraction"]["pillow_loop"]["runs"][0]
+    assert pillow["chips"] + pillow["rejects"] == pre["extraction"]["boxes"]
+    assert pillow["chips"] == pre["chips"]  # the loop cut what build_chip_dataset wrote
+    assert set(pre["speedups"]) == {
+        "build_chip_dataset_vs_pillow", "extract_chips_from_files_vs_pillow", "extract_chips_from_cache_vs_pillow"
+    }
+
+    one, two = saved["growth"]["rows"]
+    assert two["selected_boxes"] == 2 * one["selected_boxes"]  # rows replicated exactly
+    assert two["marginal_ms_per_box"] is not None
+
+    assert len(saved["targets"]) == 3 and all(isinstance(t["met"], bool) for t in saved["targets"])
+    markdown = paths["markdown"].read_text()
+    assert "| Measurement |" in markdown and machine["cpu_model"] in markdown
