@@ -28,7 +28,8 @@ from bigcat_ml.preprocessing import build_chip_dataset
 
 from benchmarks.data import SPARK_DEFAULT_OPEN_COST_BYTES
 from benchmarks.spark_stages import group_counts
-from benchmarks.timing import session_conf, timed
+from benchmarks.timing import timed
+from bigcat_ml.spark import session_conf
 
 log = logging.getLogger(__name__)
 

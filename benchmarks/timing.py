@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager, nullcontext
-from typing import Any, Callable, Dict, Iterator, Optional, Tuple
+from contextlib import nullcontext
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from pyspark.sql import SparkSession
 
@@ -34,15 +34,3 @@ def timed(
     return record, value
 
 
-@contextmanager
-def session_conf(spark: SparkSession, key: str, value: str) -> Iterator[None]:
-    """Set a runtime Spark SQL option for the block, then restore the session's value."""
-    previous = spark.conf.get(key, None)
-    spark.conf.set(key, value)
-    try:
-        yield
-    finally:
-        if previous is None:
-            spark.conf.unset(key)
-        else:
-            spark.conf.set(key, previous)

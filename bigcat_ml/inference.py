@@ -34,11 +34,10 @@ import hashlib
 import logging
 import os
 import shutil
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
@@ -65,6 +64,7 @@ from bigcat_ml.models import (
     weights_source,
 )
 from bigcat_ml.rejects import DECODE_ERROR, PREDICT_ERROR, REJECTS_SCHEMA
+from bigcat_ml.spark import session_conf
 
 log = logging.getLogger(__name__)
 
@@ -222,7 +222,7 @@ def predict_spark(
     predictions = scored.filter(~failed).select(*METADATA_COLUMNS, *PREDICTION_COLUMNS)
     rejects = scored.filter(failed).select(*REJECT_COLUMNS)
     try:
-        with _arrow_batch_rows(spark, int(eval_cfg.batch_size)):
+        with session_conf(spark, _ARROW_BATCH_KEY, str(int(eval_cfg.batch_size))):
             counts = [df.persist().count() for df in (predictions, rejects)]
         _check_counts(chips_df.count(), *counts)
     except BaseException:
@@ -291,18 +291,6 @@ def _ship(spark: SparkSession, weights_file: Path) -> str:
     return staged.name
 
 
-@contextmanager
-def _arrow_batch_rows(spark: SparkSession, rows: int) -> Iterator[None]:
-    """Set the Arrow batch size (rows) for the block, then restore the session's value."""
-    previous = spark.conf.get(_ARROW_BATCH_KEY, None)
-    spark.conf.set(_ARROW_BATCH_KEY, str(rows))
-    try:
-        yield
-    finally:
-        if previous is None:
-            spark.conf.unset(_ARROW_BATCH_KEY)
-        else:
-            spark.conf.set(_ARROW_BATCH_KEY, previous)
 
 
 

@@ -7,7 +7,8 @@ import re
 import shutil
 import subprocess
 import sys
-from typing import Any, Dict, Mapping
+from contextlib import contextmanager
+from typing import Any, Dict, Iterator, Mapping
 
 from pyspark.sql import SparkSession
 
@@ -88,3 +89,17 @@ def get_spark(cfg: SparkConfig) -> SparkSession:
     spark.sparkContext.setLogLevel(cfg.log_level)
     log.info("Spark %s on %s (%d cores)", spark.version, cfg.master, spark.sparkContext.defaultParallelism)
     return spark
+
+
+@contextmanager
+def session_conf(spark: SparkSession, key: str, value: str) -> Iterator[None]:
+    """Set a runtime Spark SQL option for the block, then restore the session's value."""
+    previous = spark.conf.get(key, None)
+    spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        if previous is None:
+            spark.conf.unset(key)
+        else:
+            spark.conf.set(key, previous)
