@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Sequence, Tuple
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
@@ -38,13 +39,19 @@ OPEN_COST_KEY = "spark.sql.files.openCostInBytes"
 ImageWork = List[Tuple[Path, List[Dict[str, Any]]]]
 
 
-def attached_images(spark: SparkSession, cfg: Any) -> DataFrame:
-    """The library's selection up to ``attach_images``: one row per found image with its boxes."""
+@contextmanager
+def attached_images(spark: SparkSession, cfg: Any) -> Iterator[DataFrame]:
+    """The library's selection up to ``attach_images``: one row per found image with its
+    boxes, for the block (the selection's cached frames are released after it)."""
     selected = load_selected_classes(spark, cfg.data, cfg.classes)
     labels = read_selected_labels(spark, cfg.data, selected)
     boxes = load_selected_boxes(spark, cfg.data, cfg.preprocess, selected, labels)
-    images, _missing = attach_images(spark, boxes, cfg.data)
-    return images
+    try:
+        with attach_images(spark, boxes, cfg.data) as (images, _missing):
+            yield images
+    finally:
+        boxes.unpersist()
+        labels.unpersist()
 
 
 def image_work(images: DataFrame, images_path: str) -> ImageWork:
@@ -116,15 +123,15 @@ def bench_extraction(spark: SparkSession, cfg: Any, warm_repeats: int, quiet_s: 
 
     The first Spark run of each kind is a warm-up and is kept apart from the best.
     """
-    images = attached_images(spark, cfg)
-    work = image_work(images, cfg.data.images_path)
-    boxes = sum(len(b) for _, b in work)
-    extract = extract_chips(images, cfg.preprocess)
-    from_files = [timed(lambda: _noop_write(extract), quiet_s, spark, f"{tag}-files-{i}")[0] for i in range(1 + warm_repeats)]
-    images.persist(StorageLevel.MEMORY_AND_DISK).count()
-    from_cache = [timed(lambda: _noop_write(extract), quiet_s, spark, f"{tag}-cached-{i}")[0] for i in range(1 + warm_repeats)]
-    partitions = images.rdd.getNumPartitions()
-    spark.catalog.clearCache()
+    with attached_images(spark, cfg) as images:
+        work = image_work(images, cfg.data.images_path)
+        boxes = sum(len(b) for _, b in work)
+        extract = extract_chips(images, cfg.preprocess)
+        from_files = [timed(lambda: _noop_write(extract), quiet_s, spark, f"{tag}-files-{i}")[0] for i in range(1 + warm_repeats)]
+        images.persist(StorageLevel.MEMORY_AND_DISK).count()
+        from_cache = [timed(lambda: _noop_write(extract), quiet_s, spark, f"{tag}-cached-{i}")[0] for i in range(1 + warm_repeats)]
+        partitions = images.rdd.getNumPartitions()
+        images.unpersist()
     plain = [_timed_pillow(work, cfg.preprocess, quiet_s) for _ in range(1 + warm_repeats)]
     best_plain, best_files, best_cache = _best(plain), _best(_warm(from_files)), _best(_warm(from_cache))
     plain_rate = _rate(boxes, best_plain["seconds"])
@@ -151,7 +158,6 @@ def bench_preprocess(spark: SparkSession, cfg: Any, warm_repeats: int, quiet_s: 
     for i in range(1 + warm_repeats):
         run, result = timed(lambda: build_chip_dataset(spark, cfg), quiet_s, spark, f"build-{i}")
         builds.append({**run, "cached_rdds_left": _cached_rdds(spark)})
-        spark.catalog.clearCache()  # build_chip_dataset leaves its selection tables cached
     summary = result.summary
     extraction = bench_extraction(spark, cfg, warm_repeats, quiet_s, "extract")
     plain_rate = extraction["pillow_loop"]["boxes_per_s"]
@@ -177,12 +183,10 @@ def bench_preprocess(spark: SparkSession, cfg: Any, warm_repeats: int, quiet_s: 
 
 def _growth_row(spark: SparkSession, factor: int, cfg: Any, base_rows: int, quiet_s: float) -> Dict[str, Any]:
     run, result = timed(lambda: build_chip_dataset(spark, cfg), quiet_s, spark, f"growth-x{factor}")
-    spark.catalog.clearCache()
-    images = attached_images(spark, cfg)
-    work = image_work(images, cfg.data.images_path)
-    extract, _ = timed(lambda: _noop_write(extract_chips(images, cfg.preprocess)), quiet_s, spark, f"growth-extract-x{factor}")
-    partitions = images.rdd.getNumPartitions()
-    spark.catalog.clearCache()
+    with attached_images(spark, cfg) as images:
+        work = image_work(images, cfg.data.images_path)
+        extract, _ = timed(lambda: _noop_write(extract_chips(images, cfg.preprocess)), quiet_s, spark, f"growth-extract-x{factor}")
+        partitions = images.rdd.getNumPartitions()
     plain = _timed_pillow(work, cfg.preprocess, quiet_s)
     boxes = result.summary["selected_boxes"]
     attached = sum(len(b) for _, b in work)  # extraction and Pillow skip boxes of missing images
@@ -210,11 +214,9 @@ def _growth_row(spark: SparkSession, factor: int, cfg: Any, base_rows: int, quie
 
 def _default_open_cost_extract(spark: SparkSession, cfg: Any, quiet_s: float) -> Dict[str, Any]:
     """``extract_chips`` from the files with Spark's default file packing (4 MB per file)."""
-    with session_conf(spark, OPEN_COST_KEY, str(SPARK_DEFAULT_OPEN_COST_BYTES)):
-        images = attached_images(spark, cfg)
+    with session_conf(spark, OPEN_COST_KEY, str(SPARK_DEFAULT_OPEN_COST_BYTES)), attached_images(spark, cfg) as images:
         run, _ = timed(lambda: _noop_write(extract_chips(images, cfg.preprocess)), quiet_s, spark, "growth-extract-default-open-cost")
         partitions = images.rdd.getNumPartitions()
-    spark.catalog.clearCache()
     return {**run, "image_partitions": partitions, OPEN_COST_KEY: SPARK_DEFAULT_OPEN_COST_BYTES}
 
 

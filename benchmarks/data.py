@@ -30,12 +30,8 @@ CLASSES = "carnivores"
 # Images per Arrow batch for chip extraction: the library advises <= 256; 64 keeps a
 # worker's batch of image bytes to a few MB.
 ARROW_IMAGES_PER_BATCH = 64
-# Spark packs files into read tasks as if each cost its size plus this many bytes.
-# Spark's default, 4 MB, is meant for big data files: with images of tens or hundreds
-# of KB it packs ~32 images per task, and each task's fixed cost (~0.1 s here: a Python
-# worker stream for the UDF) outweighs the cropping. 128 KB makes a few large tasks
-# (measured in the growth benchmark against the default).
-OPEN_COST_BYTES = 128 * 1024
+# Spark's own default for spark.sql.files.openCostInBytes; the project sets 128 KB
+# (bigcat_ml.spark.get_spark) and the growth benchmark measures the difference.
 SPARK_DEFAULT_OPEN_COST_BYTES = 4 * 1024 * 1024
 REPLICA_MARKER = "replica.json"
 
@@ -54,7 +50,6 @@ def bench_config(workdir: Path, profile: Profile, extra: Optional[List[str]] = N
         f"classes={CLASSES}",
         "spark.master='local[2]'",
         f"+spark.conf.spark.sql.execution.arrow.maxRecordsPerBatch={ARROW_IMAGES_PER_BATCH}",
-        f"+spark.conf.spark.sql.files.openCostInBytes={OPEN_COST_BYTES}",
         "preprocess.overwrite=true",
         "model.weights=null",
     ]

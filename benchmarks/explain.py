@@ -90,7 +90,7 @@ def _growth_notes(results: Dict[str, Any]) -> List[str]:
         out.append(
             f"File packing: with Spark's default spark.sql.files.openCostInBytes (4 MB) the images of {tuned['attached_boxes']} "
             f"boxes were read in {default['image_partitions']} tasks and `extract_chips` took {default['seconds']:.1f} s; with "
-            f"{default[tuned_key]} bytes (this benchmark's setting) in {tuned['image_partitions']} tasks, "
+            f"{default[tuned_key]} bytes (the project's default, set in bigcat_ml.spark) in {tuned['image_partitions']} tasks, "
             f"{tuned['extract_seconds']:.1f} s: about {per_task:.2f} s of fixed cost per task (Python worker stream, Arrow "
             f"setup), which small image files must share."
         )
@@ -129,10 +129,7 @@ def _preprocess_notes(results: Dict[str, Any]) -> List[str]:
             f"brings Spark {trend} using both cores."
         )
     left = sorted({run["cached_rdds_left"] for run in (pre["build_chip_dataset"]["cold"], *pre["build_chip_dataset"]["warm_runs"])})
-    out.append(
-        f"`build_chip_dataset` leaves {left} cached DataFrames (its selection tables) in the session after each call; "
-        f"the benchmark clears the cache between runs."
-    )
+    out.append(f"Cached RDDs left in the session after each `build_chip_dataset` call: {left} (it releases what it caches).")
     return out + _growth_notes(results)
 
 

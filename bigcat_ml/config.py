@@ -146,6 +146,8 @@ class EvaluateConfig:
     """Inference and metrics knobs, and the OID -> ImageNet ground-truth map."""
 
     batch_size: int = 32
+    # Spark path: chips are spread evenly over the task slots, at most this many per task.
+    max_chips_per_task: int = 2000
     top_k: int = 5
     dataset: str = "${preprocess.output}"
     # "spark": predict_batch_udf on the cluster; "local": one process over tf.data.

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Dict
+from typing import Any, Dict, Tuple
 
 import pandas as pd
 from pyspark import StorageLevel
@@ -47,18 +47,38 @@ def build_chip_dataset(spark: SparkSession, cfg: Any) -> PreprocessResult:
     dataset.check_output(spark, cfg.preprocess.output, cfg.preprocess.overwrite)  # before any scan
     selected = load_selected_classes(spark, cfg.data, cfg.classes)
     labels = read_selected_labels(spark, cfg.data, selected)
-    boxes = load_selected_boxes(spark, cfg.data, cfg.preprocess, selected, labels)
-    images, missing = attach_images(spark, boxes, cfg.data)
+    try:
+        boxes = load_selected_boxes(spark, cfg.data, cfg.preprocess, selected, labels)
+        try:
+            with attach_images(spark, boxes, cfg.data) as (images, missing):
+                summary, by_class = _write_and_reconcile(spark, cfg, selected, boxes, images, missing)
+            return PreprocessResult(
+                summary=summary,
+                selected=selected,
+                label_counts=label_counts(labels, cfg.preprocess, selected),
+                box_counts=box_counts(boxes, selected, cfg.data.subsets),
+                chips_by_class=by_class,
+                box_flags=boxes.select("LabelText", *BOX_FLAGS).toPandas(),
+            )
+        finally:
+            boxes.unpersist()
+    finally:
+        labels.unpersist()
+
+
+def _write_and_reconcile(
+    spark: SparkSession, cfg: Any, selected: pd.DataFrame, boxes: DataFrame, images: DataFrame, missing: DataFrame
+) -> Tuple[Dict[str, Any], pd.DataFrame]:
+    """Cut the chips, write chips + rejects, check the counts: (summary, outcomes by class)."""
     # One extraction feeds both outputs and the counts: persist it so it runs once.
     extracted = extract_chips(images, cfg.preprocess).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         chips, cut_rejects = split_chips_and_rejects(extracted)
-        rejects = cut_rejects.unionByName(missing)
         n_boxes = boxes.count()
         summary = dataset.write_chip_dataset(
             spark,
             chips,
-            rejects,
+            cut_rejects.unionByName(missing),
             cfg.preprocess.output,
             overwrite=cfg.preprocess.overwrite,
             summary={
@@ -70,17 +90,9 @@ def build_chip_dataset(spark: SparkSession, cfg: Any) -> PreprocessResult:
             rows_per_file=cfg.preprocess.rows_per_partition,
         )
         reconcile(n_boxes, summary)
-        by_class = _outcomes_by_class(extracted, missing, selected)
+        return summary, _outcomes_by_class(extracted, missing, selected)
     finally:
         extracted.unpersist()
-    return PreprocessResult(
-        summary=summary,
-        selected=selected,
-        label_counts=label_counts(labels, cfg.preprocess, selected),
-        box_counts=box_counts(boxes, selected, cfg.data.subsets),
-        chips_by_class=by_class,
-        box_flags=boxes.select("LabelText", *BOX_FLAGS).toPandas(),
-    )
 
 
 def reconcile(selected_boxes: int, summary: Dict[str, Any]) -> None:

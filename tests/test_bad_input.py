@@ -18,7 +18,7 @@ from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterator, List
+from typing import Dict, Iterator, List, Tuple
 
 import mlflow
 import numpy as np
@@ -174,6 +174,7 @@ class Tampered:
     summary: dict
     chips: pd.DataFrame
     rejects: pd.DataFrame
+    cached_rdds: Tuple[int, int]  # in the Spark session before and after the run
 
     def boxes_of(self, role: str) -> pd.DataFrame:
         return self.boxes[self.boxes["ImageID"] == self.roles[role]]
@@ -216,6 +217,7 @@ def tampered(pristine, spark, tmp_path_factory) -> Tampered:
     appended = [[host.ImageID, "xclick", host.LabelName, 1, *coords, 0, 0, 0, 0, 0] for coords, _, _ in BAD_BOXES.values()]
     append_box_rows(root, host.Subset, appended)
 
+    cached_before = cached_rdds(spark)
     with clean_tracking_env():
         summary = preprocess.run(cfg)["summary"]
     output = Path(cfg.preprocess.output)
@@ -227,7 +229,12 @@ def tampered(pristine, spark, tmp_path_factory) -> Tampered:
         summary=summary,
         chips=pd.read_parquet(output / CHIPS_DIR),
         rejects=pd.read_parquet(output / REJECTS_DIR),
+        cached_rdds=(cached_before, cached_rdds(spark)),
     )
+
+
+def cached_rdds(spark) -> int:
+    return int(spark.sparkContext._jsc.getPersistentRDDs().size())
 
 
 def test_every_selected_box_is_a_chip_or_a_reject_and_the_counts_reconcile(tampered):
@@ -245,6 +252,11 @@ def test_every_selected_box_is_a_chip_or_a_reject_and_the_counts_reconcile(tampe
     assert t.summary["chips"] == len(t.chips) == len(t.boxes) - sum(expected.values())
     assert t.summary["selected_boxes"] == t.summary["chips"] + t.summary["rejects"]
     assert t.rejects["detail"].notna().all()
+
+
+def test_preprocess_releases_every_frame_it_cached(tampered):
+    before, after = tampered.cached_rdds
+    assert after == before
 
 
 def test_a_jpeg_with_garbled_scan_data_is_a_decode_error_with_pillows_reason(tampered):

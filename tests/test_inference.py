@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 from typing import Dict, List, Tuple
 
@@ -13,7 +14,7 @@ from petastorm.etl.dataset_metadata import materialize_dataset
 from PIL import Image
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from test_models import TINY, calibrated_mobilenet
+from test_models import TINY, calibrated_mobilenet, probe_batch
 
 from bigcat_ml.config import ModelConfig, compose
 from bigcat_ml.dataset import CHIPS_DIR, ChipSchema, decode_chip
@@ -24,8 +25,11 @@ from bigcat_ml.inference import (
     PREDICTION_COLUMNS,
     REJECT_COLUMNS,
     ChipClassifier,
+    _classifier_for,
+    _spread_evenly,
     predict_local,
     predict_spark,
+    shared_classifier,
 )
 from bigcat_ml.models import keras_application, model_input
 from bigcat_ml.rejects import DECODE_ERROR, PREDICT_ERROR
@@ -226,6 +230,54 @@ def test_fail_once_fault_fails_the_first_attempt_only_and_restores_the_arrow_bat
     assert spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch", None) == before
     predictions.unpersist()
     rejects.unpersist()
+
+
+@pytest.mark.spark
+@pytest.mark.parametrize("max_chips_per_task, partitions", [(100, 2), (4, 6)])
+def test_chips_are_spread_evenly_in_whole_waves_of_bounded_tasks(spark, chips, max_chips_per_task, partitions):
+    spread = _spread_evenly(spark, read_chips(spark, chips[0]), N_CHIPS + 1, max_chips_per_task)
+    sizes = spread.rdd.glom().map(len).collect()
+    assert len(sizes) == partitions and sum(sizes) == N_CHIPS + 1
+    assert max(sizes) - min(sizes) <= 1 and max(sizes) <= max_chips_per_task
+
+
+@pytest.mark.spark
+def test_zero_chips_per_task_is_refused_naming_the_key(spark, chips):
+    with pytest.raises(ValueError, match="evaluate.max_chips_per_task must be at least 1; got 0"):
+        _spread_evenly(spark, read_chips(spark, chips[0]), N_CHIPS + 1, 0)
+
+
+@pytest.mark.spark
+def test_a_reused_python_worker_keeps_the_model_it_built_in_an_earlier_job(spark):
+    cfg = model_config()
+
+    def build_ids(batches):
+        for _ in batches:
+            pass
+        shared_classifier(cfg, None, K)
+        yield pd.DataFrame({"pid": [os.getpid()], "builds": [_classifier_for.cache_info().misses]})
+
+    def one_job() -> Dict[int, int]:
+        rows = spark.range(0, 2, 1, 2).mapInPandas(build_ids, "pid long, builds long").collect()
+        return {row.pid: row.builds for row in rows}
+
+    first, second = one_job(), one_job()
+    shared = first.keys() & second.keys()
+    assert shared, "Spark started new Python workers for the second job: spark.python.worker.reuse is off?"
+    assert all(first[pid] == second[pid] for pid in shared)
+
+
+def test_the_shared_classifier_is_rebuilt_when_the_weights_file_changes(tmp_path):
+    path = tmp_path / "retrained.weights.h5"
+    calibrated_mobilenet(1).save_weights(str(path))
+    first = shared_classifier(model_config(), path, K)
+    assert shared_classifier(model_config(), path, K) is first
+    assert shared_classifier(model_config(), path, K + 1) is not first
+    calibrated_mobilenet(2).save_weights(str(path))
+    rebuilt = shared_classifier(model_config(), path, K)
+    assert rebuilt is not first
+    probe = probe_batch()
+    assert not np.allclose(rebuilt.model.predict_on_batch(probe), first.model.predict_on_batch(probe))
 
 
 # ------------------------------------------------------------------------- the classifier

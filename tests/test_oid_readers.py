@@ -253,21 +253,21 @@ def test_images_carry_their_boxes_and_a_missing_image_is_a_reject(spark, tmp_pat
     data = write_oid(root)
     cfg = config(make_cfg, root)
     _, boxes = load(spark, cfg)
-    images, rejects = selection.attach_images(spark, boxes, cfg.data)
-    assert tuple(images.columns) == selection.IMAGE_COLUMNS
-    assert images_as_rows(images) == {
-        # the file on disk is AA01.jpg: ImageIDs match whatever their case
-        ("train", "aa01"): (data["aa01"], [("Jaguar (Animal)", 0.0, -1), ("Tiger", 0.1, 0)]),
-        ("train", "aa03"): (data["aa03"], [("Jaguar (Animal)", 0.3, 0)]),
-    }
-    assert rejects.columns == REJECTS_SCHEMA.fieldNames()
-    (reject,) = rejects.collect()
+    with selection.attach_images(spark, boxes, cfg.data) as (images, rejects):
+        assert tuple(images.columns) == selection.IMAGE_COLUMNS
+        assert images_as_rows(images) == {
+            # the file on disk is AA01.jpg: ImageIDs match whatever their case
+            ("train", "aa01"): (data["aa01"], [("Jaguar (Animal)", 0.0, -1), ("Tiger", 0.1, 0)]),
+            ("train", "aa03"): (data["aa03"], [("Jaguar (Animal)", 0.3, 0)]),
+        }
+        assert rejects.columns == REJECTS_SCHEMA.fieldNames()
+        (reject,) = rejects.collect()
+        placed = sum(len(r.boxes) for r in images.collect())
+        assert placed + rejects.count() == boxes.count() == 4
     assert (reject.ImageID, reject.Subset, reject.LabelName, reject.XMin, reject.reason) == (
         "bb01", "validation", JAGUAR, 0.39166668, MISSING_IMAGE,
     )
     assert f"{root}/images/validation/bb01.jpg" in reject.detail
-    placed = sum(len(r.boxes) for r in images.collect())
-    assert placed + rejects.count() == boxes.count() == 4
 
 
 def test_image_files_not_needed_are_listed_but_never_read(spark, oid, make_cfg):
@@ -277,8 +277,8 @@ def test_image_files_not_needed_are_listed_but_never_read(spark, oid, make_cfg):
     _, boxes = load(spark, cfg)
     spark.conf.set("spark.sql.sources.binaryFile.maxLength", "10000")
     try:
-        images, _ = selection.attach_images(spark, boxes, cfg.data)
-        assert sorted(r.ImageID for r in images.collect()) == ["aa01", "aa03"]
+        with selection.attach_images(spark, boxes, cfg.data) as (images, _):
+            assert sorted(r.ImageID for r in images.collect()) == ["aa01", "aa03"]
     finally:
         spark.conf.unset("spark.sql.sources.binaryFile.maxLength")
 
@@ -288,8 +288,8 @@ def test_parquet_and_dir_image_sources_give_the_same_result(spark, oid, make_cfg
     for overrides in ([], ["data.images_format=parquet", f"data.images_path={oid / 'images.parquet'}"]):
         cfg = config(make_cfg, oid, *overrides)
         _, boxes = load(spark, cfg)
-        images, rejects = selection.attach_images(spark, boxes, cfg.data)
-        results.append((images_as_rows(images), [(r.ImageID, r.reason) for r in rejects.collect()]))
+        with selection.attach_images(spark, boxes, cfg.data) as (images, rejects):
+            results.append((images_as_rows(images), [(r.ImageID, r.reason) for r in rejects.collect()]))
     assert results[0] == results[1]
     assert len(results[0][0]) == 2 and results[0][1] == [("bb01", MISSING_IMAGE)]
 
@@ -299,9 +299,9 @@ def test_a_parquet_without_subset_matches_by_image_id(spark, oid, make_cfg):
     pq.write_table(table, oid / "ids_only.parquet")
     cfg = config(make_cfg, oid, "data.images_format=parquet", f"data.images_path={oid / 'ids_only.parquet'}")
     _, boxes = load(spark, cfg)
-    images, rejects = selection.attach_images(spark, boxes, cfg.data)
-    assert sorted((r.Subset, r.ImageID) for r in images.collect()) == [("train", "aa01"), ("train", "aa03")]
-    assert rejects.count() == 1
+    with selection.attach_images(spark, boxes, cfg.data) as (images, rejects):
+        assert sorted((r.Subset, r.ImageID) for r in images.collect()) == [("train", "aa01"), ("train", "aa03")]
+        assert rejects.count() == 1
 
 
 def test_the_same_image_twice_is_an_error(spark, oid, make_cfg):
@@ -309,7 +309,8 @@ def test_the_same_image_twice_is_an_error(spark, oid, make_cfg):
     cfg = config(make_cfg, oid)
     _, boxes = load(spark, cfg)
     with pytest.raises(ValueError, match="more than once.*train/aa03"):
-        selection.attach_images(spark, boxes, cfg.data)
+        with selection.attach_images(spark, boxes, cfg.data):
+            pass
 
 
 def test_a_parquet_without_data_is_an_error_naming_it(spark, oid, make_cfg):
@@ -318,4 +319,5 @@ def test_a_parquet_without_data_is_an_error_naming_it(spark, oid, make_cfg):
     cfg = config(make_cfg, oid, "data.images_format=parquet", f"data.images_path={path}")
     _, boxes = load(spark, cfg)
     with pytest.raises(ValueError, match=re.escape(f"{path}: missing column(s) ['Data']")):
-        selection.attach_images(spark, boxes, cfg.data)
+        with selection.attach_images(spark, boxes, cfg.data):
+            pass

@@ -31,6 +31,16 @@ def test_session_has_arrow_and_configured_keys(spark):
     assert spark.sparkContext.master == "local[2]"
 
 
+@pytest.mark.spark
+def test_small_files_are_packed_into_few_read_tasks(spark, tmp_path):
+    """Spark's 4 MB open cost per file would give 40 small images 40 tasks' fixed cost."""
+    assert spark.conf.get("spark.sql.files.openCostInBytes") == str(128 * 1024)
+    for i in range(40):
+        (tmp_path / f"{i}.jpg").write_bytes(b"\xff" * 20_000)
+    images = spark.read.format("binaryFile").load(str(tmp_path))
+    assert images.rdd.getNumPartitions() <= spark.sparkContext.defaultParallelism
+
+
 def test_missing_java_is_one_line_saying_what_to_install(monkeypatch):
     monkeypatch.delenv("JAVA_HOME", raising=False)
     monkeypatch.setattr(spark_module.shutil, "which", lambda _: None)

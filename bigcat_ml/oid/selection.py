@@ -15,8 +15,9 @@ reject; :func:`attach_images` checks that sum.
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from functools import reduce
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, Iterator, List, Sequence, Tuple
 
 import pandas as pd
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -223,14 +224,16 @@ def _missing_rejects(boxes: DataFrame, index: DataFrame, data_cfg: DataConfig) -
     )
 
 
-def attach_images(spark: SparkSession, boxes: DataFrame, data_cfg: DataConfig) -> Tuple[DataFrame, DataFrame]:
-    """Join the selected boxes to their image bytes, one row per image.
+@contextmanager
+def attach_images(spark: SparkSession, boxes: DataFrame, data_cfg: DataConfig) -> Iterator[Tuple[DataFrame, DataFrame]]:
+    """Join the selected boxes to their image bytes, one row per image, for the block.
 
-    Returns ``(images, rejects)``. ``images``: :data:`IMAGE_COLUMNS` = ImageID, Subset,
+    Yields ``(images, rejects)``. ``images``: :data:`IMAGE_COLUMNS` = ImageID, Subset,
     Data (the file's bytes), boxes (array of structs of :data:`BOX_FIELDS`); lazy, the
     bytes are read when it is consumed. ``rejects``: ``REJECTS_SCHEMA`` rows, reason
     ``missing_image``, one per box whose image is absent. Raises if boxes in images plus
-    rejects differ from the boxes given.
+    rejects differ from the boxes given. The small frames cached on the way are released
+    when the block exits, so consume both inside it.
 
     ``data_cfg.images_format``: ``dir`` reads ``<images_path>/<subset>/<ImageID>.jpg``
     (listing everything, opening only the needed files); ``parquet`` reads a Parquet of
@@ -243,12 +246,15 @@ def attach_images(spark: SparkSession, boxes: DataFrame, data_cfg: DataConfig) -
         index, content, join_on = _parquet_images(spark, data_cfg.images_path, needed)
     else:
         raise ValueError(f"data.images_format={data_cfg.images_format!r}: expected 'dir' or 'parquet'")
-    _check_unique(index, data_cfg.images_path)
     with_boxes = _group_boxes(boxes).join(index, KEYS).persist()
     rejects = _missing_rejects(boxes, index, data_cfg).persist()
-    _reconcile(boxes, with_boxes, rejects)
-    images = with_boxes.join(content, join_on).select(*IMAGE_COLUMNS)
-    return images, rejects
+    try:
+        _check_unique(index, data_cfg.images_path)
+        _reconcile(boxes, with_boxes, rejects)
+        yield with_boxes.join(content, join_on).select(*IMAGE_COLUMNS), rejects
+    finally:
+        for frame in (rejects, with_boxes, index):
+            frame.unpersist()
 
 
 def _reconcile(boxes: DataFrame, with_boxes: DataFrame, rejects: DataFrame) -> None:
