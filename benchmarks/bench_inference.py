@@ -5,23 +5,20 @@ the same random-init model. The plain loop is the fastest simple loop: every JPE
 decoded with the dataset's codec, then ``model_input`` (bilinear resize +
 ``preprocess_input``) and ``model.predict_on_batch`` per batch, TensorFlow on its
 default threads (both cores); decode, preprocessing and predict are timed separately.
-The Spark path is timed around the whole ``predict_spark`` call, which also builds and
-checks the model on the driver and once per Python worker, and reconciles the counts.
+The Spark path is timed around the whole ``predict_spark`` call: the driver's model
+check, spreading the chips over the task slots, predicting, and reconciling the counts.
 """
 from __future__ import annotations
 
 import logging
-import sys
 import time
-from typing import Any, Dict, Iterator, List, Sequence, Tuple
-
-import pandas as pd
+from typing import Any, Dict, List, Sequence, Tuple
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from bigcat_ml.dataset import decode_chip, read_chips_spark
-from bigcat_ml.inference import ChipClassifier, load_classifier, predict_spark
+from bigcat_ml.inference import ChipClassifier, load_classifier, predict_spark, spread_evenly
 from bigcat_ml.models import as_model_config, model_input
 
 from benchmarks.spark_stages import busiest_stage
@@ -60,10 +57,10 @@ def plain_loop(jpegs: Sequence[bytes], classifier: ChipClassifier, batch_size: i
         preprocess_s += t1 - t0
         model_s += t2 - t1
     return {
-        "decode_s": round(decode_s, 3),
-        "preprocess_s": round(preprocess_s, 3),
-        "model_s": round(model_s, 3),
-        "end_to_end_s": round(decode_s + preprocess_s + model_s, 3),
+        "decode_s": round(decode_s, 6),
+        "preprocess_s": round(preprocess_s, 6),
+        "model_s": round(model_s, 6),
+        "end_to_end_s": round(decode_s + preprocess_s + model_s, 6),
     }
 
 
@@ -75,47 +72,10 @@ def _spark_call(spark: SparkSession, chips: DataFrame, cfg: Any, group: str, qui
     return record
 
 
-def _worker_builds(spark: SparkSession, model_cfg: Any, k: int) -> List[Dict[str, Any]]:
-    """How long each Python worker takes to build and check the model, as ``predict_spark``
-    makes every worker do once per call; with the worker's TensorFlow thread setting.
-
-    Runs as ``mapInPandas``, so it lands in the same worker pool as ``predict_batch_udf``
-    (RDD functions get a separate pool of Python workers).
-    """
-    plain_cfg = as_model_config(model_cfg)
-    slots = spark.sparkContext.defaultParallelism
-
-    def build(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        for _ in batches:
-            pass
-        had_tensorflow = "tensorflow" in sys.modules
-        start = time.perf_counter()
-        load_classifier(plain_cfg, None, k)
-        seconds = time.perf_counter() - start
-        import tensorflow as tf
-
-        threads = tf.config.threading.get_intra_op_parallelism_threads()
-        yield pd.DataFrame({"seconds": [round(seconds, 3)], "tensorflow_already_loaded": [had_tensorflow], "intra_op_threads": [threads]})
-
-    schema = "seconds double, tensorflow_already_loaded boolean, intra_op_threads int"
-    return [row.asDict() for row in spark.range(0, slots, 1, slots).mapInPandas(build, schema).collect()]
-
-
 def _driver_tf_threads() -> int:
     import tensorflow as tf
 
     return tf.config.threading.get_intra_op_parallelism_threads()
-
-
-def _steady_rate(rows: Sequence[int], task_s: Sequence[float], build_s: Sequence[float]) -> float:
-    """Chips/s of all workers together once their model is built (derived, not timed):
-    the stage's rows over its task-seconds less one build per worker, times the workers.
-    Zero when that leaves no time (the build estimate is off)."""
-    workers = len(build_s)
-    busy = sum(task_s) - sum(build_s)
-    if not workers or len(rows) != len(task_s) or busy <= 0:
-        return 0.0
-    return round(sum(rows) / busy * workers, 2)
 
 
 def _rate(n: int, seconds: float) -> float:
@@ -128,14 +88,14 @@ def _ratio(a: float, b: float) -> float:
 
 def _interleaved(
     spark: SparkSession, chips: DataFrame, jpegs: Sequence[bytes], classifier: ChipClassifier, cfg: Any,
-    tag: str, repeats: int, quiet_s: float,
+    repeats: int, quiet_s: float,
 ) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
     """``repeats`` x (plain loop, warm ``predict_spark``): (plain runs, Spark runs)."""
     plain_runs, spark_runs = [], []
     for i in range(repeats):
         record, plain = timed(lambda: plain_loop(jpegs, classifier, int(cfg.evaluate.batch_size)), quiet_s)
         plain_runs.append({**plain, **record})
-        spark_runs.append(_spark_call(spark, chips, cfg, f"{cfg.model.name}-{tag}-{i}", quiet_s))
+        spark_runs.append(_spark_call(spark, chips, cfg, f"{cfg.model.name}-warm-{i}", quiet_s))
     return plain_runs, spark_runs
 
 
@@ -145,51 +105,39 @@ def _partition_rows(chips: DataFrame) -> List[int]:
 
 
 def bench_model(spark: SparkSession, cfg: Any, n_chips: int, warm_repeats: int, quiet_s: float) -> Dict[str, Any]:
-    """A cold ``predict_spark`` call, then warm calls interleaved with plain loops on the
-    same chips, first as the dataset's files partition them, then spread evenly over the
-    cores (``repartition``) to show what the partition sizes cost."""
+    """A cold ``predict_spark`` call (the first of the session: the model is built on the
+    driver and in each Python worker), then warm calls interleaved with plain loops on the
+    same chips. Warm calls find the model already built in every process, as the second
+    and later calls of a sweep, a notebook or ``main`` do (``shared_classifier``)."""
     name, batch_size, k = cfg.model.name, int(cfg.evaluate.batch_size), int(cfg.evaluate.top_k)
     chips = select_chips(spark, cfg.preprocess.output, n_chips).persist()
     n = chips.count()
-    partition_rows = _partition_rows(chips)
+    file_rows = _partition_rows(chips)
+    task_rows = _partition_rows(spread_evenly(spark, chips, n, int(cfg.evaluate.max_chips_per_task)))
     jpegs = [row.chip for row in chips.select("chip").collect()]
-    log.info("%s: %d chips in %d partitions %s", name, n, len(partition_rows), partition_rows)
+    log.info("%s: %d chips in file partitions %s, predicted in tasks of %s", name, n, file_rows, task_rows)
 
     cold = _spark_call(spark, chips, cfg, f"{name}-cold", quiet_s)
     start = time.perf_counter()
     classifier = load_classifier(as_model_config(cfg.model), None, k)
-    driver_build_s = time.perf_counter() - start
+    build_s = time.perf_counter() - start
     plain_loop(jpegs[:batch_size], classifier, batch_size)  # the first predict traces the model
-    plain_runs, warm_runs = _interleaved(spark, chips, jpegs, classifier, cfg, "warm", warm_repeats, quiet_s)
-    balanced = chips.repartition(spark.sparkContext.defaultParallelism).persist()
-    balanced_rows = _partition_rows(balanced)
-    more_plain, balanced_runs = _interleaved(spark, balanced, jpegs, classifier, cfg, "balanced", warm_repeats, quiet_s)
-    worker_builds = _worker_builds(spark, cfg.model, k)
-    balanced.unpersist()
+    plain_runs, warm_runs = _interleaved(spark, chips, jpegs, classifier, cfg, warm_repeats, quiet_s)
     chips.unpersist()
 
-    plain_runs += more_plain
     best_plain = min(plain_runs, key=lambda r: r["end_to_end_s"])
     best_warm = min(warm_runs, key=lambda r: r["seconds"])
-    best_balanced = min(balanced_runs, key=lambda r: r["seconds"])
     stage = busiest_stage(spark, best_warm["group"])
     plain_e2e = _rate(n, best_plain["end_to_end_s"])
     plain_model = _rate(n, min(r["model_s"] for r in plain_runs))
-    rates = {key: _rate(n, run["seconds"]) for key, run in (("cold", cold), ("warm", best_warm), ("balanced", best_balanced))}
-    build_s = _build_seconds(driver_build_s, worker_builds)
-    without_builds = _rate(n, best_warm["seconds"] - build_s)
+    rates = {key: _rate(n, run["seconds"]) for key, run in (("cold", cold), ("warm", best_warm))}
     spark_result: Dict[str, Any] = {
         "cold": cold,
         "warm_runs": warm_runs,
-        "balanced_runs": balanced_runs,
-        "balanced_partition_rows": balanced_rows,
         "cold_chips_per_s": rates["cold"],
         "warm_chips_per_s": rates["warm"],
-        "balanced_warm_chips_per_s": rates["balanced"],
         "warm_cpu_ms_per_chip": round(1000 * best_warm["resources"]["own_cpu_s"] / n, 2),
-        "driver_build_and_check_s": round(driver_build_s, 3),
-        "worker_build_and_check": worker_builds,
-        "warm_without_model_builds_chips_per_s": without_builds,  # derived
+        "model_build_and_check_s": round(build_s, 3),
         "cold_predict_stage": busiest_stage(spark, cold["group"]),
         "predict_stage": stage,
     }
@@ -197,22 +145,19 @@ def bench_model(spark: SparkSession, cfg: Any, n_chips: int, warm_repeats: int, 
         "warm_spark_vs_plain_end_to_end": _ratio(rates["warm"], plain_e2e),
         "cold_spark_vs_plain_end_to_end": _ratio(rates["cold"], plain_e2e),
         "warm_spark_vs_plain_model_only": _ratio(rates["warm"], plain_model),
-        "balanced_warm_spark_vs_plain_end_to_end": _ratio(rates["balanced"], plain_e2e),
-        "warm_without_model_builds_vs_plain_end_to_end": _ratio(without_builds, plain_e2e),
     }
     if stage:
         spark_result["outside_predict_stage_s"] = round(best_warm["seconds"] - stage["wall_s"], 3)
-        steady = _steady_rate(partition_rows, stage["task_s"], [b["seconds"] for b in worker_builds])
-        if steady:
-            spark_result["steady_state_chips_per_s"] = steady
-            ratios["steady_state_spark_vs_plain_end_to_end"] = _ratio(steady, plain_e2e)
+        spark_result["predict_stage_chips_per_s"] = _rate(n, stage["wall_s"])
+        ratios["predict_stage_vs_plain_end_to_end"] = _ratio(spark_result["predict_stage_chips_per_s"], plain_e2e)
     return {
         "model": name,
         "input_size": int(cfg.model.input_size),
         "chips": n,
         "batch_size": batch_size,
         "arrow_max_records_per_batch": batch_size,  # predict_spark sets it to the batch size
-        "partition_rows": partition_rows,
+        "file_partition_rows": file_rows,
+        "task_rows": task_rows,
         "plain": {
             "runs": plain_runs,
             "model_only_chips_per_s": plain_model,
@@ -230,12 +175,6 @@ def bench_model(spark: SparkSession, cfg: Any, n_chips: int, warm_repeats: int, 
             "met": bool(ratios["warm_spark_vs_plain_end_to_end"] >= TARGET_RATIO),
         },
     }
-
-
-def _build_seconds(driver_s: float, worker_builds: Sequence[Dict[str, Any]]) -> float:
-    """Seconds of a ``predict_spark`` call spent building models: the driver's check,
-    then the workers' builds, which run side by side (so their mean counts once)."""
-    return driver_s + (sum(b["seconds"] for b in worker_builds) / len(worker_builds) if worker_builds else 0.0)
 
 
 def bench_inference(spark: SparkSession, cfgs: Sequence[Any], plans: Sequence[Tuple[int, int]], quiet_s: float) -> List[Dict[str, Any]]:

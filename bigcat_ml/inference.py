@@ -16,7 +16,7 @@ its Python workers unless ``spark.python.worker.reuse=false``).
 ``spark.sql.execution.arrow.maxRecordsPerBatch`` (rows) is set to the batch size while
 predicting, so a worker holds one model batch of JPEG bytes rather than Spark's default
 10000 rows. The chips are first spread in equal partitions over the task slots
-(:func:`_spread_evenly`).
+(:func:`spread_evenly`).
 
 Measured on this 2-core machine (local[2], 200 JPEG chips of 40-200 px, MobileNet at
 224 px random-init, batch 32, the model built once per worker per run as in real use;
@@ -246,7 +246,7 @@ def predict_spark(
     )
     classify = predict_batch_udf(make_predict_fn, return_type=_SCORE_SCHEMA, batch_size=int(eval_cfg.batch_size))
     read = chips_df.count()
-    spread = _spread_evenly(spark, chips_df, read, int(eval_cfg.max_chips_per_task))
+    spread = spread_evenly(spark, chips_df, read, int(eval_cfg.max_chips_per_task))
     scored = spread.select(*METADATA_COLUMNS, classify(CHIP).alias("_score")).select(*METADATA_COLUMNS, "_score.*")
     scored.persist()  # before deriving the two results, so both read it and the model runs once
     failed = F.col(_REASON).isNotNull()
@@ -265,7 +265,7 @@ def predict_spark(
     return predictions, rejects
 
 
-def _spread_evenly(spark: SparkSession, chips_df: DataFrame, rows: int, max_chips_per_task: int) -> DataFrame:
+def spread_evenly(spark: SparkSession, chips_df: DataFrame, rows: int, max_chips_per_task: int) -> DataFrame:
     """``chips_df`` in equal partitions, a whole number of waves over the task slots.
 
     Spark splits the chip files by bytes, which leaves partitions of unequal rows (one

@@ -26,7 +26,7 @@ from bigcat_ml.inference import (
     REJECT_COLUMNS,
     ChipClassifier,
     _classifier_for,
-    _spread_evenly,
+    spread_evenly,
     predict_local,
     predict_spark,
     shared_classifier,
@@ -235,7 +235,7 @@ def test_fail_once_fault_fails_the_first_attempt_only_and_restores_the_arrow_bat
 @pytest.mark.spark
 @pytest.mark.parametrize("max_chips_per_task, partitions", [(100, 2), (4, 6)])
 def test_chips_are_spread_evenly_in_whole_waves_of_bounded_tasks(spark, chips, max_chips_per_task, partitions):
-    spread = _spread_evenly(spark, read_chips(spark, chips[0]), N_CHIPS + 1, max_chips_per_task)
+    spread = spread_evenly(spark, read_chips(spark, chips[0]), N_CHIPS + 1, max_chips_per_task)
     sizes = spread.rdd.glom().map(len).collect()
     assert len(sizes) == partitions and sum(sizes) == N_CHIPS + 1
     assert max(sizes) - min(sizes) <= 1 and max(sizes) <= max_chips_per_task
@@ -244,7 +244,7 @@ def test_chips_are_spread_evenly_in_whole_waves_of_bounded_tasks(spark, chips, m
 @pytest.mark.spark
 def test_zero_chips_per_task_is_refused_naming_the_key(spark, chips):
     with pytest.raises(ValueError, match="evaluate.max_chips_per_task must be at least 1; got 0"):
-        _spread_evenly(spark, read_chips(spark, chips[0]), N_CHIPS + 1, 0)
+        spread_evenly(spark, read_chips(spark, chips[0]), N_CHIPS + 1, 0)
 
 
 @pytest.mark.spark
