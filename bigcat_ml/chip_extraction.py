@@ -1,10 +1,15 @@
 """Spark wiring of :func:`bigcat_ml.chips.crop_image_boxes`: images in, one row per box out.
 
 The input has one row per source image with all its boxes in an array column, so each
-image is decoded once however many boxes it has. ``mapInPandas`` hands the images over
+image is decoded once however many boxes it has. ``mapInArrow`` hands the images over
 in Arrow batches of ``spark.sql.execution.arrow.maxRecordsPerBatch`` *rows*; with image
 bytes in every row, keep that small (tens of images) or a Python worker holds a whole
 batch of full-size images in memory.
+
+``mapInArrow`` rather than ``mapInPandas``: the rows are built in Python either way, and
+skipping pandas (nested box structs to dicts, nullable integer columns) made
+``extract_chips`` 1.1-1.35x faster here (776 boxes on 160-480 px images: 1.67 s -> 1.24 s;
+1456 boxes on 768-1024 px images: 4.5 s -> 4.05-4.09 s, local[2], best of 3).
 """
 from __future__ import annotations
 
@@ -12,10 +17,11 @@ import logging
 from functools import partial
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-import pandas as pd
+import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql.types import IntegerType, StringType, StructField, StructType
+from pyspark.sql.pandas.types import to_arrow_schema
+from pyspark.sql.types import StringType, StructField, StructType
 
 from bigcat_ml.faults import fail_once, marker_name
 from bigcat_ml.chips import crop_image_boxes
@@ -32,7 +38,9 @@ EXTRACTION_SCHEMA = StructType(
     [StructField(f.name, f.dataType, True) for f in ChipSchema.as_spark_schema().fields]
     + [StructField("reason", StringType(), True), StructField("detail", StringType(), True)]
 )
-_INT_COLUMNS = [f.name for f in EXTRACTION_SCHEMA.fields if isinstance(f.dataType, IntegerType)]
+_ARROW_SCHEMA = to_arrow_schema(EXTRACTION_SCHEMA)
+_BOX_FIELDS = (*BOX_TEXT_COLUMNS, *BOX_COLUMNS, *ATTRIBUTE_COLUMNS)
+_RESULT_FIELDS = ("image_width", "image_height", "chip", "chip_width", "chip_height", "reason", "detail")
 
 # Above this many images per Arrow batch a Python worker may hold gigabytes of image bytes.
 ARROW_BATCH_ROWS_ADVICE = 256
@@ -65,7 +73,7 @@ def extract_chips(images_with_boxes: DataFrame, preprocess_cfg: Any) -> DataFram
         max_image_pixels=int(preprocess_cfg.max_image_pixels),
         fail_once_marker_dir=fault.get("fail_once_marker_dir"),
     )
-    return images_with_boxes.select(*INPUT_COLUMNS).mapInPandas(crop, schema=EXTRACTION_SCHEMA)
+    return images_with_boxes.select(*INPUT_COLUMNS).mapInArrow(crop, schema=EXTRACTION_SCHEMA)
 
 
 def split_chips_and_rejects(extracted: DataFrame) -> Tuple[DataFrame, DataFrame]:
@@ -87,39 +95,28 @@ def _advise_on_arrow_batch_size(df: DataFrame) -> None:
 
 
 def _extract_partition(
-    batches: Iterator[pd.DataFrame], *, fail_once_marker_dir: Optional[str], **crop_args: Any
-) -> Iterator[pd.DataFrame]:
+    batches: Iterator[pa.RecordBatch], *, fail_once_marker_dir: Optional[str], **crop_args: Any
+) -> Iterator[pa.RecordBatch]:
     if fail_once_marker_dir:
         fail_once(fail_once_marker_dir, "chip_extraction")
     for images in batches:
         yield _extract_batch(images, **crop_args)
 
 
-def _extract_batch(images: pd.DataFrame, **crop_args: Any) -> pd.DataFrame:
-    rows: List[Dict[str, Any]] = []
+def _extract_batch(images: pa.RecordBatch, **crop_args: Any) -> pa.RecordBatch:
+    columns: Dict[str, List[Any]] = {name: [] for name in _ARROW_SCHEMA.names}
     expected = 0
-    for image in images.itertuples(index=False):
-        boxes = list(image.boxes) if image.boxes is not None else []
+    for image_id, subset, data, boxes in zip(*(images.column(name).to_pylist() for name in INPUT_COLUMNS)):
+        boxes = boxes or []
         expected += len(boxes)
-        results = crop_image_boxes(image.Data, boxes, **crop_args)
-        for box, result in zip(boxes, results):
-            rows.append(
-                {
-                    "ImageID": image.ImageID,
-                    "Subset": image.Subset,
-                    **{c: box.get(c) for c in (*BOX_TEXT_COLUMNS, *BOX_COLUMNS, *ATTRIBUTE_COLUMNS)},
-                    "image_width": result.image_width,
-                    "image_height": result.image_height,
-                    "chip": result.chip,
-                    "chip_width": result.chip_width,
-                    "chip_height": result.chip_height,
-                    "reason": result.reason,
-                    "detail": result.detail,
-                }
-            )
-    if len(rows) != expected:  # crop_image_boxes promises one result per box
-        raise RuntimeError(f"chip extraction produced {len(rows)} rows for {expected} boxes")
-    out = pd.DataFrame(rows, columns=EXTRACTION_SCHEMA.fieldNames())
-    return out.astype({c: "Int32" for c in _INT_COLUMNS})
-
-
+        for box, result in zip(boxes, crop_image_boxes(data, boxes, **crop_args)):
+            columns["ImageID"].append(image_id)
+            columns["Subset"].append(subset)
+            for name in _BOX_FIELDS:
+                columns[name].append(box.get(name))
+            for name in _RESULT_FIELDS:
+                columns[name].append(getattr(result, name))
+    rows = len(columns["ImageID"])
+    if rows != expected:  # crop_image_boxes promises one result per box
+        raise RuntimeError(f"chip extraction produced {rows} rows for {expected} boxes")
+    return pa.RecordBatch.from_pydict(columns, schema=_ARROW_SCHEMA)
