@@ -8,6 +8,8 @@ from typing import Any, Dict, List, Sequence
 
 JSON_FILE = "latest.json"
 MARKDOWN_FILE = "latest.md"
+README_START = "<!-- make bench: benchmarks/results/latest.md -->"
+README_END = "<!-- end of benchmark results -->"
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -23,6 +25,16 @@ def write_results(results: Dict[str, Any], folder: Path) -> Dict[str, Path]:
     _write_atomic(paths["json"], json.dumps(results, indent=2) + "\n")
     _write_atomic(paths["markdown"], render_markdown(results))
     return paths
+
+
+def embed_in_readme(readme: Path, markdown: str) -> None:
+    """Put ``markdown`` between the README's :data:`README_START` and :data:`README_END`
+    lines, so the manual always shows the committed results."""
+    text = readme.read_text(encoding="utf-8")
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < start:
+        raise ValueError(f"{readme} has no '{README_START}' ... '{README_END}' section to put the results in")
+    _write_atomic(readme, f"{text[:start]}{README_START}\n{markdown.rstrip()}\n{text[end:]}")
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> List[str]:

@@ -10,7 +10,7 @@ import json
 import pytest
 
 from benchmarks.profiles import PROFILES
-from benchmarks.report import write_results
+from benchmarks.report import README_END, README_START, embed_in_readme, write_results
 from benchmarks.run import run_benchmarks
 
 PACKAGES = {"python", "pyspark", "tensorflow", "keras", "petastorm", "pyarrow", "numpy"}
@@ -51,3 +51,18 @@ def test_tiny_benchmark_writes_machine_versions_ratios_and_targets(spark, tmp_pa
     assert len(saved["targets"]) == 3 and all(isinstance(t["met"], bool) for t in saved["targets"])
     markdown = paths["markdown"].read_text()
     assert "| Measurement |" in markdown and machine["cpu_model"] in markdown
+
+
+def test_results_replace_only_the_readme_section_between_the_markers(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# Manual\n\n## Measurements\n{README_START}\nold table\n{README_END}\n\n## After\n")
+    embed_in_readme(readme, "| new | table |\n")
+    assert readme.read_text() == f"# Manual\n\n## Measurements\n{README_START}\n| new | table |\n{README_END}\n\n## After\n"
+
+
+def test_a_readme_without_the_markers_is_refused_naming_them(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# Manual\n")
+    with pytest.raises(ValueError, match="has no '<!-- make bench"):
+        embed_in_readme(readme, "| new | table |\n")
+    assert readme.read_text() == "# Manual\n"

@@ -321,3 +321,26 @@ def test_a_parquet_without_data_is_an_error_naming_it(spark, oid, make_cfg):
     with pytest.raises(ValueError, match=re.escape(f"{path}: missing column(s) ['Data']")):
         with selection.attach_images(spark, boxes, cfg.data):
             pass
+
+
+def test_many_needed_image_files_are_looked_up_in_a_few_tasks_per_core(spark, oid, make_cfg):
+    """Spark looks up an explicit file list with one task per file (above 32 files);
+    thousands of images made thousands of tasks before the lookup was capped."""
+    ids = [f"cc{i:02d}" for i in range(40)]
+    with open(oid / LABELS_FILE.format(subset="train"), "a") as labels, open(oid / BOXES_FILE.format(subset="train"), "a") as boxes:
+        for i, image_id in enumerate(ids):
+            (oid / "images" / "train" / f"{image_id}.jpg").write_bytes(jpeg((i, 100, 100)))
+            labels.write(f"{image_id},verification,{TIGER},1\n")
+            boxes.write(",".join(map(str, (image_id, "xclick", TIGER, 1, 0.1, 0.5, 0.2, 0.6, 0, 0, 0, 0, 0, *(0.5,) * 8))) + "\n")
+    cfg = config(make_cfg, oid)
+    _, selected_boxes = load(spark, cfg)
+    tracker = spark.sparkContext.statusTracker()
+    spark.sparkContext.setJobGroup("attach-many", "attach-many")
+    try:
+        with selection.attach_images(spark, selected_boxes, cfg.data) as (images, _):
+            assert images.count() == 2 + len(ids)
+    finally:
+        spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)
+    stages = [tracker.getStageInfo(s) for job in tracker.getJobIdsForGroup("attach-many") for s in tracker.getJobInfo(job).stageIds]
+    most_tasks = max(stage.numTasks for stage in stages if stage is not None)
+    assert most_tasks <= 4 * spark.sparkContext.defaultParallelism

@@ -39,6 +39,7 @@ from bigcat_ml.oid.readers import (
 )
 from bigcat_ml.oid.schemas import BOX_COORDINATES, BOX_FLAGS, BOXES_SCHEMA, IMAGE_LABELS_SCHEMA
 from bigcat_ml.rejects import MISSING_IMAGE, REJECTS_SCHEMA
+from bigcat_ml.spark import session_conf
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +166,9 @@ def _listed_images(spark: SparkSession, images_path: str, subsets: Sequence[str]
     return reduce(DataFrame.unionByName, frames) if frames else _empty(spark, *KEYS, _PATH)
 
 
+_LISTING_PARALLELISM_KEY = "spark.sql.sources.parallelPartitionDiscovery.parallelism"
+_LISTING_TASKS_PER_CORE = 4
+
 # (index of the needed images found: Subset, ImageID[, path]; their bytes: <join keys>, Data; join keys)
 _ImageSource = Tuple[DataFrame, DataFrame, List[str]]
 
@@ -177,7 +181,12 @@ def _dir_images(spark: SparkSession, images_path: str, needed: DataFrame) -> _Im
     paths = [r[0] for r in index.select(_PATH).collect()]
     if not paths:
         return index, _empty(spark, _PATH).withColumn(DATA, F.lit(None).cast("binary")), [_PATH]
-    content = spark.read.format("binaryFile").load(paths).select(_PATH, F.col("content").alias(DATA))
+    # Spark looks up an explicit list of files in a job of one task per file (up to
+    # 10000 tasks). A few tasks per core do the same lookups: for 5920 images (16x bench
+    # sample, local[2]) that job went from 14.4 s to 0.3 s, build_chip_dataset from 37.8 s to 23.8 s.
+    listing_tasks = str(spark.sparkContext.defaultParallelism * _LISTING_TASKS_PER_CORE)
+    with session_conf(spark, _LISTING_PARALLELISM_KEY, listing_tasks):
+        content = spark.read.format("binaryFile").load(paths).select(_PATH, F.col("content").alias(DATA))
     return index, content, [_PATH]
 
 
