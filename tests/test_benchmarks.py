@@ -48,7 +48,7 @@ def test_tiny_benchmark_writes_machine_versions_ratios_and_targets(spark, tmp_pa
     assert two["selected_boxes"] == 2 * one["selected_boxes"]  # rows replicated exactly
     assert two["marginal_ms_per_box"] is not None
 
-    assert len(saved["targets"]) == 3 and all(isinstance(t["met"], bool) for t in saved["targets"])
+    assert len(saved["targets"]) == 4 and all(isinstance(t["met"], bool) for t in saved["targets"])
     markdown = paths["markdown"].read_text()
     assert "| Measurement |" in markdown and machine["cpu_model"] in markdown
 
