@@ -176,7 +176,7 @@ def shared_classifier(model_cfg: Any, weights_file: Optional[Path], k: int) -> C
     """:func:`load_classifier`, built once per process and reused while the model config,
     the weights file (path, size, modification time) and ``k`` stay the same.
 
-    Building and checking a model costs 0.7 s (MobileNet) to 1.8 s (ResNet50) here, and
+    Building and checking a model took 0.7-1.3 s (MobileNet) and 1.8-2.7 s (ResNet50) here;
     ``predict_batch_udf`` would pay it in every Python worker on every ``predict_spark``
     call (its own cache lives for one UDF); Spark reuses its Python workers, so this
     cache carries the model from one call to the next, as it does on the driver. At most
@@ -272,14 +272,17 @@ def spread_evenly(spark: SparkSession, chips_df: DataFrame, rows: int, max_chips
     file of 300 chips and one of 100 keeps one core idle for half the time), and the model
     costs far more per chip than the shuffle of its JPEG bytes. Each task gets at most
     ``max_chips_per_task`` chips, so a retried task redoes a bounded amount of work.
-    ``repartition`` is round-robin after a local sort, so a retried task sees the same rows.
+    Each partition is then sorted by the chips' metadata: a shuffle hands rows over in the
+    order their blocks arrive, and a model's float outputs can differ in the last bits with
+    the chips that share its batch (seen between local mode and a standalone cluster), so
+    the sort keeps predictions bit-identical across runs, retries and cluster layouts.
     """
     if max_chips_per_task < 1:
         raise ValueError(f"evaluate.max_chips_per_task must be at least 1; got {max_chips_per_task}")
     task_cpus = int(spark.conf.get("spark.task.cpus", "1"))
     slots = max(1, spark.sparkContext.defaultParallelism // task_cpus)
     waves = max(1, math.ceil(rows / (slots * max_chips_per_task)))
-    return chips_df.repartition(slots * waves)
+    return chips_df.repartition(slots * waves).sortWithinPartitions(*METADATA_COLUMNS)
 
 
 def _make_predict_fn(

@@ -236,9 +236,12 @@ def test_fail_once_fault_fails_the_first_attempt_only_and_restores_the_arrow_bat
 @pytest.mark.parametrize("max_chips_per_task, partitions", [(100, 2), (4, 6)])
 def test_chips_are_spread_evenly_in_whole_waves_of_bounded_tasks(spark, chips, max_chips_per_task, partitions):
     spread = spread_evenly(spark, read_chips(spark, chips[0]), N_CHIPS + 1, max_chips_per_task)
-    sizes = spread.rdd.glom().map(len).collect()
+    ids = spread.select("ImageID").rdd.glom().map(lambda rows: [row.ImageID for row in rows]).collect()
+    sizes = [len(part) for part in ids]
     assert len(sizes) == partitions and sum(sizes) == N_CHIPS + 1
     assert max(sizes) - min(sizes) <= 1 and max(sizes) <= max_chips_per_task
+    # in a fixed order whatever order the shuffle delivered them in: batches are reproducible
+    assert all(part == sorted(part) for part in ids)
 
 
 @pytest.mark.spark
