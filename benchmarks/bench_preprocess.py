@@ -21,21 +21,20 @@ from typing import Any, Dict, Iterator, List, Sequence, Tuple
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
-from bigcat_ml.chip_extraction import extract_chips
+from bigcat_ml.chip_extraction import crop_settings, extract_chips
 from bigcat_ml.chips import crop_image_boxes
 from bigcat_ml.oid.classes import load_selected_classes
-from bigcat_ml.oid.selection import attach_images, load_selected_boxes, read_selected_labels
+from bigcat_ml.oid.selection import select_images
 from bigcat_ml.preprocessing import build_chip_dataset
+from bigcat_ml.spark import ARROW_BATCH_ROWS_KEY, FILE_OPEN_COST_KEY, session_conf
 
 from benchmarks.data import SPARK_DEFAULT_OPEN_COST_BYTES
 from benchmarks.spark_stages import group_counts
 from benchmarks.timing import timed
-from bigcat_ml.spark import session_conf
 
 log = logging.getLogger(__name__)
 
 TARGET_SPEEDUP = 1.7  # Spark boxes/s over the Pillow loop's, on 2 cores
-OPEN_COST_KEY = "spark.sql.files.openCostInBytes"
 ImageWork = List[Tuple[Path, List[Dict[str, Any]]]]
 
 
@@ -44,14 +43,8 @@ def attached_images(spark: SparkSession, cfg: Any) -> Iterator[DataFrame]:
     """The library's selection up to ``attach_images``: one row per found image with its
     boxes, for the block (the selection's cached frames are released after it)."""
     selected = load_selected_classes(spark, cfg.data, cfg.classes)
-    labels = read_selected_labels(spark, cfg.data, selected)
-    boxes = load_selected_boxes(spark, cfg.data, cfg.preprocess, selected, labels)
-    try:
-        with attach_images(spark, boxes, cfg.data) as (images, _missing):
-            yield images
-    finally:
-        boxes.unpersist()
-        labels.unpersist()
+    with select_images(spark, cfg.data, cfg.preprocess, selected) as chosen:
+        yield chosen.images
 
 
 def image_work(images: DataFrame, images_path: str) -> ImageWork:
@@ -67,12 +60,7 @@ def image_work(images: DataFrame, images_path: str) -> ImageWork:
 
 def pillow_loop(work: ImageWork, preprocess_cfg: Any) -> Dict[str, Any]:
     """Read each file and ``crop_image_boxes`` it; seconds reading, seconds cropping, outcome counts."""
-    crop_args = dict(
-        padding=float(preprocess_cfg.padding),
-        min_chip_side=int(preprocess_cfg.min_chip_side),
-        jpeg_quality=int(preprocess_cfg.jpeg_quality),
-        max_image_pixels=int(preprocess_cfg.max_image_pixels),
-    )
+    crop_args = crop_settings(preprocess_cfg)
     read_s = crop_s = 0.0
     chips = rejects = image_bytes = 0
     for path, boxes in work:
@@ -141,7 +129,7 @@ def bench_extraction(spark: SparkSession, cfg: Any, warm_repeats: int, quiet_s: 
         "boxes": boxes,
         "image_mb": plain[0]["image_mb"],
         "image_partitions": partitions,
-        "arrow_max_records_per_batch": int(spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch")),
+        "arrow_max_records_per_batch": int(spark.conf.get(ARROW_BATCH_ROWS_KEY)),
         "from_files": {"runs": from_files, "warm_boxes_per_s": files_rate, "cpu_ms_per_box": _cpu_ms_per_box(best_files, boxes)},
         "from_cache": {"runs": from_cache, "warm_boxes_per_s": cache_rate, "cpu_ms_per_box": _cpu_ms_per_box(best_cache, boxes)},
         "pillow_loop": {"runs": plain, "boxes_per_s": plain_rate, "cpu_ms_per_box": _cpu_ms_per_box(best_plain, boxes)},
@@ -214,10 +202,10 @@ def _growth_row(spark: SparkSession, factor: int, cfg: Any, base_rows: int, quie
 
 def _default_open_cost_extract(spark: SparkSession, cfg: Any, quiet_s: float) -> Dict[str, Any]:
     """``extract_chips`` from the files with Spark's default file packing (4 MB per file)."""
-    with session_conf(spark, OPEN_COST_KEY, str(SPARK_DEFAULT_OPEN_COST_BYTES)), attached_images(spark, cfg) as images:
+    with session_conf(spark, FILE_OPEN_COST_KEY, str(SPARK_DEFAULT_OPEN_COST_BYTES)), attached_images(spark, cfg) as images:
         run, _ = timed(lambda: _noop_write(extract_chips(images, cfg.preprocess)), quiet_s, spark, "growth-extract-default-open-cost")
         partitions = images.rdd.getNumPartitions()
-    return {**run, "image_partitions": partitions, OPEN_COST_KEY: SPARK_DEFAULT_OPEN_COST_BYTES}
+    return {**run, "image_partitions": partitions, FILE_OPEN_COST_KEY: SPARK_DEFAULT_OPEN_COST_BYTES}
 
 
 def bench_growth(spark: SparkSession, cfgs: Dict[int, Any], base_rows: int, quiet_s: float) -> Dict[str, Any]:
@@ -234,5 +222,5 @@ def bench_growth(spark: SparkSession, cfgs: Dict[int, Any], base_rows: int, quie
     largest = max(cfgs)
     default = _default_open_cost_extract(spark, cfgs[largest], quiet_s)
     default["factor"] = largest
-    default["tuned_" + OPEN_COST_KEY] = spark.conf.get(OPEN_COST_KEY)
+    default["tuned_" + FILE_OPEN_COST_KEY] = spark.conf.get(FILE_OPEN_COST_KEY)
     return {"rows": rows, "default_file_packing_extract": default}

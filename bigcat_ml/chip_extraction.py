@@ -13,6 +13,7 @@ skipping pandas (nested box structs to dicts, nullable integer columns) made
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 from functools import partial
 from typing import Any, Dict, Iterator, List, Optional, Tuple
@@ -24,9 +25,10 @@ from pyspark.sql.pandas.types import to_arrow_schema
 from pyspark.sql.types import StringType, StructField, StructType
 
 from bigcat_ml.faults import fail_once, marker_name
-from bigcat_ml.chips import crop_image_boxes
+from bigcat_ml.chips import ChipResult, crop_image_boxes
 from bigcat_ml.dataset import ATTRIBUTE_COLUMNS, BOX_COLUMNS, ChipSchema
 from bigcat_ml.rejects import REJECTS_SCHEMA
+from bigcat_ml.spark import ARROW_BATCH_ROWS_KEY
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +42,10 @@ EXTRACTION_SCHEMA = StructType(
 )
 _ARROW_SCHEMA = to_arrow_schema(EXTRACTION_SCHEMA)
 _BOX_FIELDS = (*BOX_TEXT_COLUMNS, *BOX_COLUMNS, *ATTRIBUTE_COLUMNS)
-_RESULT_FIELDS = ("image_width", "image_height", "chip", "chip_width", "chip_height", "reason", "detail")
+_RESULT_FIELDS = tuple(f.name for f in dataclasses.fields(ChipResult))
 
 # Above this many images per Arrow batch a Python worker may hold gigabytes of image bytes.
 ARROW_BATCH_ROWS_ADVICE = 256
-_ARROW_BATCH_KEY = "spark.sql.execution.arrow.maxRecordsPerBatch"
 FAIL_ONCE_MARKER = marker_name("chip_extraction")
 
 
@@ -66,14 +67,20 @@ def extract_chips(images_with_boxes: DataFrame, preprocess_cfg: Any) -> DataFram
     _advise_on_arrow_batch_size(images_with_boxes)
     fault = preprocess_cfg.fault_injection or {}
     crop = partial(
-        _extract_partition,
-        padding=float(preprocess_cfg.padding),
-        min_chip_side=int(preprocess_cfg.min_chip_side),
-        jpeg_quality=int(preprocess_cfg.jpeg_quality),
-        max_image_pixels=int(preprocess_cfg.max_image_pixels),
-        fail_once_marker_dir=fault.get("fail_once_marker_dir"),
+        _extract_partition, fail_once_marker_dir=fault.get("fail_once_marker_dir"), **crop_settings(preprocess_cfg)
     )
     return images_with_boxes.select(*INPUT_COLUMNS).mapInArrow(crop, schema=EXTRACTION_SCHEMA)
+
+
+def crop_settings(preprocess_cfg: Any) -> Dict[str, Any]:
+    """The keyword arguments of :func:`bigcat_ml.chips.crop_image_boxes` that come from
+    the ``preprocess`` config."""
+    return {
+        "padding": float(preprocess_cfg.padding),
+        "min_chip_side": int(preprocess_cfg.min_chip_side),
+        "jpeg_quality": int(preprocess_cfg.jpeg_quality),
+        "max_image_pixels": int(preprocess_cfg.max_image_pixels),
+    }
 
 
 def split_chips_and_rejects(extracted: DataFrame) -> Tuple[DataFrame, DataFrame]:
@@ -85,12 +92,12 @@ def split_chips_and_rejects(extracted: DataFrame) -> Tuple[DataFrame, DataFrame]
 
 
 def _advise_on_arrow_batch_size(df: DataFrame) -> None:
-    rows = int(df.sparkSession.conf.get(_ARROW_BATCH_KEY, "10000"))
+    rows = int(df.sparkSession.conf.get(ARROW_BATCH_ROWS_KEY, "10000"))
     if rows > ARROW_BATCH_ROWS_ADVICE:
         log.warning(
             "%s=%d images per Arrow batch: each Python worker may hold that many full images "
             "in memory; set it to at most %d (e.g. spark.conf.%s=64)",
-            _ARROW_BATCH_KEY, rows, ARROW_BATCH_ROWS_ADVICE, _ARROW_BATCH_KEY,
+            ARROW_BATCH_ROWS_KEY, rows, ARROW_BATCH_ROWS_ADVICE, ARROW_BATCH_ROWS_KEY,
         )
 
 

@@ -69,7 +69,7 @@ from bigcat_ml.models import (
     weights_source,
 )
 from bigcat_ml.rejects import DECODE_ERROR, PREDICT_ERROR, REJECTS_SCHEMA
-from bigcat_ml.spark import session_conf
+from bigcat_ml.spark import ARROW_BATCH_ROWS_KEY, session_conf
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,6 @@ _SCORE_SCHEMA = StructType(
         StructField(_DETAIL, StringType(), True),
     ]
 )
-_ARROW_BATCH_KEY = "spark.sql.execution.arrow.maxRecordsPerBatch"
 _STAGING_DIR = "bigcat_ml-weights"
 FAIL_ONCE_MARKER = marker_name("inference")
 
@@ -253,7 +252,7 @@ def predict_spark(
     predictions = scored.filter(~failed).select(*METADATA_COLUMNS, *PREDICTION_COLUMNS)
     rejects = scored.filter(failed).select(*REJECT_COLUMNS)
     try:
-        with session_conf(spark, _ARROW_BATCH_KEY, str(int(eval_cfg.batch_size))):
+        with session_conf(spark, ARROW_BATCH_ROWS_KEY, str(int(eval_cfg.batch_size))):
             counts = [df.persist().count() for df in (predictions, rejects)]
         _check_counts(read, *counts)
     except BaseException:

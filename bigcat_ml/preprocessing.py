@@ -17,7 +17,7 @@ from bigcat_ml import dataset
 from bigcat_ml.chip_extraction import extract_chips, split_chips_and_rejects
 from bigcat_ml.oid.classes import load_selected_classes
 from bigcat_ml.oid.schemas import BOX_FLAGS
-from bigcat_ml.oid.selection import attach_images, box_counts, label_counts, load_selected_boxes, read_selected_labels
+from bigcat_ml.oid.selection import box_counts, label_counts, select_images
 
 log = logging.getLogger(__name__)
 
@@ -46,24 +46,16 @@ def build_chip_dataset(spark: SparkSession, cfg: Any) -> PreprocessResult:
     """
     dataset.check_output(spark, cfg.preprocess.output, cfg.preprocess.overwrite)  # before any scan
     selected = load_selected_classes(spark, cfg.data, cfg.classes)
-    labels = read_selected_labels(spark, cfg.data, selected)
-    try:
-        boxes = load_selected_boxes(spark, cfg.data, cfg.preprocess, selected, labels)
-        try:
-            with attach_images(spark, boxes, cfg.data) as (images, missing):
-                summary, by_class = _write_and_reconcile(spark, cfg, selected, boxes, images, missing)
-            return PreprocessResult(
-                summary=summary,
-                selected=selected,
-                label_counts=label_counts(labels, cfg.preprocess, selected),
-                box_counts=box_counts(boxes, selected, cfg.data.subsets),
-                chips_by_class=by_class,
-                box_flags=boxes.select("LabelText", *BOX_FLAGS).toPandas(),
-            )
-        finally:
-            boxes.unpersist()
-    finally:
-        labels.unpersist()
+    with select_images(spark, cfg.data, cfg.preprocess, selected) as chosen:
+        summary, by_class = _write_and_reconcile(spark, cfg, selected, chosen.boxes, chosen.images, chosen.missing)
+        return PreprocessResult(
+            summary=summary,
+            selected=selected,
+            label_counts=label_counts(chosen.labels, cfg.preprocess, selected),
+            box_counts=box_counts(chosen.boxes, selected, cfg.data.subsets),
+            chips_by_class=by_class,
+            box_flags=chosen.boxes.select("LabelText", *BOX_FLAGS).toPandas(),
+        )
 
 
 def _write_and_reconcile(

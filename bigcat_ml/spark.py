@@ -59,6 +59,11 @@ def check_java(min_version: int = MIN_JAVA) -> int:
     return major
 
 
+# Session options the project sets and reads in several places.
+ARROW_BATCH_ROWS_KEY = "spark.sql.execution.arrow.maxRecordsPerBatch"
+FILE_OPEN_COST_KEY = "spark.sql.files.openCostInBytes"
+
+
 def get_spark(cfg: SparkConfig) -> SparkSession:
     """Build (or return the running) SparkSession for this config.
 
@@ -71,11 +76,11 @@ def get_spark(cfg: SparkConfig) -> SparkSession:
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.sql.session.timeZone": "UTC",
         # Counts rows, and a row here can be a whole image: Spark's 10000 is far too many.
-        "spark.sql.execution.arrow.maxRecordsPerBatch": "64",
+        ARROW_BATCH_ROWS_KEY: "64",
         # Spark packs files into read tasks as if each cost 4 MB more than its size; images
         # are small files, so at that price thousands of them made 186 tasks where 8 do
         # (16x sample: 15.5 s -> 5.4 s of reading, benchmarks/results).
-        "spark.sql.files.openCostInBytes": str(128 * 1024),
+        FILE_OPEN_COST_KEY: str(128 * 1024),
         **flatten_spark_conf(cfg.conf),
     }
     if cfg.master.startswith("local"):

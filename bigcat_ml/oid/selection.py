@@ -15,9 +15,9 @@ reject; :func:`attach_images` checks that sum.
 from __future__ import annotations
 
 import logging
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from functools import reduce
-from typing import Dict, Iterator, List, Sequence, Tuple
+from typing import Dict, Iterator, List, NamedTuple, Sequence, Tuple
 
 import pandas as pd
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -264,6 +264,30 @@ def attach_images(spark: SparkSession, boxes: DataFrame, data_cfg: DataConfig) -
     finally:
         for frame in (rejects, with_boxes, index):
             frame.unpersist()
+
+
+class Selection(NamedTuple):
+    """What :func:`select_images` yields."""
+
+    labels: DataFrame  # :func:`read_selected_labels`
+    boxes: DataFrame  # :func:`load_selected_boxes`
+    images: DataFrame  # :func:`attach_images`: one row per found image with its boxes
+    missing: DataFrame  # :func:`attach_images`: a ``missing_image`` reject per box without its image
+
+
+@contextmanager
+def select_images(
+    spark: SparkSession, data_cfg: DataConfig, preprocess_cfg: PreprocessConfig, selected: pd.DataFrame
+) -> Iterator[Selection]:
+    """The selected classes' labels, boxes and images, for the block: every frame cached
+    on the way is released when it exits, so consume them inside it."""
+    with ExitStack() as release:
+        labels = read_selected_labels(spark, data_cfg, selected)
+        release.callback(labels.unpersist)
+        boxes = load_selected_boxes(spark, data_cfg, preprocess_cfg, selected, labels)
+        release.callback(boxes.unpersist)
+        images, missing = release.enter_context(attach_images(spark, boxes, data_cfg))
+        yield Selection(labels, boxes, images, missing)
 
 
 def _reconcile(boxes: DataFrame, with_boxes: DataFrame, rejects: DataFrame) -> None:
