@@ -22,7 +22,7 @@ from bigcat_ml.inference import ChipClassifier, load_classifier, predict_spark, 
 from bigcat_ml.models import as_model_config, model_input
 
 from benchmarks.spark_stages import busiest_stage
-from benchmarks.timing import timed
+from benchmarks.timing import fastest, per_second, timed
 
 log = logging.getLogger(__name__)
 
@@ -78,10 +78,6 @@ def _driver_tf_threads() -> int:
     return tf.config.threading.get_intra_op_parallelism_threads()
 
 
-def _rate(n: int, seconds: float) -> float:
-    return round(n / seconds, 2) if seconds > 0 else float("nan")
-
-
 def _ratio(a: float, b: float) -> float:
     return round(a / b, 3) if b else float("nan")
 
@@ -126,11 +122,11 @@ def bench_model(spark: SparkSession, cfg: Any, n_chips: int, warm_repeats: int, 
     chips.unpersist()
 
     best_plain = min(plain_runs, key=lambda r: r["end_to_end_s"])
-    best_warm = min(warm_runs, key=lambda r: r["seconds"])
+    best_warm = fastest(warm_runs)
     stage = busiest_stage(spark, best_warm["group"])
-    plain_e2e = _rate(n, best_plain["end_to_end_s"])
-    plain_model = _rate(n, min(r["model_s"] for r in plain_runs))
-    rates = {key: _rate(n, run["seconds"]) for key, run in (("cold", cold), ("warm", best_warm))}
+    plain_e2e = per_second(n, best_plain["end_to_end_s"], 2)
+    plain_model = per_second(n, min(r["model_s"] for r in plain_runs), 2)
+    rates = {key: per_second(n, run["seconds"], 2) for key, run in (("cold", cold), ("warm", best_warm))}
     spark_result: Dict[str, Any] = {
         "cold": cold,
         "warm_runs": warm_runs,
@@ -148,7 +144,7 @@ def bench_model(spark: SparkSession, cfg: Any, n_chips: int, warm_repeats: int, 
     }
     if stage:
         spark_result["outside_predict_stage_s"] = round(best_warm["seconds"] - stage["wall_s"], 3)
-        spark_result["predict_stage_chips_per_s"] = _rate(n, stage["wall_s"])
+        spark_result["predict_stage_chips_per_s"] = per_second(n, stage["wall_s"], 2)
         ratios["predict_stage_vs_plain_end_to_end"] = _ratio(spark_result["predict_stage_chips_per_s"], plain_e2e)
     return {
         "model": name,

@@ -30,7 +30,7 @@ from bigcat_ml.spark import ARROW_BATCH_ROWS_KEY, FILE_OPEN_COST_KEY, session_co
 
 from benchmarks.data import SPARK_DEFAULT_OPEN_COST_BYTES
 from benchmarks.spark_stages import group_counts
-from benchmarks.timing import timed
+from benchmarks.timing import fastest, per_second, timed
 
 log = logging.getLogger(__name__)
 
@@ -86,14 +86,6 @@ def _noop_write(df: DataFrame) -> None:
     df.write.format("noop").mode("overwrite").save()
 
 
-def _rate(n: int, seconds: float) -> float:
-    return round(n / seconds, 1) if seconds > 0 else float("nan")
-
-
-def _best(runs: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
-    return min(runs, key=lambda r: r["seconds"])
-
-
 def _warm(runs: Sequence[Dict[str, Any]]) -> Sequence[Dict[str, Any]]:
     return runs[1:] or runs
 
@@ -121,9 +113,9 @@ def bench_extraction(spark: SparkSession, cfg: Any, warm_repeats: int, quiet_s: 
         partitions = images.rdd.getNumPartitions()
         images.unpersist()
     plain = [_timed_pillow(work, cfg.preprocess, quiet_s) for _ in range(1 + warm_repeats)]
-    best_plain, best_files, best_cache = _best(plain), _best(_warm(from_files)), _best(_warm(from_cache))
-    plain_rate = _rate(boxes, best_plain["seconds"])
-    files_rate, cache_rate = _rate(boxes, best_files["seconds"]), _rate(boxes, best_cache["seconds"])
+    best_plain, best_files, best_cache = fastest(plain), fastest(_warm(from_files)), fastest(_warm(from_cache))
+    plain_rate = per_second(boxes, best_plain["seconds"], 1)
+    files_rate, cache_rate = per_second(boxes, best_files["seconds"], 1), per_second(boxes, best_cache["seconds"], 1)
     return {
         "images": len(work),
         "boxes": boxes,
@@ -149,9 +141,9 @@ def bench_preprocess(spark: SparkSession, cfg: Any, warm_repeats: int, quiet_s: 
     summary = result.summary
     extraction = bench_extraction(spark, cfg, warm_repeats, quiet_s, "extract")
     plain_rate = extraction["pillow_loop"]["boxes_per_s"]
-    best_build = _best(_warm(builds))
+    best_build = fastest(_warm(builds))
     best_build["spark_work"] = group_counts(spark, best_build["group"])
-    build_rate = _rate(summary["selected_boxes"], best_build["seconds"])
+    build_rate = per_second(summary["selected_boxes"], best_build["seconds"], 1)
     speedups = {"build_chip_dataset_vs_pillow": round(build_rate / plain_rate, 3), **extraction["speedups"]}
     return {
         "selected_boxes": summary["selected_boxes"],

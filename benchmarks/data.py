@@ -27,9 +27,6 @@ log = logging.getLogger(__name__)
 # Carnivores: the six big cats plus Cat, Dog, Fox and Brown bear, about 70% of the
 # sample's boxes, so a small sample still yields hundreds of chips.
 CLASSES = "carnivores"
-# Images per Arrow batch for chip extraction: the library advises <= 256; 64 keeps a
-# worker's batch of image bytes to a few MB.
-ARROW_IMAGES_PER_BATCH = 64
 # Spark's own default for spark.sql.files.openCostInBytes; the project sets 128 KB
 # (bigcat_ml.spark.get_spark) and the growth benchmark measures the difference.
 SPARK_DEFAULT_OPEN_COST_BYTES = 4 * 1024 * 1024
@@ -49,7 +46,6 @@ def bench_config(workdir: Path, profile: Profile, extra: Optional[List[str]] = N
         f"data.sample.images_per_subset={_mapping(profile.images_per_subset)}",
         f"classes={CLASSES}",
         "spark.master='local[2]'",
-        f"+spark.conf.spark.sql.execution.arrow.maxRecordsPerBatch={ARROW_IMAGES_PER_BATCH}",
         "preprocess.overwrite=true",
         "model.weights=null",
     ]

@@ -6,6 +6,8 @@ from typing import Any, Dict, Iterator, List
 
 import numpy as np
 
+from benchmarks.timing import fastest
+
 
 def _spark_runs(results: Dict[str, Any]) -> Iterator[Dict[str, Any]]:
     """Every timed Spark run of the preprocessing and inference benchmarks."""
@@ -21,7 +23,7 @@ def _spark_runs(results: Dict[str, Any]) -> Iterator[Dict[str, Any]]:
 def _inference_notes(model: Dict[str, Any]) -> List[str]:
     spark, plain, ratios, target = model["spark"], model["plain"], model["ratios"], model["target"]
     name = model["model"]
-    best = min(spark["warm_runs"], key=lambda r: r["seconds"])
+    best = fastest(spark["warm_runs"])
     verdict = "meets" if target["met"] else "misses"
     out = [
         f"{name}: the best warm `predict_spark` call took {best['seconds']:.2f} s for {model['chips']} chips, the best "
@@ -85,7 +87,7 @@ def _growth_notes(results: Dict[str, Any]) -> List[str]:
 
 
 def _work(pre: Dict[str, Any]) -> str:
-    best = min(pre["build_chip_dataset"]["warm_runs"] or [pre["build_chip_dataset"]["cold"]], key=lambda r: r["seconds"])
+    best = fastest(pre["build_chip_dataset"]["warm_runs"] or [pre["build_chip_dataset"]["cold"]])
     work = best.get("spark_work")
     return f" in {work['jobs']} Spark jobs, {work['stages']} stages and {work['tasks']} tasks" if work else ""
 

@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 from typing import Any, Dict, List, Sequence
 
+from benchmarks.timing import fastest
+
 JSON_FILE = "latest.json"
 MARKDOWN_FILE = "latest.md"
 README_START = "<!-- make bench: benchmarks/results/latest.md -->"
@@ -48,10 +50,6 @@ def _mb(value: float) -> str:
 
 def _met(met: bool) -> str:
     return "yes" if met else "**no**"
-
-
-def _best(runs: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
-    return min(runs, key=lambda r: r["seconds"])
 
 
 def _throughput_rows(results: Dict[str, Any]) -> List[List[Any]]:
@@ -111,12 +109,12 @@ def _memory_rows(results: Dict[str, Any]) -> List[List[Any]]:
     extraction = pre["extraction"]
     arrow = f"Arrow {extraction['arrow_max_records_per_batch']} images"
     rows = [
-        row("`build_chip_dataset`", _best(pre["build_chip_dataset"]["warm_runs"] or [pre["build_chip_dataset"]["cold"]])["resources"], arrow),
-        row("`extract_chips` (files)", _best(extraction["from_files"]["runs"][1:] or extraction["from_files"]["runs"])["resources"], arrow),
+        row("`build_chip_dataset`", fastest(pre["build_chip_dataset"]["warm_runs"] or [pre["build_chip_dataset"]["cold"]])["resources"], arrow),
+        row("`extract_chips` (files)", fastest(extraction["from_files"]["runs"][1:] or extraction["from_files"]["runs"])["resources"], arrow),
     ]
     for model in results["inference"]:
         batching = f"{model['batch_size']} chips per predict, Arrow {model['arrow_max_records_per_batch']} rows"
-        rows.append(row(f"{model['model']} `predict_spark`", _best(model["spark"]["warm_runs"])["resources"], batching))
+        rows.append(row(f"{model['model']} `predict_spark`", fastest(model["spark"]["warm_runs"])["resources"], batching))
     return rows
 
 

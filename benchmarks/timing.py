@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 from contextlib import nullcontext
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 from pyspark.sql import SparkSession
 
@@ -34,3 +34,11 @@ def timed(
     return record, value
 
 
+def fastest(runs: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
+    """The run of :func:`timed` with the fewest seconds: each kind of run reports its best."""
+    return min(runs, key=lambda run: run["seconds"])
+
+
+def per_second(n: int, seconds: float, digits: int) -> float:
+    """``n`` items over ``seconds``, rounded; NaN when no time was measured."""
+    return round(n / seconds, digits) if seconds > 0 else float("nan")
