@@ -17,9 +17,9 @@ from typing import Any, Dict, List, Sequence, Tuple
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from bigcat_ml.dataset import decode_chip, read_chips_spark
-from bigcat_ml.inference import ChipClassifier, load_classifier, predict_spark, spread_evenly
-from bigcat_ml.models import as_model_config, model_input
+from bigcat_ml.chips.dataset import decode_chip, read_chips_spark
+from bigcat_ml.scoring.inference import ChipClassifier, load_classifier, predict_spark, spread_evenly
+from bigcat_ml.scoring.models import as_model_config, model_input
 
 from benchmarks.spark_stages import busiest_stage
 from benchmarks.timing import fastest, per_second, timed

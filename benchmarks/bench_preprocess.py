@@ -21,12 +21,12 @@ from typing import Any, Dict, Iterator, List, Sequence, Tuple
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
-from bigcat_ml.chip_extraction import crop_settings, extract_chips
-from bigcat_ml.chips import crop_image_boxes
+from bigcat_ml.chips.extract import crop_settings, extract_chips
+from bigcat_ml.chips.crop import crop_image_boxes
 from bigcat_ml.oid.classes import load_selected_classes
 from bigcat_ml.oid.selection import select_images
-from bigcat_ml.preprocessing import build_chip_dataset
-from bigcat_ml.spark import ARROW_BATCH_ROWS_KEY, FILE_OPEN_COST_KEY, session_conf
+from bigcat_ml.chips.build import build_chip_dataset
+from bigcat_ml.runtime.spark import ARROW_BATCH_ROWS_KEY, FILE_OPEN_COST_KEY, session_conf
 
 from benchmarks.data import SPARK_DEFAULT_OPEN_COST_BYTES
 from benchmarks.spark_stages import group_counts

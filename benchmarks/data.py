@@ -16,8 +16,8 @@ from typing import Any, Dict, List, Optional
 
 import pandas as pd
 
-from bigcat_ml.config import compose
-from bigcat_ml.oid import sample
+from bigcat_ml.config.schema import compose
+from bigcat_ml.synthetic import sample
 from bigcat_ml.oid.schemas import SUBSETS
 
 from benchmarks.profiles import Profile
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 # sample's boxes, so a small sample still yields hundreds of chips.
 CLASSES = "carnivores"
 # Spark's own default for spark.sql.files.openCostInBytes; the project sets 128 KB
-# (bigcat_ml.spark.get_spark) and the growth benchmark measures the difference.
+# (bigcat_ml.runtime.spark.get_spark) and the growth benchmark measures the difference.
 SPARK_DEFAULT_OPEN_COST_BYTES = 4 * 1024 * 1024
 REPLICA_MARKER = "replica.json"
 

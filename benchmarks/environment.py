@@ -8,7 +8,7 @@ from typing import Any, Dict
 
 import psutil
 
-from bigcat_ml.spark import check_java
+from bigcat_ml.runtime.spark import check_java
 
 # Distribution names (pip) of the packages whose speed the benchmark depends on.
 PACKAGES = {

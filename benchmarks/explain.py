@@ -79,7 +79,7 @@ def _growth_notes(results: Dict[str, Any]) -> List[str]:
         out.append(
             f"File packing: with Spark's default spark.sql.files.openCostInBytes (4 MB) the images of {tuned['attached_boxes']} "
             f"boxes were read in {default['image_partitions']} tasks and `extract_chips` took {default['seconds']:.1f} s; with "
-            f"{default[tuned_key]} bytes (the project's default, set in bigcat_ml.spark) in {tuned['image_partitions']} tasks, "
+            f"{default[tuned_key]} bytes (the project's default, set in bigcat_ml.runtime.spark) in {tuned['image_partitions']} tasks, "
             f"{tuned['extract_seconds']:.1f} s: about {per_task:.2f} s of fixed cost per task (Python worker stream, Arrow "
             f"setup), which small image files must share."
         )

@@ -19,8 +19,8 @@ from typing import Any, Dict, List, Optional
 
 from pyspark.sql import SparkSession
 
-from bigcat_ml.models import weights_source
-from bigcat_ml.spark import flatten_spark_conf, get_spark
+from bigcat_ml.scoring.models import weights_source
+from bigcat_ml.runtime.spark import flatten_spark_conf, get_spark
 
 from benchmarks import environment
 from benchmarks.bench_inference import bench_inference

@@ -8,10 +8,12 @@ from typing import Any, Dict
 import mlflow
 from omegaconf import DictConfig
 
-from bigcat_ml import artifacts, comparison
-from bigcat_ml.entry import hydra_entry_point
-from bigcat_ml.models import RANDOM_INIT
-from bigcat_ml.tracking import setup_tracking, step_run
+from bigcat_ml.tracking import names
+
+from bigcat_ml.tracking import comparison
+from bigcat_ml.cli.entry import hydra_entry_point
+from bigcat_ml.scoring.models import RANDOM_INIT
+from bigcat_ml.tracking.runs import setup_tracking, step_run
 
 
 def run(cfg: DictConfig) -> Dict[str, Any]:
@@ -30,7 +32,7 @@ def run(cfg: DictConfig) -> Dict[str, Any]:
         mlflow.set_tag("bigcat.compared_runs", ",".join(runs["run_id"]))
         short = comparison.short_table(result)
         print(short.to_markdown(index=False))
-        print(_where_to_look(cfg, active.info.run_id, set(runs[f"tags.{artifacts.WEIGHTS_TAG}"])))
+        print(_where_to_look(cfg, active.info.run_id, set(runs[f"tags.{names.WEIGHTS_TAG}"])))
         return {"run_id": active.info.run_id, "table": table}
 
 

@@ -8,14 +8,18 @@ from typing import Any, Dict
 import mlflow
 from omegaconf import DictConfig
 
-from bigcat_ml import artifacts, dataset, plots
-from bigcat_ml.evaluation import Evaluation, evaluate_dataset, mistake_chips
-from bigcat_ml.entry import hydra_entry_point
-from bigcat_ml.metrics import metric_name
-from bigcat_ml.models import RANDOM_INIT, weights_source
-from bigcat_ml.spark import get_spark
-from bigcat_ml.steps import key_for
-from bigcat_ml.tracking import step_run
+from bigcat_ml.tracking import names
+
+from bigcat_ml.chips import dataset
+
+from bigcat_ml.reporting import figures
+from bigcat_ml.scoring.evaluation import Evaluation, evaluate_dataset, mistake_chips
+from bigcat_ml.cli.entry import hydra_entry_point
+from bigcat_ml.scoring.metrics import metric_name
+from bigcat_ml.scoring.models import RANDOM_INIT, weights_source
+from bigcat_ml.runtime.spark import get_spark
+from bigcat_ml.tracking.reuse import key_for
+from bigcat_ml.tracking.runs import step_run
 
 RANDOM_WEIGHTS_NOTE = "random-init weights (model.weights=null): predictions and accuracy are meaningless"
 
@@ -26,9 +30,9 @@ def run(cfg: DictConfig) -> Dict[str, Any]:
     digest = summary["content_digest"]
     weights = weights_source(cfg.model)
     tags = {
-        artifacts.MODEL_TAG: cfg.model.name,
-        artifacts.WEIGHTS_TAG: weights,
-        artifacts.DATASET_DIGEST_TAG: digest,
+        names.MODEL_TAG: cfg.model.name,
+        names.WEIGHTS_TAG: weights,
+        names.DATASET_DIGEST_TAG: digest,
         "bigcat.dataset": cfg.evaluate.dataset,
         "bigcat.inference_path": cfg.evaluate.path,
     }
@@ -55,7 +59,7 @@ def _log_evaluation(evaluation: Evaluation, cfg: DictConfig) -> None:
     mlflow.log_metrics(
         {
             **report.scalar_metrics(),
-            artifacts.THROUGHPUT_METRIC: evaluation.chips_per_second,
+            names.THROUGHPUT_METRIC: evaluation.chips_per_second,
             "chips_read": evaluation.chips_read,
             "rejects": len(evaluation.rejects),
             "unmapped_chips": evaluation.unmapped_chips,
@@ -64,22 +68,22 @@ def _log_evaluation(evaluation: Evaluation, cfg: DictConfig) -> None:
         }
     )
     with tempfile.TemporaryDirectory() as tmp:
-        for frame, name in ((evaluation.predictions, artifacts.PREDICTIONS), (evaluation.rejects, artifacts.REJECTS)):
+        for frame, name in ((evaluation.predictions, names.PREDICTIONS), (evaluation.rejects, names.REJECTS)):
             local = Path(tmp) / name
             local.parent.mkdir(parents=True, exist_ok=True)
             frame.to_parquet(local, index=False)
             mlflow.log_artifact(str(local), str(Path(name).parent))
-    mlflow.log_text(report.per_class.to_csv(index=False), artifacts.PER_CLASS_CSV)
-    mlflow.log_text(report.confusion.to_csv(), artifacts.CONFUSION_CSV)
-    mlflow.log_text(report.calibration.to_csv(index=False), artifacts.CALIBRATION_CSV)
-    mlflow.log_text(report.slices.to_csv(index=False), artifacts.SLICES_CSV)
+    mlflow.log_text(report.per_class.to_csv(index=False), names.PER_CLASS_CSV)
+    mlflow.log_text(report.confusion.to_csv(), names.CONFUSION_CSV)
+    mlflow.log_text(report.calibration.to_csv(index=False), names.CALIBRATION_CSV)
+    mlflow.log_text(report.slices.to_csv(index=False), names.SLICES_CSV)
     mlflow.log_text(report.other_predictions.to_csv(index=False), "tables/other_predictions.csv")
     images, captions = mistake_chips(evaluation, cfg.evaluate.dataset, cfg.evaluate.gallery_size)
     figures = {
-        "confusion_matrix.png": plots.confusion_matrix_figure(report.confusion),
-        "confidence_histograms.png": plots.confidence_histograms(evaluation.predictions),
-        "reliability_diagram.png": plots.reliability_diagram(report.calibration),
-        "most_confident_mistakes.png": plots.mistakes_gallery(images, captions),
+        "confusion_matrix.png": figures.confusion_matrix_figure(report.confusion),
+        "confidence_histograms.png": figures.confidence_histograms(evaluation.predictions),
+        "reliability_diagram.png": figures.reliability_diagram(report.calibration),
+        "most_confident_mistakes.png": figures.mistakes_gallery(images, captions),
     }
     for name, figure in figures.items():
         mlflow.log_figure(figure, f"figures/{name}")

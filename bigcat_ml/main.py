@@ -15,10 +15,10 @@ from typing import Any, Dict, List
 import mlflow
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from bigcat_ml import dataset
-from bigcat_ml.entry import hydra_entry_point
-from bigcat_ml.steps import key_for
-from bigcat_ml.tracking import STEP_TAG, find_finished_run, resolved_container, setup_tracking
+from bigcat_ml.chips import dataset
+from bigcat_ml.cli.entry import hydra_entry_point
+from bigcat_ml.tracking.reuse import key_for
+from bigcat_ml.tracking.runs import STEP_TAG, find_finished_run, resolved_container, setup_tracking
 
 log = logging.getLogger(__name__)
 

@@ -8,13 +8,15 @@ from mlflow.data.dataset_source_registry import resolve_dataset_source
 from mlflow.data.meta_dataset import MetaDataset
 from omegaconf import DictConfig
 
-from bigcat_ml import dataset, eda
-from bigcat_ml.entry import hydra_entry_point
-from bigcat_ml.metrics import metric_name
-from bigcat_ml.preprocessing import build_chip_dataset
-from bigcat_ml.spark import get_spark
-from bigcat_ml.steps import key_for
-from bigcat_ml.tracking import step_run
+from bigcat_ml.chips import dataset
+
+from bigcat_ml.reporting import eda
+from bigcat_ml.cli.entry import hydra_entry_point
+from bigcat_ml.scoring.metrics import metric_name
+from bigcat_ml.chips.build import build_chip_dataset
+from bigcat_ml.runtime.spark import get_spark
+from bigcat_ml.tracking.reuse import key_for
+from bigcat_ml.tracking.runs import step_run
 
 # MLflow caps a dataset digest at 36 characters; the full sha256 is in the run's tags.
 _MLFLOW_DIGEST_CHARS = 32

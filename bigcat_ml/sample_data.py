@@ -13,10 +13,10 @@ from typing import Any, Dict, Optional
 import mlflow
 from omegaconf import DictConfig
 
-from bigcat_ml.entry import hydra_entry_point
-from bigcat_ml.oid import sample
-from bigcat_ml.steps import key_for
-from bigcat_ml.tracking import safe_name, step_run
+from bigcat_ml.cli.entry import hydra_entry_point
+from bigcat_ml.synthetic import sample
+from bigcat_ml.tracking.reuse import key_for
+from bigcat_ml.tracking.runs import safe_name, step_run
 
 
 def _check_layout(cfg: DictConfig) -> Optional[Path]:

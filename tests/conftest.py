@@ -8,7 +8,7 @@ from typing import Callable, List, Optional
 import pytest
 from omegaconf import DictConfig
 
-from bigcat_ml.config import compose
+from bigcat_ml.config.schema import compose
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # MLflow projects export this; the tests must always use their own temporary store.
@@ -56,7 +56,7 @@ def make_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
 @pytest.fixture(scope="session")
 def spark():
     """One local[2] SparkSession for the whole test session."""
-    from bigcat_ml.spark import get_spark
+    from bigcat_ml.runtime.spark import get_spark
 
     session = get_spark(compose(TINY_SAMPLE).spark)
     yield session

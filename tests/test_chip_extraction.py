@@ -15,10 +15,10 @@ from pyspark.sql.types import (
 )
 from test_chips import BLUE, GREEN, assert_colour, blocks_image, box, centre, decoded, encode
 
-from bigcat_ml.chip_extraction import FAIL_ONCE_MARKER, extract_chips, split_chips_and_rejects
-from bigcat_ml.dataset import ChipSchema
+from bigcat_ml.chips.extract import FAIL_ONCE_MARKER, extract_chips, split_chips_and_rejects
+from bigcat_ml.chips.dataset import ChipSchema
 from bigcat_ml.oid.schemas import BOXES_SCHEMA
-from bigcat_ml.rejects import BAD_BOX, DECODE_ERROR, MISSING_IMAGE, REJECTS_SCHEMA, TOO_LARGE, TOO_SMALL
+from bigcat_ml.chips.rejects import BAD_BOX, DECODE_ERROR, MISSING_IMAGE, REJECTS_SCHEMA, TOO_LARGE, TOO_SMALL
 
 pytestmark = pytest.mark.spark
 

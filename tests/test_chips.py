@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bigcat_ml.chips import crop_image_boxes, pixel_edges
-from bigcat_ml.rejects import BAD_BOX, DECODE_ERROR, MISSING_IMAGE, TOO_LARGE, TOO_SMALL
+from bigcat_ml.chips.crop import crop_image_boxes, pixel_edges
+from bigcat_ml.chips.rejects import BAD_BOX, DECODE_ERROR, MISSING_IMAGE, TOO_LARGE, TOO_SMALL
 
 RED, GREEN, BLUE, YELLOW = (220, 20, 20), (20, 200, 40), (30, 40, 210), (230, 220, 30)
 CROP_ARGS = dict(padding=0.0, min_chip_side=4, jpeg_quality=90, max_image_pixels=10_000_000)

@@ -5,17 +5,19 @@ import mlflow
 import pandas as pd
 import pytest
 
-from bigcat_ml import artifacts, compare
-from bigcat_ml.comparison import MixedDatasetsError
-from bigcat_ml.tracking import STEP_TAG, setup_tracking
+from bigcat_ml import compare
+
+from bigcat_ml.tracking import names
+from bigcat_ml.tracking.comparison import MixedDatasetsError
+from bigcat_ml.tracking.runs import STEP_TAG, setup_tracking
 
 CLASSES = ["Tiger", "Lion"]
 
 
 def _fake_evaluation(model: str, digest: str, top1: float, f1_tiger: float, status: str = "FINISHED") -> str:
     """An evaluation run as evaluate logs it: tags, headline metrics and the three tables."""
-    tags = {STEP_TAG: "evaluate", artifacts.MODEL_TAG: model, artifacts.WEIGHTS_TAG: "random-init",
-            artifacts.DATASET_DIGEST_TAG: digest}
+    tags = {STEP_TAG: "evaluate", names.MODEL_TAG: model, names.WEIGHTS_TAG: "random-init",
+            names.DATASET_DIGEST_TAG: digest}
     with mlflow.start_run(tags=tags) as run:
         mlflow.log_metrics({"top1_accuracy": top1, "top5_accuracy": 0.9, "family_accuracy": 0.8,
                             "f1_macro": 0.5, "ece": 0.1, "chips_per_second": 42.0})
@@ -24,9 +26,9 @@ def _fake_evaluation(model: str, digest: str, top1: float, f1_tiger: float, stat
                                     "confidence": [0.3, 0.8], "accuracy": [0.5, top1]})
         confusion = pd.DataFrame([[2, 0, 1], [0, 1, 0]], index=pd.Index(CLASSES, name="true"),
                                  columns=[*CLASSES, "other"])
-        mlflow.log_text(per_class.to_csv(index=False), artifacts.PER_CLASS_CSV)
-        mlflow.log_text(calibration.to_csv(index=False), artifacts.CALIBRATION_CSV)
-        mlflow.log_text(confusion.to_csv(), artifacts.CONFUSION_CSV)
+        mlflow.log_text(per_class.to_csv(index=False), names.PER_CLASS_CSV)
+        mlflow.log_text(calibration.to_csv(index=False), names.CALIBRATION_CSV)
+        mlflow.log_text(confusion.to_csv(), names.CONFUSION_CSV)
     if status != "FINISHED":
         mlflow.MlflowClient().set_terminated(run.info.run_id, status)
     return run.info.run_id

@@ -11,8 +11,8 @@ from PIL import Image
 from pyspark.sql import DataFrame, SparkSession
 from test_chips import RED, assert_colour, encode
 
-import bigcat_ml.dataset as dataset
-from bigcat_ml.dataset import (
+import bigcat_ml.chips.dataset as dataset
+from bigcat_ml.chips.dataset import (
     ChipSchema,
     dataset_url,
     decode_chip,
@@ -23,7 +23,7 @@ from bigcat_ml.dataset import (
     read_summary,
     write_chip_dataset,
 )
-from bigcat_ml.rejects import BAD_BOX, DECODE_ERROR, REJECTS_SCHEMA
+from bigcat_ml.chips.rejects import BAD_BOX, DECODE_ERROR, REJECTS_SCHEMA
 
 COLOURS = [(200, 30, 30), (30, 190, 40), (40, 50, 200), (220, 210, 40), (150, 60, 170)]
 

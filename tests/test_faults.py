@@ -22,13 +22,13 @@ from test_bad_input import SAMPLE, TINY_MODEL, cfg_for, clean_tracking_env, runs
 from test_models import calibrated_mobilenet
 
 from bigcat_ml import evaluate, preprocess
-from bigcat_ml.artifacts import PREDICTIONS, THROUGHPUT_METRIC
-from bigcat_ml.chip_extraction import FAIL_ONCE_MARKER as EXTRACTION_MARKER
-from bigcat_ml.config import compose
-from bigcat_ml.dataset import read_summary
-from bigcat_ml.inference import FAIL_ONCE_MARKER as INFERENCE_MARKER
-from bigcat_ml.oid.sample import generate_sample
-from bigcat_ml.tracking import setup_tracking
+from bigcat_ml.tracking.names import PREDICTIONS, THROUGHPUT_METRIC
+from bigcat_ml.chips.extract import FAIL_ONCE_MARKER as EXTRACTION_MARKER
+from bigcat_ml.config.schema import compose
+from bigcat_ml.chips.dataset import read_summary
+from bigcat_ml.scoring.inference import FAIL_ONCE_MARKER as INFERENCE_MARKER
+from bigcat_ml.synthetic.sample import generate_sample
+from bigcat_ml.tracking.runs import setup_tracking
 
 PROJECT = Path(__file__).resolve().parents[1]
 RETRYING = "spark.master='local[2,2]'"  # two threads, each task tried up to twice
@@ -38,7 +38,7 @@ STAGED = "STAGED"
 # the staging folder and before it is moved to the output: the test kills it there.
 STOP_BEFORE_MOVE = f"""
 import sys
-import bigcat_ml.dataset as dataset
+import bigcat_ml.chips.dataset as dataset
 from bigcat_ml import preprocess
 
 measure = dataset._measure

@@ -16,10 +16,10 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from test_models import TINY, calibrated_mobilenet, probe_batch
 
-from bigcat_ml.config import ModelConfig, compose
-from bigcat_ml.dataset import CHIPS_DIR, ChipSchema, decode_chip
-from bigcat_ml.imagenet import class_names
-from bigcat_ml.inference import (
+from bigcat_ml.config.schema import ModelConfig, compose
+from bigcat_ml.chips.dataset import CHIPS_DIR, ChipSchema, decode_chip
+from bigcat_ml.scoring.imagenet import class_names
+from bigcat_ml.scoring.inference import (
     FAIL_ONCE_MARKER,
     METADATA_COLUMNS,
     PREDICTION_COLUMNS,
@@ -31,8 +31,8 @@ from bigcat_ml.inference import (
     predict_spark,
     shared_classifier,
 )
-from bigcat_ml.models import keras_application, model_input
-from bigcat_ml.rejects import DECODE_ERROR, PREDICT_ERROR
+from bigcat_ml.scoring.models import keras_application, model_input
+from bigcat_ml.chips.rejects import DECODE_ERROR, PREDICT_ERROR
 
 N_CHIPS = 20
 CORRUPT_ID = "corrupt"

@@ -1,7 +1,7 @@
 """MLflow project parameters reach Hydra as the overrides the user wrote."""
 import pytest
 
-from bigcat_ml.launch import split_overrides
+from bigcat_ml.cli.launch import split_overrides
 
 
 @pytest.mark.parametrize(

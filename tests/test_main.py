@@ -10,9 +10,9 @@ import mlflow
 import pytest
 
 from bigcat_ml import main as main_step
-from bigcat_ml.artifacts import DATASET_DIGEST_TAG, MODEL_TAG
-from bigcat_ml.config import compose
-from bigcat_ml.tracking import STEP_TAG, setup_tracking
+from bigcat_ml.tracking.names import DATASET_DIGEST_TAG, MODEL_TAG
+from bigcat_ml.config.schema import compose
+from bigcat_ml.tracking.runs import STEP_TAG, setup_tracking
 
 PROJECT = Path(__file__).resolve().parents[1]
 CHAIN = ["model.weights=null", "data.sample.images_per_subset={train:8,validation:3,test:3}", "spark.master='local[2]'"]

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from mlflow.utils.validation import _validate_metric_name
 
-from bigcat_ml.metrics import (
+from bigcat_ml.scoring.metrics import (
     attribute_rates,
     calibration_table,
     chip_outcomes,

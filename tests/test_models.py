@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bigcat_ml.config import ClassesConfig, ModelConfig
-from bigcat_ml.imagenet import (
+from bigcat_ml.config.schema import ClassesConfig, ModelConfig
+from bigcat_ml.scoring.imagenet import (
     UNMAPPED,
     attach_true_index,
     class_index,
@@ -18,7 +18,7 @@ from bigcat_ml.imagenet import (
     ground_truth_map,
     top_k,
 )
-from bigcat_ml.models import (
+from bigcat_ml.scoring.models import (
     build_model,
     check_model,
     keras_application,
@@ -71,7 +71,7 @@ def saved(tmp_path_factory):
 
 
 def test_shipped_class_index_is_the_file_keras_downloads():
-    data = resources.files("bigcat_ml").joinpath("resources/imagenet_class_index.json").read_bytes()
+    data = resources.files("bigcat_ml.scoring").joinpath("resources/imagenet_class_index.json").read_bytes()
     assert hashlib.md5(data).hexdigest() == KERAS_CLASS_INDEX_MD5
 
 

@@ -10,8 +10,8 @@ import pytest
 from matplotlib.container import BarContainer
 from matplotlib.figure import Figure
 
-from bigcat_ml.metrics import attribute_rates, calibration_table
-from bigcat_ml.plots import (
+from bigcat_ml.scoring.metrics import attribute_rates, calibration_table
+from bigcat_ml.reporting.figures import (
     attribute_rates_figure,
     boxes_per_class_subset_figure,
     chip_size_figure,

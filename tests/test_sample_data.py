@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 from PIL import Image, ImageOps
 
-from bigcat_ml.config import SampleConfig, compose
-from bigcat_ml.oid import sample
+from bigcat_ml.config.schema import SampleConfig, compose
+from bigcat_ml.synthetic import sample
 from bigcat_ml.oid.schemas import (
     BOX_COLUMNS,
     BOX_FLAGS,
@@ -296,7 +296,7 @@ def test_an_up_to_date_sample_is_kept_and_a_changed_config_regenerates(tmp_path,
     tiny = SampleConfig(images_per_subset={"train": 3, "validation": 1, "test": 1})
     first = sample.generate_sample(root, tiny)
     stamp = (root / sample.GROUND_TRUTH_FILE).stat().st_mtime_ns
-    caplog.set_level("INFO", logger="bigcat_ml.oid.sample")
+    caplog.set_level("INFO", logger="bigcat_ml.synthetic.sample")
     assert sample.generate_sample(root, tiny) == first
     assert "not regenerating" in caplog.text
     assert (root / sample.GROUND_TRUTH_FILE).stat().st_mtime_ns == stamp

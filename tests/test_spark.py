@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
-from bigcat_ml import spark as spark_module
-from bigcat_ml.spark import JavaMissingError, check_java, flatten_spark_conf
+from bigcat_ml.runtime import spark as spark_module
+from bigcat_ml.runtime.spark import JavaMissingError, check_java, flatten_spark_conf
 
 
 def test_nested_and_dotted_spark_keys_flatten_to_spark_names():

@@ -4,7 +4,7 @@ from __future__ import annotations
 import mlflow
 import pytest
 
-from bigcat_ml.tracking import (
+from bigcat_ml.tracking.runs import (
     EXPERIMENT_KIND_TAG,
     STEP_KEY_TAG,
     STEP_TAG,

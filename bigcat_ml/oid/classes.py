@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 import pandas as pd
 from pyspark.sql import SparkSession
 
-from bigcat_ml.config import ClassesConfig, DataConfig
+from bigcat_ml.config.schema import ClassesConfig, DataConfig
 from bigcat_ml.oid import hierarchy
 from bigcat_ml.oid.readers import check_rows, read_csv
 from bigcat_ml.oid.schemas import CLASS_DESCRIPTION_COLUMNS, CLASS_DESCRIPTIONS_SCHEMA

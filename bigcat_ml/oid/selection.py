@@ -24,7 +24,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
-from bigcat_ml.config import DataConfig, PreprocessConfig
+from bigcat_ml.config.schema import DataConfig, PreprocessConfig
 from bigcat_ml.oid.classes import DISPLAY_NAME, LABEL_NAME
 from bigcat_ml.oid.readers import (
     CORRUPT_COLUMN,
@@ -38,8 +38,8 @@ from bigcat_ml.oid.readers import (
     subset_paths,
 )
 from bigcat_ml.oid.schemas import BOX_COORDINATES, BOX_FLAGS, BOXES_SCHEMA, IMAGE_LABELS_SCHEMA
-from bigcat_ml.rejects import MISSING_IMAGE, REJECTS_SCHEMA
-from bigcat_ml.spark import session_conf
+from bigcat_ml.chips.rejects import MISSING_IMAGE, REJECTS_SCHEMA
+from bigcat_ml.runtime.spark import session_conf
 
 log = logging.getLogger(__name__)
 

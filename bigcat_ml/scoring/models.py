@@ -30,8 +30,8 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
-from bigcat_ml.config import ModelConfig
-from bigcat_ml.imagenet import NUM_CLASSES
+from bigcat_ml.config.schema import ModelConfig
+from bigcat_ml.scoring.imagenet import NUM_CLASSES
 
 if TYPE_CHECKING:
     import keras

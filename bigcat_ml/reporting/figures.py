@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
 from matplotlib.ticker import MaxNLocator
 
-from bigcat_ml.metrics import chip_outcomes, expected_calibration_error
+from bigcat_ml.scoring.metrics import chip_outcomes, expected_calibration_error
 
 RIGHT_COLOR = "tab:green"
 WRONG_COLOR = "tab:red"
@@ -88,7 +88,7 @@ def _confusion_scale(confusions: Sequence[pd.DataFrame], normalize: bool) -> Tup
 
 
 def confusion_matrix_figure(confusion: pd.DataFrame, normalize: bool = True, title: str = "Confusion matrix") -> Figure:
-    """The confusion table of :func:`bigcat_ml.metrics.evaluate_predictions` as a heat map.
+    """The confusion table of :func:`bigcat_ml.scoring.metrics.evaluate_predictions` as a heat map.
 
     ``normalize`` divides each row by its chips, so a cell reads "fraction of this true
     class predicted as that column" and classes of different sizes compare; the cell text
@@ -136,7 +136,7 @@ def confidence_histograms(pred: pd.DataFrame, bins: int = 10) -> Figure:
 def reliability_diagram(calibration: pd.DataFrame, title: str = "Reliability diagram") -> Figure:
     """Accuracy per confidence bin against the diagonal of perfect calibration.
 
-    ``calibration`` is :func:`bigcat_ml.metrics.calibration_table`. Bars below the
+    ``calibration`` is :func:`bigcat_ml.scoring.metrics.calibration_table`. Bars below the
     diagonal mean over-confidence. The lower panel shows how many chips each bin holds,
     so that a wild bar over three chips is not over-read. Empty bins draw no bar.
     """
@@ -239,7 +239,7 @@ def chip_size_figure(chips: pd.DataFrame, size_buckets: Sequence[int] = ()) -> F
 
 def attribute_rates_figure(rates: pd.DataFrame) -> Figure:
     """Per class the fraction of boxes with each OID flag set, from
-    :func:`bigcat_ml.metrics.attribute_rates` (unknown flags are not in the denominator;
+    :func:`bigcat_ml.scoring.metrics.attribute_rates` (unknown flags are not in the denominator;
     a flag with no known value in a class, NaN, draws no bar)."""
     fig = _grouped_bars(
         rates, "Box attributes per class (unknown excluded)", "class",

@@ -9,7 +9,7 @@ from typing import Mapping, Optional
 
 from omegaconf import DictConfig
 
-from bigcat_ml.tracking import step_key
+from bigcat_ml.tracking.runs import step_key
 
 _FAULTS = ("preprocess.fault_injection", "evaluate.fault_injection")
 

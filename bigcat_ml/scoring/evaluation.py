@@ -15,9 +15,11 @@ import pandas as pd
 import pyarrow.dataset as pads
 from pyspark.sql import SparkSession
 
-from bigcat_ml import dataset, inference
-from bigcat_ml.imagenet import UNMAPPED, attach_true_index, ground_truth_map
-from bigcat_ml.metrics import EvaluationReport, evaluate_predictions, most_confident_mistakes
+from bigcat_ml.chips import dataset
+
+from bigcat_ml.scoring import inference
+from bigcat_ml.scoring.imagenet import UNMAPPED, attach_true_index, ground_truth_map
+from bigcat_ml.scoring.metrics import EvaluationReport, evaluate_predictions, most_confident_mistakes
 
 log = logging.getLogger(__name__)
 

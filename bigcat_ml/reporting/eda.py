@@ -8,8 +8,12 @@ from matplotlib.figure import Figure
 from pyspark.sql import SparkSession, Window
 from pyspark.sql import functions as F
 
-from bigcat_ml import dataset, metrics, plots
-from bigcat_ml.preprocessing import PreprocessResult
+from bigcat_ml.chips import dataset
+
+from bigcat_ml.scoring import metrics
+
+from bigcat_ml.reporting import figures
+from bigcat_ml.chips.build import PreprocessResult
 
 CONTACT_SHEET_PER_CLASS = 8
 
@@ -35,9 +39,9 @@ def preprocess_figures(spark: SparkSession, result: PreprocessResult, output: st
     """The EDA figures, by artifact file name."""
     sizes = dataset.read_chips_spark(spark, output).select("LabelText", "chip_width", "chip_height").toPandas()
     return {
-        "positives_negatives.png": plots.positives_negatives_figure(result.label_counts.reset_index()),
-        "boxes_per_class_subset.png": plots.boxes_per_class_subset_figure(result.box_counts),
-        "chip_sizes.png": plots.chip_size_figure(sizes, size_buckets),
-        "attribute_rates.png": plots.attribute_rates_figure(metrics.attribute_rates(result.box_flags)),
-        "contact_sheet.png": plots.contact_sheet(sample_chips(spark, output, CONTACT_SHEET_PER_CLASS), CONTACT_SHEET_PER_CLASS),
+        "positives_negatives.png": figures.positives_negatives_figure(result.label_counts.reset_index()),
+        "boxes_per_class_subset.png": figures.boxes_per_class_subset_figure(result.box_counts),
+        "chip_sizes.png": figures.chip_size_figure(sizes, size_buckets),
+        "attribute_rates.png": figures.attribute_rates_figure(metrics.attribute_rates(result.box_flags)),
+        "contact_sheet.png": figures.contact_sheet(sample_chips(spark, output, CONTACT_SHEET_PER_CLASS), CONTACT_SHEET_PER_CLASS),
     }

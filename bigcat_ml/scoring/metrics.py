@@ -132,7 +132,7 @@ def _require_columns(pred: pd.DataFrame, columns: Sequence[str]) -> None:
     if missing:
         raise ValueError(
             f"predictions table lacks columns {missing}; it has {list(pred.columns)}. "
-            "It must follow the inference output contract (see bigcat_ml.metrics docstring)."
+            "It must follow the inference output contract (see bigcat_ml.scoring.metrics docstring)."
         )
 
 

@@ -10,8 +10,10 @@ import mlflow
 import pandas as pd
 from matplotlib.figure import Figure
 
-from bigcat_ml import artifacts, plots
-from bigcat_ml.tracking import STEP_TAG
+from bigcat_ml.tracking import names
+
+from bigcat_ml.reporting import figures
+from bigcat_ml.tracking.runs import STEP_TAG
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +41,13 @@ def find_evaluation_runs(experiment_id: str, filter_tag: Optional[str] = None) -
             + (f" with tag {filter_tag}" if filter_tag else "")
             + ": run `python -m bigcat_ml.main` (or evaluate) first"
         )
-    identity = [f"tags.{artifacts.MODEL_TAG}", f"tags.{artifacts.WEIGHTS_TAG}", f"tags.{artifacts.DATASET_DIGEST_TAG}"]
+    identity = [f"tags.{names.MODEL_TAG}", f"tags.{names.WEIGHTS_TAG}", f"tags.{names.DATASET_DIGEST_TAG}"]
     return runs.drop_duplicates(subset=identity, keep="first").reset_index(drop=True)
 
 
 def check_same_dataset(runs: pd.DataFrame, allow_mixed: bool) -> None:
     """Refuse runs on different chip datasets unless the user says they know."""
-    digests = runs[f"tags.{artifacts.DATASET_DIGEST_TAG}"]
+    digests = runs[f"tags.{names.DATASET_DIGEST_TAG}"]
     if digests.nunique(dropna=False) > 1 and not allow_mixed:
         listing = ", ".join(f"{name}: {str(d)[:12]}" for name, d in zip(run_labels(runs), digests))
         raise MixedDatasetsError(
@@ -56,7 +58,7 @@ def check_same_dataset(runs: pd.DataFrame, allow_mixed: bool) -> None:
 
 def run_labels(runs: pd.DataFrame) -> list:
     """Readable, unique names: ``<model> [<weights>]``, with a run-id suffix on a clash."""
-    labels = [f"{m} [{w}]" for m, w in zip(runs[f"tags.{artifacts.MODEL_TAG}"], runs[f"tags.{artifacts.WEIGHTS_TAG}"])]
+    labels = [f"{m} [{w}]" for m, w in zip(runs[f"tags.{names.MODEL_TAG}"], runs[f"tags.{names.WEIGHTS_TAG}"])]
     counts = pd.Series(labels).value_counts()
     return [f"{label} {rid[:6]}" if counts[label] > 1 else label for label, rid in zip(labels, runs["run_id"])]
 
@@ -74,23 +76,23 @@ class Comparison:
 def build_comparison(runs: pd.DataFrame, download_dir: Path) -> Comparison:
     """Gather metrics from the runs and their logged tables (downloaded to ``download_dir``)."""
     labels = run_labels(runs)
-    metric_columns = [*artifacts.HEADLINE_METRICS, artifacts.THROUGHPUT_METRIC]
+    metric_columns = [*names.HEADLINE_METRICS, names.THROUGHPUT_METRIC]
     table = pd.DataFrame(
         {
             "run": labels,
-            "model": runs[f"tags.{artifacts.MODEL_TAG}"].values,
-            "weights": runs[f"tags.{artifacts.WEIGHTS_TAG}"].values,
+            "model": runs[f"tags.{names.MODEL_TAG}"].values,
+            "weights": runs[f"tags.{names.WEIGHTS_TAG}"].values,
             **{m: runs.get(f"metrics.{m}", pd.Series([float("nan")] * len(runs))).values for m in metric_columns},
-            "dataset_digest": runs[f"tags.{artifacts.DATASET_DIGEST_TAG}"].str[:12].values,
+            "dataset_digest": runs[f"tags.{names.DATASET_DIGEST_TAG}"].str[:12].values,
             "run_id": runs["run_id"].values,
         }
     )
     per_class, calibrations, confusions = {}, {}, {}
     for label, run_id in zip(labels, runs["run_id"]):
         tables = _download_tables(run_id, download_dir / run_id)
-        per_class[label] = tables[artifacts.PER_CLASS_CSV].set_index("class")["f1"]
-        calibrations[label] = tables[artifacts.CALIBRATION_CSV]
-        confusions[label] = tables[artifacts.CONFUSION_CSV].set_index(tables[artifacts.CONFUSION_CSV].columns[0])
+        per_class[label] = tables[names.PER_CLASS_CSV].set_index("class")["f1"]
+        calibrations[label] = tables[names.CALIBRATION_CSV]
+        confusions[label] = tables[names.CONFUSION_CSV].set_index(tables[names.CONFUSION_CSV].columns[0])
     per_class_f1 = pd.DataFrame(per_class)
     per_class_f1.index.name = "class"
     wide = per_class_f1.T.add_prefix("f1.")
@@ -101,7 +103,7 @@ def build_comparison(runs: pd.DataFrame, download_dir: Path) -> Comparison:
 def _download_tables(run_id: str, target: Path) -> Dict[str, pd.DataFrame]:
     target.mkdir(parents=True, exist_ok=True)
     tables = {}
-    for name in (artifacts.PER_CLASS_CSV, artifacts.CALIBRATION_CSV, artifacts.CONFUSION_CSV):
+    for name in (names.PER_CLASS_CSV, names.CALIBRATION_CSV, names.CONFUSION_CSV):
         local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=name, dst_path=str(target))
         tables[name] = pd.read_csv(local)
     return tables
@@ -109,16 +111,16 @@ def _download_tables(run_id: str, target: Path) -> Dict[str, pd.DataFrame]:
 
 def comparison_figures(comparison: Comparison) -> Dict[str, Figure]:
     """The figures ``compare`` logs, by artifact file name."""
-    headline = comparison.table.set_index("run")[list(artifacts.HEADLINE_METRICS)]
+    headline = comparison.table.set_index("run")[list(names.HEADLINE_METRICS)]
     return {
-        "headline_metrics.png": plots.metric_bars(headline, "Headline metrics by run (ECE: lower is better)"),
-        "reliability_overlay.png": plots.reliability_overlay(comparison.calibrations),
-        "per_class_f1.png": plots.per_class_f1_grouped(comparison.per_class_f1),
-        "confusions.png": plots.confusions_side_by_side(comparison.confusions),
+        "headline_metrics.png": figures.metric_bars(headline, "Headline metrics by run (ECE: lower is better)"),
+        "reliability_overlay.png": figures.reliability_overlay(comparison.calibrations),
+        "per_class_f1.png": figures.per_class_f1_grouped(comparison.per_class_f1),
+        "confusions.png": figures.confusions_side_by_side(comparison.confusions),
     }
 
 
 def short_table(comparison: Comparison) -> pd.DataFrame:
     """The printed summary: one row per run, the headline metrics and throughput."""
-    columns = ["run", *artifacts.HEADLINE_METRICS, artifacts.THROUGHPUT_METRIC]
+    columns = ["run", *names.HEADLINE_METRICS, names.THROUGHPUT_METRIC]
     return comparison.table[columns].round(4)

@@ -3,7 +3,7 @@
 Box coordinates are fractions of the *displayed* image size, i.e. after the EXIF
 orientation has been applied, as Open Images defines them. Each image is decoded once
 for all its boxes; every box gets exactly one :class:`ChipResult` back, either a chip or
-a reject reason from :mod:`bigcat_ml.rejects`, so nothing is dropped silently.
+a reject reason from :mod:`bigcat_ml.chips.rejects`, so nothing is dropped silently.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any, Iterator, List, Mapping, Optional, Tuple
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from bigcat_ml.rejects import BAD_BOX, DECODE_ERROR, MISSING_IMAGE, TOO_LARGE, TOO_SMALL
+from bigcat_ml.chips.rejects import BAD_BOX, DECODE_ERROR, MISSING_IMAGE, TOO_LARGE, TOO_SMALL
 
 # Pixel edges are rounded to this many decimals before floor/ceil, so that float noise
 # such as 0.3 * 100 = 30.000000000000004 does not widen a chip by one pixel.

@@ -9,7 +9,7 @@ a laptop, offline:
   public files print them, ``0.39166668``, ``1``; box flags 0/1 and -1 for unknown);
 - real MIDs and display names, and a pruned copy of the real class hierarchy (children
   under ``Subcategory`` and ``Part``, some MIDs under two parents) shipped as package
-  resources (``bigcat_ml/oid/resources``);
+  resources (``bigcat_ml/synthetic/resources``);
 - several boxes per image, skewed class counts (big cats rare, Cat/Dog/Person common),
   portrait and landscape images of varied size, RGB, grayscale (L) and CMYK JPEGs, and
   JPEGs with an EXIF Orientation tag;
@@ -24,7 +24,7 @@ checked by eye or by test.
 
 The ground truth (``ground_truth.json``) counts images, boxes and image-level labels
 per subset and class, and lists the faulty images, so tests know the chips and rejects
-(:mod:`bigcat_ml.rejects` reasons) a correct pipeline must produce.
+(:mod:`bigcat_ml.chips.rejects` reasons) a correct pipeline must produce.
 """
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ import pyarrow.parquet as pq
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
-from bigcat_ml.config import SampleConfig
+from bigcat_ml.config.schema import SampleConfig
 from bigcat_ml.oid.schemas import (
     BOX_COLUMNS,
     BOX_FLAGS,
@@ -59,7 +59,7 @@ from bigcat_ml.oid.schemas import (
     SUBSETS,
     UNKNOWN_FLAG,
 )
-from bigcat_ml.rejects import DECODE_ERROR, MISSING_IMAGE
+from bigcat_ml.chips.rejects import DECODE_ERROR, MISSING_IMAGE
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ def class_signature(display_name: str) -> np.ndarray:
 
 def resource_bytes(name: str) -> bytes:
     """An embedded file (pruned real hierarchy, class descriptions) as shipped."""
-    return (resources.files("bigcat_ml.oid") / "resources" / name).read_bytes()
+    return (resources.files("bigcat_ml.synthetic") / "resources" / name).read_bytes()
 
 
 @functools.lru_cache(maxsize=None)

@@ -12,8 +12,8 @@ from typing import Any, Dict, Iterator, Mapping, Optional, Sequence
 import mlflow
 from omegaconf import DictConfig, OmegaConf
 
-from bigcat_ml.config import CONF_DIR
-from bigcat_ml.metrics import metric_name
+from bigcat_ml.config.schema import CONF_DIR
+from bigcat_ml.scoring.metrics import metric_name
 
 log = logging.getLogger(__name__)
 

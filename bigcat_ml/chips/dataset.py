@@ -1,7 +1,7 @@
 """The chip dataset: its Petastorm Unischema, its atomic writer, and its readers.
 
 A preprocess output folder holds ``chips/`` (the Petastorm dataset), ``rejects/``
-(Parquet, :data:`bigcat_ml.rejects.REJECTS_SCHEMA`) and ``summary.json`` (counts,
+(Parquet, :data:`bigcat_ml.chips.rejects.REJECTS_SCHEMA`) and ``summary.json`` (counts,
 selected classes, content digest). It is a local path or a Hadoop URI (hdfs://...).
 """
 from __future__ import annotations

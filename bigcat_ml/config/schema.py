@@ -192,7 +192,7 @@ def register_configs() -> None:
 register_configs()
 
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 
 def compose(overrides: Optional[List[str]] = None) -> Any:

@@ -2,7 +2,7 @@
 
 Keras' ``decode_predictions`` downloads ``imagenet_class_index.json`` on first use, which
 fails on machines without internet (and on every Spark executor of an offline cluster).
-The same file ships inside the package (``bigcat_ml/resources``, byte-identical to the
+The same file ships inside the package (``bigcat_ml/scoring/resources``, byte-identical to the
 Keras download: md5 ``c2c37ea517e94d9795004a39431a14cb``, the hash Keras checks) and is
 read from there.
 """
@@ -17,7 +17,7 @@ from typing import Dict, Iterable, List, Mapping, Tuple
 import numpy as np
 import pandas as pd
 
-from bigcat_ml.config import ClassesConfig
+from bigcat_ml.config.schema import ClassesConfig
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ CLASS_INDEX_RESOURCE = "resources/imagenet_class_index.json"
 @lru_cache(maxsize=1)
 def class_index() -> Dict[int, Tuple[str, str]]:
     """ImageNet index -> (WordNet id, class name), e.g. ``292 -> ("n02129604", "tiger")``."""
-    text = resources.files("bigcat_ml").joinpath(CLASS_INDEX_RESOURCE).read_text(encoding="utf-8")
+    text = resources.files("bigcat_ml.scoring").joinpath(CLASS_INDEX_RESOURCE).read_text(encoding="utf-8")
     return {int(index): (wnid, name) for index, (wnid, name) in json.loads(text).items()}
 
 
@@ -74,7 +74,7 @@ def ground_truth_map(
         if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < NUM_CLASSES:
             raise ValueError(
                 f"classes.imagenet_map[{name!r}] = {index!r} is not an ImageNet index 0..{NUM_CLASSES - 1}; "
-                "see bigcat_ml/resources/imagenet_class_index.json for the indices"
+                "see bigcat_ml/scoring/resources/imagenet_class_index.json for the indices"
             )
         configured[str(name).casefold()] = index
     selected = list(dict.fromkeys(selected_display_names))

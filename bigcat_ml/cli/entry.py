@@ -7,8 +7,8 @@ from typing import Any, Callable
 import hydra
 from omegaconf import DictConfig
 
-from bigcat_ml.config import CONF_DIR, finalize
-from bigcat_ml.logging_setup import configure_logging
+from bigcat_ml.config.schema import CONF_DIR, finalize
+from bigcat_ml.cli.console import configure_logging
 
 
 # TensorFlow's C++ start-up chatter hides the step's own output (workers inherit this).

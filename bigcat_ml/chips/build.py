@@ -13,8 +13,8 @@ import pandas as pd
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
-from bigcat_ml import dataset
-from bigcat_ml.chip_extraction import extract_chips, split_chips_and_rejects
+from bigcat_ml.chips import dataset
+from bigcat_ml.chips.extract import extract_chips, split_chips_and_rejects
 from bigcat_ml.oid.classes import load_selected_classes
 from bigcat_ml.oid.schemas import BOX_FLAGS
 from bigcat_ml.oid.selection import box_counts, label_counts, select_images

@@ -1,4 +1,4 @@
-"""Spark wiring of :func:`bigcat_ml.chips.crop_image_boxes`: images in, one row per box out.
+"""Spark wiring of :func:`bigcat_ml.chips.crop.crop_image_boxes`: images in, one row per box out.
 
 The input has one row per source image with all its boxes in an array column, so each
 image is decoded once however many boxes it has. ``mapInArrow`` hands the images over
@@ -25,10 +25,10 @@ from pyspark.sql.pandas.types import to_arrow_schema
 from pyspark.sql.types import StringType, StructField, StructType
 
 from bigcat_ml.faults import fail_once, marker_name
-from bigcat_ml.chips import ChipResult, crop_image_boxes
-from bigcat_ml.dataset import ATTRIBUTE_COLUMNS, BOX_COLUMNS, ChipSchema
-from bigcat_ml.rejects import REJECTS_SCHEMA
-from bigcat_ml.spark import ARROW_BATCH_ROWS_KEY
+from bigcat_ml.chips.crop import ChipResult, crop_image_boxes
+from bigcat_ml.chips.dataset import ATTRIBUTE_COLUMNS, BOX_COLUMNS, ChipSchema
+from bigcat_ml.chips.rejects import REJECTS_SCHEMA
+from bigcat_ml.runtime.spark import ARROW_BATCH_ROWS_KEY
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def extract_chips(images_with_boxes: DataFrame, preprocess_cfg: Any) -> DataFram
 
 
 def crop_settings(preprocess_cfg: Any) -> Dict[str, Any]:
-    """The keyword arguments of :func:`bigcat_ml.chips.crop_image_boxes` that come from
+    """The keyword arguments of :func:`bigcat_ml.chips.crop.crop_image_boxes` that come from
     the ``preprocess`` config."""
     return {
         "padding": float(preprocess_cfg.padding),

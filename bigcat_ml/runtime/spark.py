@@ -12,7 +12,7 @@ from typing import Any, Dict, Iterator, Mapping
 
 from pyspark.sql import SparkSession
 
-from bigcat_ml.config import SparkConfig
+from bigcat_ml.config.schema import SparkConfig
 
 log = logging.getLogger(__name__)
 

@@ -45,7 +45,7 @@ def split_overrides(text: str) -> List[str]:
 
 def main(argv: List[str]) -> None:
     if not argv:
-        raise SystemExit('usage: python -m bigcat_ml.launch <step> ["<hydra overrides>"]')
+        raise SystemExit('usage: python -m bigcat_ml.cli.launch <step> ["<hydra overrides>"]')
     step, rest = argv[0], argv[1:]
     words = [word for chunk in rest for word in split_overrides(chunk)]
     module = importlib.import_module(f"bigcat_ml.{step}")

@@ -53,11 +53,11 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, FloatType, IntegerType, StringType, StructField, StructType
 
-from bigcat_ml import dataset
-from bigcat_ml.config import ModelConfig
+from bigcat_ml.chips import dataset
+from bigcat_ml.config.schema import ModelConfig
 from bigcat_ml.faults import fail_once, marker_name
-from bigcat_ml.imagenet import NUM_CLASSES, class_names, top_k
-from bigcat_ml.models import (
+from bigcat_ml.scoring.imagenet import NUM_CLASSES, class_names, top_k
+from bigcat_ml.scoring.models import (
     RANDOM_INIT,
     KerasApplication,
     as_model_config,
@@ -68,8 +68,8 @@ from bigcat_ml.models import (
     model_input,
     weights_source,
 )
-from bigcat_ml.rejects import DECODE_ERROR, PREDICT_ERROR, REJECTS_SCHEMA
-from bigcat_ml.spark import ARROW_BATCH_ROWS_KEY, session_conf
+from bigcat_ml.chips.rejects import DECODE_ERROR, PREDICT_ERROR, REJECTS_SCHEMA
+from bigcat_ml.runtime.spark import ARROW_BATCH_ROWS_KEY, session_conf
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ def _decode_rgb(jpeg: bytes) -> np.ndarray:
 
 
 def load_classifier(model_cfg: Any, weights_file: Optional[Path], k: int) -> ChipClassifier:
-    """Build and check the model (see :func:`bigcat_ml.models.check_model`)."""
+    """Build and check the model (see :func:`bigcat_ml.scoring.models.check_model`)."""
     if not 1 <= k <= NUM_CLASSES:
         raise ValueError(f"evaluate.top_k must be between 1 and {NUM_CLASSES}; got {k}")
     model = build_model(model_cfg, weights_file)
