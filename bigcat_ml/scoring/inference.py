@@ -15,8 +15,8 @@ Python worker and kept there between calls (:func:`shared_classifier`; Spark reu
 its Python workers unless ``spark.python.worker.reuse=false``).
 ``spark.sql.execution.arrow.maxRecordsPerBatch`` (rows) is set to the batch size while
 predicting, so a worker holds one model batch of JPEG bytes rather than Spark's default
-10000 rows. The chips are first spread in equal partitions over the task slots
-(:func:`spread_evenly`).
+10000 rows. The chips are re-spread in equal partitions over the task slots only
+when their own partitions would leave a core idle (:func:`spread_evenly`).
 
 Measured on this 2-core machine (local[2], 200 JPEG chips of 40-200 px, MobileNet at
 224 px random-init, batch 32, the model built once per worker per run as in real use;
@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import heapq
 import logging
 import math
 import os
@@ -90,6 +91,9 @@ _SCORE_SCHEMA = StructType(
 )
 _STAGING_DIR = "bigcat_ml-weights"
 FAIL_ONCE_MARKER = marker_name("inference")
+# spread_evenly keeps the chips' own partitions when the busiest task slot gets at most
+# this fraction more chips than an even split would give it (docs/decisions.md, issue 16).
+SPREAD_TOLERANCE = 0.05
 
 
 # ----------------------------------------------------------------------- the classifier
@@ -151,7 +155,17 @@ class ChipClassifier:
         return out
 
     def _predict(self, chips: List[np.ndarray]) -> np.ndarray:
+        """Probabilities of a batch; a batch of one chip is predicted as two copies.
+
+        A chip's probabilities are bit-identical whatever batch it shares and whatever its
+        size, except a batch of one, where Keras' dense head computes a matrix-vector
+        product summed in another order (ResNet50 differs in the last bits: 3e-10). With
+        that case padded, Spark and the local path, any partitioning and any retry give
+        the same numbers for the same chip (docs/decisions.md).
+        """
         batch = model_input(chips, self.application, self.input_size)
+        if len(batch) == 1:
+            return np.asarray(self.model.predict_on_batch(np.repeat(batch, 2, axis=0))[:1], dtype=np.float32)
         return np.asarray(self.model.predict_on_batch(batch), dtype=np.float32)
 
 
@@ -218,18 +232,51 @@ def _check_counts(read: int, predictions: int, rejects: int) -> None:
 # ------------------------------------------------------------------------------- Spark
 
 
-def predict_spark(
-    spark: SparkSession, chips_df: DataFrame, model_cfg: Any, eval_cfg: Any
-) -> Tuple[DataFrame, DataFrame]:
+@dataclass
+class SparkPredictions:
+    """What :func:`predict_spark` returns: one cached scoring pass seen as two DataFrames.
+
+    ``predictions`` (METADATA_COLUMNS + PREDICTION_COLUMNS) and ``rejects``
+    (REJECTS_SCHEMA columns) both read the same cached rows (metadata and top-k, no chip
+    bytes), so neither runs the model again. Release the cache with :meth:`unpersist`,
+    or use the object as a context manager.
+    """
+
+    predictions: DataFrame
+    rejects: DataFrame
+    chips_read: int
+    scored: DataFrame
+
+    def to_pandas(self) -> Tuple[pd.DataFrame, pd.DataFrame]:
+        """(predictions, rejects) as pandas, collected in one job from the cached pass."""
+        scored = self.scored.toPandas()
+        failed = scored[_REASON].notna()
+        predictions = scored.loc[~failed, [*METADATA_COLUMNS, *PREDICTION_COLUMNS]].reset_index(drop=True)
+        return predictions, scored.loc[failed, list(REJECT_COLUMNS)].reset_index(drop=True)
+
+    def unpersist(self) -> None:
+        self.scored.unpersist()
+
+    def __enter__(self) -> "SparkPredictions":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.unpersist()
+
+
+def predict_spark(spark: SparkSession, chips_df: DataFrame, model_cfg: Any, eval_cfg: Any) -> SparkPredictions:
     """Predict every chip of ``chips_df`` (ChipSchema columns, ``chip`` = JPEG bytes).
 
-    Returns (predictions, rejects): METADATA_COLUMNS + PREDICTION_COLUMNS, and the
-    REJECTS_SCHEMA columns. The model and its weights are built and checked on the
-    driver first, so a missing or mismatched weights file fails before any task; a
-    weights file is then shipped to the executors with ``SparkContext.addFile``. Both
-    results are computed here, persisted (they are small: no chip bytes) and
-    reconciled against ``chips_df.count()``; ``unpersist()`` them when done. Rows come
-    back in no particular order.
+    The model and its weights are built and checked on the driver first (once per
+    process, :func:`shared_classifier`), so a missing or mismatched weights file fails
+    before any task; a weights file is then shipped to the executors. Spark then runs
+    one pass: the chips' rows per partition are counted (no column is read), the
+    partitions are re-spread only when they would keep a core idle
+    (:func:`spread_evenly`), and a single job scores every chip into a cached result
+    while counting predictions and rejects, which are reconciled against the rows read
+    before anything is returned. Rows come back in no particular order; predictions do
+    not depend on how the chips were split into partitions or batches
+    (:meth:`ChipClassifier.score`).
     """
     missing = [c for c in (*METADATA_COLUMNS, CHIP) if c not in chips_df.columns]
     if missing:
@@ -244,44 +291,66 @@ def predict_spark(
         _make_predict_fn, model_cfg, shipped, int(eval_cfg.top_k), fault.get("fail_once_marker_dir")
     )
     classify = predict_batch_udf(make_predict_fn, return_type=_SCORE_SCHEMA, batch_size=int(eval_cfg.batch_size))
-    read = chips_df.count()
-    spread = spread_evenly(spark, chips_df, read, int(eval_cfg.max_chips_per_task))
+    rows = partition_rows(chips_df)
+    spread = spread_evenly(spark, chips_df, rows, int(eval_cfg.max_chips_per_task))
     scored = spread.select(*METADATA_COLUMNS, classify(CHIP).alias("_score")).select(*METADATA_COLUMNS, "_score.*")
-    scored.persist()  # before deriving the two results, so both read it and the model runs once
-    failed = F.col(_REASON).isNotNull()
-    predictions = scored.filter(~failed).select(*METADATA_COLUMNS, *PREDICTION_COLUMNS)
-    rejects = scored.filter(failed).select(*REJECT_COLUMNS)
+    scored.persist()
     try:
         with session_conf(spark, ARROW_BATCH_ROWS_KEY, str(int(eval_cfg.batch_size))):
-            counts = [df.persist().count() for df in (predictions, rejects)]
-        _check_counts(read, *counts)
+            # One job fills the cache and counts both outcomes.
+            total, rejected = scored.agg(F.count(F.lit(1)), F.count(_REASON)).first()
+        _check_counts(sum(rows), total - rejected, rejected)
     except BaseException:
-        predictions.unpersist()
-        rejects.unpersist()
-        raise
-    finally:
         scored.unpersist()
-    return predictions, rejects
+        raise
+    failed = F.col(_REASON).isNotNull()
+    return SparkPredictions(
+        predictions=scored.filter(~failed).select(*METADATA_COLUMNS, *PREDICTION_COLUMNS),
+        rejects=scored.filter(failed).select(*REJECT_COLUMNS),
+        chips_read=sum(rows),
+        scored=scored,
+    )
 
 
-def spread_evenly(spark: SparkSession, chips_df: DataFrame, rows: int, max_chips_per_task: int) -> DataFrame:
-    """``chips_df`` in equal partitions, a whole number of waves over the task slots.
+def partition_rows(chips_df: DataFrame) -> List[int]:
+    """Rows in each partition of ``chips_df``, in partition order: one small job that
+    reads no column (Parquet answers from its row-group counts)."""
+    counts = dict(chips_df.groupBy(F.spark_partition_id().alias("p")).count().collect())
+    return [counts.get(i, 0) for i in range(chips_df.rdd.getNumPartitions())]
 
-    Spark splits the chip files by bytes, which leaves partitions of unequal rows (one
-    file of 300 chips and one of 100 keeps one core idle for half the time), and the model
-    costs far more per chip than the shuffle of its JPEG bytes. Each task gets at most
-    ``max_chips_per_task`` chips, so a retried task redoes a bounded amount of work.
-    Each partition is then sorted by the chips' metadata: a shuffle hands rows over in the
-    order their blocks arrive, and a model's float outputs can differ in the last bits with
-    the chips that share its batch (seen between local mode and a standalone cluster), so
-    the sort keeps predictions bit-identical across runs, retries and cluster layouts.
+
+def _makespan(rows: Sequence[int], slots: int) -> int:
+    """Chips the busiest task slot scores when Spark hands the partitions, in order, to
+    whichever slot is free first (each chip costing the same)."""
+    finish = [0] * slots
+    for n in rows:
+        heapq.heapreplace(finish, finish[0] + n)
+    return max(finish)
+
+
+def spread_evenly(spark: SparkSession, chips_df: DataFrame, rows: Sequence[int], max_chips_per_task: int) -> DataFrame:
+    """``chips_df`` as it is when its partitions already keep every task slot busy, else
+    in equal partitions, a whole number of waves over the task slots.
+
+    ``rows``: the rows of each partition (:func:`partition_rows`). Spark splits the chip
+    files by bytes, which can leave partitions of unequal rows (one of 300 chips and one
+    of 100 keeps a core idle for half the time), and the model costs far more per chip
+    than a shuffle of its JPEG bytes; but a shuffle is a stage of its own with a fixed
+    cost, paid for nothing when the partitions are already even. They are kept when no
+    partition holds more than ``max_chips_per_task`` chips (a retried task redoes a
+    bounded amount of work) and the busiest slot would score at most
+    :data:`SPREAD_TOLERANCE` more chips than an even split gives it.
     """
     if max_chips_per_task < 1:
         raise ValueError(f"evaluate.max_chips_per_task must be at least 1; got {max_chips_per_task}")
     task_cpus = int(spark.conf.get("spark.task.cpus", "1"))
     slots = max(1, spark.sparkContext.defaultParallelism // task_cpus)
-    waves = max(1, math.ceil(rows / (slots * max_chips_per_task)))
-    return chips_df.repartition(slots * waves).sortWithinPartitions(*METADATA_COLUMNS)
+    total = sum(rows)
+    even = math.ceil(total / slots)
+    if max(rows, default=0) <= max_chips_per_task and _makespan(rows, slots) <= even * (1 + SPREAD_TOLERANCE):
+        return chips_df
+    waves = max(1, math.ceil(total / (slots * max_chips_per_task)))
+    return chips_df.repartition(slots * waves)
 
 
 def _make_predict_fn(
@@ -328,11 +397,9 @@ def _ship(spark: SparkSession, weights_file: Path) -> str:
     SparkFiles folder, which Spark deletes when the session stops; identical weights
     are staged once per session.
     """
-    digest = hashlib.sha256()
-    with open(weights_file, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    staged = Path(SparkFiles.getRootDirectory()) / _STAGING_DIR / f"{digest.hexdigest()[:16]}-{weights_file.name}"
+    info = weights_file.stat()
+    digest = _file_digest(str(weights_file), info.st_size, info.st_mtime_ns)
+    staged = Path(SparkFiles.getRootDirectory()) / _STAGING_DIR / f"{digest[:16]}-{weights_file.name}"
     if not staged.exists():
         staged.parent.mkdir(parents=True, exist_ok=True)
         partial_copy = staged.with_name(f".{staged.name}.{os.getpid()}")
@@ -340,6 +407,17 @@ def _ship(spark: SparkSession, weights_file: Path) -> str:
         os.replace(partial_copy, staged)
     spark.sparkContext.addFile(str(staged))
     return staged.name
+
+
+@lru_cache(maxsize=8)
+def _file_digest(path: str, size: int, mtime_ns: int) -> str:
+    """SHA-256 of a file, computed once per (path, size, modification time): hashing
+    ResNet50's 100 MB of weights on every call would be a fixed cost of its own."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 # ------------------------------------------------------------------------ one process
