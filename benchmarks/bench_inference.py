@@ -1,32 +1,51 @@
-"""Item 1: scoring chips with ``predict_spark`` (local[2]) vs a plain single-process Keras loop.
+"""Inference as users meet it: ``predict_spark`` (local[2]) against the fastest plain loop.
 
-Both paths score the very same chips (a deterministic subset of the chip dataset) with
-the same random-init model. The plain loop is the fastest simple loop: every JPEG
-decoded with the dataset's codec, then ``model_input`` (bilinear resize +
-``preprocess_input``) and ``model.predict_on_batch`` per batch, TensorFlow on its
-default threads (both cores); decode, preprocessing and predict are timed separately.
-The Spark path is timed around the whole ``predict_spark`` call: the driver's model
-check, spreading the chips over the task slots, predicting, and reconciling the counts.
+Per model and chip count, in one process and interleaved (plain, plain, Spark; again),
+on the very same chips (a deterministic subset of a chip dataset):
+
+* numpy idiom: every JPEG decoded with the dataset's codec, ``model_input`` (bilinear
+  resize + ``preprocess_input``) and ``model.predict_on_batch`` per batch;
+* tf.data idiom: ``decode_jpeg`` and ``resize`` mapped with ``num_parallel_calls=AUTOTUNE``,
+  batched, ``preprocess_input``, prefetched, ``model.predict``;
+* a warm ``predict_spark`` call, timed whole: the driver's checks, the partition count,
+  the scoring pass and the reconciliation.
+
+Spark is judged against the faster plain idiom. The Spark call's fixed cost is the
+intercept of a least-squares line of its best time against chips over every size
+measured; the plain loop's per-chip cost and one ``predict_local`` run give the chip
+count from which Spark local mode overtakes one process (``evaluate.path=auto``). The
+bfloat16 speedup and top-1 agreement are measured with the numpy idiom on models whose
+batch-norm statistics were set from the sample's chips (random init alone gives every
+chip the same uniform probabilities, which makes agreement meaningless).
 """
 from __future__ import annotations
 
 import logging
+import math
+import tempfile
 import time
-from typing import Any, Dict, List, Sequence, Tuple
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from bigcat_ml.chips.dataset import decode_chip, read_chips_spark
-from bigcat_ml.scoring.inference import ChipClassifier, load_classifier, predict_spark, spread_evenly
-from bigcat_ml.scoring.models import as_model_config, model_input
+from bigcat_ml.config.schema import Precision
+from bigcat_ml.scoring import inference
+from bigcat_ml.scoring.inference import ChipClassifier, load_classifier, partition_rows, predict_local, predict_spark
+from bigcat_ml.scoring.models import as_model_config, build_model, model_input
 
-from benchmarks.spark_stages import busiest_stage
+from benchmarks.profiles import InferencePlan
 from benchmarks.timing import fastest, per_second, timed
 
 log = logging.getLogger(__name__)
 
-TARGET_RATIO = 0.90  # Spark chips/s over plain end-to-end chips/s, both warm
+TARGET_SMALL = 0.95  # Spark / best plain chips/s at a few hundred chips
+TARGET_LARGE = 1.0  # at >= 2,000 chips
+MIN_BF16_AGREEMENT = 0.99
 _CHIP_KEY = ("ImageID", "LabelName", "XMin", "XMax", "YMin", "YMax")
 
 
@@ -42,137 +61,214 @@ def select_chips(spark: SparkSession, output: str, n: int) -> DataFrame:
     return chips.filter(key <= F.lit(cutoff))
 
 
-def plain_loop(jpegs: Sequence[bytes], classifier: ChipClassifier, batch_size: int) -> Dict[str, float]:
-    """Seconds to decode all chips, then to preprocess and to predict them batch by batch."""
-    start = time.perf_counter()
-    decoded = [decode_chip(jpeg) for jpeg in jpegs]
-    decode_s = time.perf_counter() - start
-    preprocess_s = model_s = 0.0
-    for first in range(0, len(decoded), batch_size):
-        t0 = time.perf_counter()
-        batch = model_input(decoded[first : first + batch_size], classifier.application, classifier.input_size)
-        t1 = time.perf_counter()
-        classifier.model.predict_on_batch(batch)
-        t2 = time.perf_counter()
-        preprocess_s += t1 - t0
-        model_s += t2 - t1
-    return {
-        "decode_s": round(decode_s, 6),
-        "preprocess_s": round(preprocess_s, 6),
-        "model_s": round(model_s, 6),
-        "end_to_end_s": round(decode_s + preprocess_s + model_s, 6),
-    }
+def numpy_idiom(jpegs: Sequence[bytes], classifier: ChipClassifier, batch_size: int) -> np.ndarray:
+    """Decode, resize, preprocess and ``predict_on_batch``, batch by batch: the probabilities."""
+    out = []
+    for first in range(0, len(jpegs), batch_size):
+        chips = [decode_chip(jpeg) for jpeg in jpegs[first : first + batch_size]]
+        out.append(np.asarray(classifier.model.predict_on_batch(model_input(chips, classifier.application, classifier.input_size))))
+    return np.concatenate(out)
+
+
+def tf_data_idiom(jpegs: Sequence[bytes], classifier: ChipClassifier, batch_size: int) -> np.ndarray:
+    """The same chips through a ``tf.data`` pipeline with parallel decode and resize."""
+    import tensorflow as tf
+
+    size, preprocess = classifier.input_size, classifier.application.preprocess_input
+
+    def load(jpeg: tf.Tensor) -> tf.Tensor:
+        return tf.image.resize(tf.io.decode_jpeg(jpeg, channels=3), (size, size))
+
+    pipeline = (
+        tf.data.Dataset.from_tensor_slices(tf.constant(list(jpegs), dtype=tf.string))
+        .map(load, num_parallel_calls=tf.data.AUTOTUNE)
+        .batch(batch_size)
+        .map(preprocess, num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    return np.asarray(classifier.model.predict(pipeline, verbose=0))
 
 
 def _spark_call(spark: SparkSession, chips: DataFrame, cfg: Any, group: str, quiet_s: float) -> Dict[str, Any]:
-    record, (predictions, rejects) = timed(lambda: predict_spark(spark, chips, cfg.model, cfg.evaluate), quiet_s, spark, group)
-    record.update(predictions=predictions.count(), rejects=rejects.count())
-    predictions.unpersist()
-    rejects.unpersist()
+    record, scored = timed(lambda: predict_spark(spark, chips, cfg.model, cfg.evaluate), quiet_s, spark, group)
+    with scored:
+        record.update(predictions=scored.predictions.count(), rejects=scored.rejects.count())
     return record
-
-
-def _driver_tf_threads() -> int:
-    import tensorflow as tf
-
-    return tf.config.threading.get_intra_op_parallelism_threads()
 
 
 def _ratio(a: float, b: float) -> float:
     return round(a / b, 3) if b else float("nan")
 
 
-def _interleaved(
-    spark: SparkSession, chips: DataFrame, jpegs: Sequence[bytes], classifier: ChipClassifier, cfg: Any,
-    repeats: int, quiet_s: float,
-) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
-    """``repeats`` x (plain loop, warm ``predict_spark``): (plain runs, Spark runs)."""
-    plain_runs, spark_runs = [], []
-    for i in range(repeats):
-        record, plain = timed(lambda: plain_loop(jpegs, classifier, int(cfg.evaluate.batch_size)), quiet_s)
-        plain_runs.append({**plain, **record})
-        spark_runs.append(_spark_call(spark, chips, cfg, f"{cfg.model.name}-warm-{i}", quiet_s))
-    return plain_runs, spark_runs
-
-
-def _partition_rows(chips: DataFrame) -> List[int]:
-    counts = {row["partition"]: row["count"] for row in chips.groupBy(F.spark_partition_id().alias("partition")).count().collect()}
-    return [counts.get(i, 0) for i in range(chips.rdd.getNumPartitions())]
-
-
-def bench_model(spark: SparkSession, cfg: Any, n_chips: int, warm_repeats: int, quiet_s: float) -> Dict[str, Any]:
-    """A cold ``predict_spark`` call (the first of the session: the model is built on the
-    driver and in each Python worker), then warm calls interleaved with plain loops on the
-    same chips. Warm calls find the model already built in every process, as the second
-    and later calls of a sweep, a notebook or ``main`` do (``shared_classifier``)."""
-    name, batch_size, k = cfg.model.name, int(cfg.evaluate.batch_size), int(cfg.evaluate.top_k)
-    chips = select_chips(spark, cfg.preprocess.output, n_chips).persist()
-    n = chips.count()
-    file_rows = _partition_rows(chips)
-    task_rows = _partition_rows(spread_evenly(spark, chips, n, int(cfg.evaluate.max_chips_per_task)))
+def _size(spark: SparkSession, cfg: Any, output: str, n_chips: int, repeats: int, classifier: ChipClassifier,
+          quiet_s: float, target: float) -> Dict[str, Any]:
+    """``repeats`` x (numpy idiom, tf.data idiom, warm Spark call) on the same ``n_chips``."""
+    name, batch_size = cfg.model.name, int(cfg.evaluate.batch_size)
+    chips = select_chips(spark, output, n_chips).persist()
+    rows = partition_rows(chips)
     jpegs = [row.chip for row in chips.select("chip").collect()]
-    log.info("%s: %d chips in file partitions %s, predicted in tasks of %s", name, n, file_rows, task_rows)
+    n = len(jpegs)
+    runs: Dict[str, List[Dict[str, Any]]] = {"numpy": [], "tf_data": [], "spark": []}
+    idioms = {"numpy": numpy_idiom, "tf_data": tf_data_idiom}
+    for idiom in idioms.values():  # the first call of each traces the model's functions
+        idiom(jpegs[: 2 * batch_size], classifier, batch_size)
+    _spark_call(spark, chips, cfg, f"{name}-{n}-first", 0.0)
+    for i in range(repeats):
+        for key, idiom in idioms.items():
+            record, _ = timed(lambda: idiom(jpegs, classifier, batch_size), quiet_s)
+            runs[key].append(record)
+        runs["spark"].append(_spark_call(spark, chips, cfg, f"{name}-{n}-warm-{i}", quiet_s))
+    chips.unpersist()
+    rates = {key: per_second(n, fastest(r)["seconds"], 2) for key, r in runs.items()}
+    best_plain = max(("numpy", "tf_data"), key=lambda k: rates[k])
+    ratio = _ratio(rates["spark"], rates[best_plain])
+    log.info("%s, %d chips: %s -> Spark / %s = %s", name, n, rates, best_plain, ratio)
+    return {
+        "chips": n,
+        "partition_rows": rows,
+        "runs": runs,
+        "chips_per_s": rates,
+        "best_plain": best_plain,
+        "spark_vs_best_plain": ratio,
+        "target": {"min": target, "met": bool(ratio >= target)},
+    }
 
+
+def _spark_only(spark: SparkSession, cfg: Any, output: str, n_chips: int, repeats: int, quiet_s: float) -> Dict[str, Any]:
+    chips = select_chips(spark, output, n_chips).persist()
+    n = chips.count()
+    runs = [_spark_call(spark, chips, cfg, f"{cfg.model.name}-{n}-fit-{i}", quiet_s) for i in range(repeats)]
+    chips.unpersist()
+    return {"chips": n, "seconds": fastest(runs)["seconds"], "runs": runs}
+
+
+def fixed_cost(points: Sequence[Tuple[int, float]]) -> Dict[str, Any]:
+    """Least-squares line seconds = fixed + per_chip * chips through the best times."""
+    chips, seconds = np.array([p[0] for p in points], float), np.array([p[1] for p in points], float)
+    per_chip, fixed = np.polyfit(chips, seconds, 1)
+    return {"points": [list(p) for p in points], "fixed_s": round(float(fixed), 3), "ms_per_chip": round(1000 * float(per_chip), 3)}
+
+
+def calibrated(model: Any, batch: np.ndarray) -> Any:
+    """``model`` with every batch-norm layer's statistics set from ``batch`` (one
+    training-mode pass with momentum 0), so its outputs depend on the chip as a trained
+    model's do."""
+    import keras
+
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = 0.0
+    model(batch, training=True)
+    return model
+
+
+def bench_precision(cfg: Any, jpegs: Sequence[bytes], repeats: int, quiet_s: float) -> Dict[str, Any]:
+    """float32 vs bfloat16 (numpy idiom, interleaved) on calibrated weights: speedup,
+    top-1 agreement and the largest probability difference over ``jpegs``."""
+    model_cfg = replace(as_model_config(cfg.model), precision=Precision.float32)
+    k, batch_size = int(cfg.evaluate.top_k), int(cfg.evaluate.batch_size)
+    base = load_classifier(model_cfg, None, k)
+    calibrated(base.model, model_input([decode_chip(j) for j in jpegs[:batch_size]], base.application, base.input_size))
+    with tempfile.TemporaryDirectory() as folder:
+        weights = Path(folder) / "calibrated.weights.h5"
+        base.model.save_weights(str(weights))
+        classifiers = {
+            precision: ChipClassifier(build_model(replace(model_cfg, weights=str(weights), precision=precision), weights),
+                                      base.application, base.input_size, k)
+            for precision in Precision
+        }
+    probs = {p: numpy_idiom(jpegs, c, batch_size) for p, c in classifiers.items()}  # also traces both
+    runs: Dict[str, List[Dict[str, Any]]] = {p.value: [] for p in Precision}
+    for _ in range(repeats):
+        for precision, classifier in classifiers.items():
+            runs[precision.value].append(timed(lambda: numpy_idiom(jpegs, classifier, batch_size), quiet_s)[0])
+    fp32, bf16 = probs[Precision.float32], probs[Precision.bfloat16]
+    agreement = float((fp32.argmax(axis=1) == bf16.argmax(axis=1)).mean())
+    seconds = {p: fastest(r)["seconds"] for p, r in runs.items()}
+    return {
+        "chips": len(jpegs),
+        "runs": runs,
+        "chips_per_s": {p: per_second(len(jpegs), s, 2) for p, s in seconds.items()},
+        "speedup": _ratio(seconds[Precision.float32.value], seconds[Precision.bfloat16.value]),
+        "top1_agreement": round(agreement, 4),
+        "max_abs_prob_diff": round(float(np.abs(fp32 - bf16).max()), 5),
+        "fp32_top1_distinct_classes": int(len(np.unique(fp32.argmax(axis=1)))),
+        "target": {"min": MIN_BF16_AGREEMENT, "met": bool(agreement >= MIN_BF16_AGREEMENT)},
+    }
+
+
+def local_path_overhead(cfg: Any, output: str, quiet_s: float) -> Dict[str, Any]:
+    """One cold ``predict_local`` over a whole dataset: seconds and chips, model built in the call."""
+    inference._classifier_for.cache_clear()
+    record, (predictions, rejects) = timed(lambda: predict_local(output, cfg.model, cfg.evaluate), quiet_s)
+    return {"chips": len(predictions) + len(rejects), "seconds": record["seconds"]}
+
+
+def crossover(spark_cold_fixed_s: float, spark_ms_per_chip: float, local_fixed_s: float, local_ms_per_chip: float) -> Optional[int]:
+    """Chips from which a Spark call beats one process (None: one process is never slower)."""
+    gain = local_ms_per_chip - spark_ms_per_chip
+    if gain <= 0:
+        return None
+    return max(0, math.ceil(1000 * (spark_cold_fixed_s - local_fixed_s) / gain))
+
+
+def bench_model(spark: SparkSession, cfg: Any, plan: InferencePlan, small_output: str, large_output: str,
+                quiet_s: float) -> Dict[str, Any]:
+    """A cold ``predict_spark`` call (the first of the session for this model), the two
+    interleaved sizes, the extra fit sizes, bfloat16 and the local path."""
+    name, k = cfg.model.name, int(cfg.evaluate.top_k)
+    chips = select_chips(spark, small_output, plan.small).persist()
     cold = _spark_call(spark, chips, cfg, f"{name}-cold", quiet_s)
+    chips.unpersist()
     start = time.perf_counter()
     classifier = load_classifier(as_model_config(cfg.model), None, k)
     build_s = time.perf_counter() - start
-    plain_loop(jpegs[:batch_size], classifier, batch_size)  # the first predict traces the model
-    plain_runs, warm_runs = _interleaved(spark, chips, jpegs, classifier, cfg, warm_repeats, quiet_s)
-    chips.unpersist()
-
-    best_plain = min(plain_runs, key=lambda r: r["end_to_end_s"])
-    best_warm = fastest(warm_runs)
-    stage = busiest_stage(spark, best_warm["group"])
-    plain_e2e = per_second(n, best_plain["end_to_end_s"], 2)
-    plain_model = per_second(n, min(r["model_s"] for r in plain_runs), 2)
-    rates = {key: per_second(n, run["seconds"], 2) for key, run in (("cold", cold), ("warm", best_warm))}
-    spark_result: Dict[str, Any] = {
-        "cold": cold,
-        "warm_runs": warm_runs,
-        "cold_chips_per_s": rates["cold"],
-        "warm_chips_per_s": rates["warm"],
-        "warm_cpu_ms_per_chip": round(1000 * best_warm["resources"]["own_cpu_s"] / n, 2),
-        "model_build_and_check_s": round(build_s, 3),
-        "cold_predict_stage": busiest_stage(spark, cold["group"]),
-        "predict_stage": stage,
-    }
-    ratios = {
-        "warm_spark_vs_plain_end_to_end": _ratio(rates["warm"], plain_e2e),
-        "cold_spark_vs_plain_end_to_end": _ratio(rates["cold"], plain_e2e),
-        "warm_spark_vs_plain_model_only": _ratio(rates["warm"], plain_model),
-    }
-    if stage:
-        spark_result["outside_predict_stage_s"] = round(best_warm["seconds"] - stage["wall_s"], 3)
-        spark_result["predict_stage_chips_per_s"] = per_second(n, stage["wall_s"], 2)
-        ratios["predict_stage_vs_plain_end_to_end"] = _ratio(spark_result["predict_stage_chips_per_s"], plain_e2e)
+    sizes = [
+        _size(spark, cfg, small_output, plan.small, plan.repeats, classifier, quiet_s, TARGET_SMALL),
+        _size(spark, cfg, large_output, plan.large, plan.large_repeats, classifier, quiet_s, TARGET_LARGE),
+    ]
+    extra = [_spark_only(spark, cfg, small_output, n, plan.repeats, quiet_s) for n in plan.fit_only]
+    points = sorted([(s["chips"], fastest(s["runs"]["spark"])["seconds"]) for s in sizes] + [(e["chips"], e["seconds"]) for e in extra])
+    fit = fixed_cost(points)
+    small = sizes[0]
+    cold_extra_s = round(cold["seconds"] - fastest(small["runs"]["spark"])["seconds"], 3)
+    jpegs = [row.chip for row in select_chips(spark, small_output, plan.precision_chips).select("chip").collect()]
+    precision = bench_precision(cfg, jpegs, plan.precision_repeats, quiet_s)
+    large = sizes[1]
+    plain_ms = 1000 / large["chips_per_s"][large["best_plain"]]
     return {
         "model": name,
-        "input_size": int(cfg.model.input_size),
-        "chips": n,
-        "batch_size": batch_size,
-        "arrow_max_records_per_batch": batch_size,  # predict_spark sets it to the batch size
-        "file_partition_rows": file_rows,
-        "task_rows": task_rows,
-        "plain": {
-            "runs": plain_runs,
-            "model_only_chips_per_s": plain_model,
-            "end_to_end_chips_per_s": plain_e2e,
-            "cpu_ms_per_chip": round(1000 * best_plain["resources"]["own_cpu_s"] / n, 2),
-            "best_breakdown_s": {key: best_plain[key] for key in ("decode_s", "preprocess_s", "model_s")},
-            "tf_intra_op_threads": _driver_tf_threads(),  # 0: TensorFlow's default, all cores
-        },
-        "spark": spark_result,
-        "ratios": ratios,
-        "target": {
-            "metric": "warm_spark_vs_plain_end_to_end",
-            "min": TARGET_RATIO,
-            "value": ratios["warm_spark_vs_plain_end_to_end"],
-            "met": bool(ratios["warm_spark_vs_plain_end_to_end"] >= TARGET_RATIO),
-        },
+        "batch_size": int(cfg.evaluate.batch_size),
+        "arrow_max_records_per_batch": int(cfg.evaluate.batch_size),  # predict_spark sets it to the batch size
+        "model_build_and_check_s": round(build_s, 3),
+        "cold_call": {**cold, "chips": small["chips"], "extra_s_over_warm": cold_extra_s},
+        "sizes": sizes,
+        "fit_only": extra,
+        "spark_fixed_cost": fit,
+        "plain_ms_per_chip_at_large": round(plain_ms, 3),
+        "precision": precision,
     }
 
 
-def bench_inference(spark: SparkSession, cfgs: Sequence[Any], plans: Sequence[Tuple[int, int]], quiet_s: float) -> List[Dict[str, Any]]:
-    """:func:`bench_model` for each model config with its (at most so many chips, warm repeats)."""
-    return [bench_model(spark, cfg, n, repeats, quiet_s) for cfg, (n, repeats) in zip(cfgs, plans)]
+def auto_threshold(models: List[Dict[str, Any]], local: Dict[str, Any]) -> Dict[str, Any]:
+    """The chip count from which ``evaluate`` on Spark local[2] (a cold call: the model is
+    built in each Python worker) finishes before the local path, per model; the config
+    takes the smallest."""
+    first = models[0]
+    local_read_s = round(local["seconds"] - first["model_build_and_check_s"] - local["chips"] * first["plain_ms_per_chip_at_large"] / 1000, 3)
+    per_model = {}
+    for m in models:
+        fit = m["spark_fixed_cost"]
+        per_model[m["model"]] = crossover(fit["fixed_s"] + m["cold_call"]["extra_s_over_warm"], fit["ms_per_chip"],
+                                          max(0.0, local_read_s) + m["model_build_and_check_s"], m["plain_ms_per_chip_at_large"])
+    finite = [v for v in per_model.values() if v is not None]
+    return {"local_path_run": local, "local_fixed_s_beyond_model_and_loop": local_read_s, "per_model": per_model,
+            "threshold": min(finite) if finite else None}
+
+
+def bench_inference(spark: SparkSession, cfgs: Sequence[Any], plans: Sequence[InferencePlan], small_output: str,
+                    large_output: str, quiet_s: float) -> Dict[str, Any]:
+    """:func:`bench_model` for each model, then the ``evaluate.path=auto`` threshold."""
+    models = [bench_model(spark, cfg, plan, small_output, large_output, quiet_s) for cfg, plan in zip(cfgs, plans)]
+    local = local_path_overhead(cfgs[0], small_output, quiet_s)
+    return {"models": models, "auto_path": auto_threshold(models, local)}

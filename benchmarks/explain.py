@@ -16,33 +16,34 @@ def _spark_runs(results: Dict[str, Any]) -> Iterator[Dict[str, Any]]:
     for extraction in (pre["extraction"], results.get("large_images_extraction") or {}):
         for kind in ("from_files", "from_cache"):
             yield from extraction.get(kind, {}).get("runs", [])
-    for model in results["inference"]:
-        yield from (model["spark"]["cold"], *model["spark"]["warm_runs"])
+    for model in results["inference"]["models"]:
+        yield model["cold_call"]
+        for size in model["sizes"]:
+            yield from size["runs"]["spark"]
 
 
 def _inference_notes(model: Dict[str, Any]) -> List[str]:
-    spark, plain, ratios, target = model["spark"], model["plain"], model["ratios"], model["target"]
-    name = model["model"]
-    best = fastest(spark["warm_runs"])
-    verdict = "meets" if target["met"] else "misses"
-    out = [
-        f"{name}: the best warm `predict_spark` call took {best['seconds']:.2f} s for {model['chips']} chips, the best "
-        f"plain loop {min(r['end_to_end_s'] for r in plain['runs']):.2f} s: {ratios['warm_spark_vs_plain_end_to_end']}x, "
-        f"which {verdict} the {target['min']} target (other programs used {best['resources']['foreign_cpu_cores']:.2f} "
-        f"cores during that call). The chips were spread over the task slots as {model['task_rows']} (the files "
-        f"held {model['file_partition_rows']}).",
-        f"{name}: the cold call, the first of the session, ran at {ratios['cold_spark_vs_plain_end_to_end']}x: it "
-        f"builds and checks the model on the driver and in each Python worker ({spark['model_build_and_check_s']:.2f} s "
-        f"per build here); warm calls find it built, as later calls of a sweep or a notebook do.",
-    ]
-    stage = spark.get("predict_stage")
-    if stage:
+    name, fit, cold, precision = model["model"], model["spark_fixed_cost"], model["cold_call"], model["precision"]
+    out = []
+    for size in model["sizes"]:
+        best = fastest(size["runs"]["spark"])
+        verdict = "meets" if size["target"]["met"] else "misses"
         out.append(
-            f"{name}: {spark['outside_predict_stage_s']:.2f} s of the warm call ran outside the predict stage (the "
-            f"driver's checks, reading and spreading the chips, count and reconciliation jobs); the predict stage alone "
-            f"ran at {ratios['predict_stage_vs_plain_end_to_end']}x the plain loop, its tasks taking {stage['task_s']} s. "
-            f"CPU per chip: Spark {spark['warm_cpu_ms_per_chip']} ms (all processes), plain {plain['cpu_ms_per_chip']} ms."
+            f"{name}, {size['chips']} chips (partitions {size['partition_rows']}): the best warm `predict_spark` call took "
+            f"{best['seconds']:.2f} s, {size['spark_vs_best_plain']}x the faster plain idiom ({size['best_plain']}), "
+            f"which {verdict} the {size['target']['min']} target; other programs used "
+            f"{best['resources']['foreign_cpu_cores']:.2f} cores during that call."
         )
+    out.append(
+        f"{name}: a line through {len(fit['points'])} sizes gives each Spark call {fit['fixed_s']:.2f} s of fixed cost plus "
+        f"{fit['ms_per_chip']} ms per chip; the cold call (first of the session for this model: TensorFlow and the "
+        f"model built in each Python worker) adds {cold['extra_s_over_warm']:.2f} s."
+    )
+    out.append(
+        f"{name}: bfloat16 ran {precision['speedup']}x float32 with top-1 equal on {precision['top1_agreement']:.2%} of "
+        f"{precision['chips']} chips (largest probability difference {precision['max_abs_prob_diff']}; float32 chose "
+        f"{precision['fp32_top1_distinct_classes']} distinct classes)."
+    )
     return out
 
 
@@ -130,6 +131,6 @@ def notes(results: Dict[str, Any]) -> List[str]:
         f"{results['machine']['logical_cores']} cores on average (max {max(foreign):.2f}). Each timed run first waited up to "
         f"{results['config']['profile']['quiet_wait_s']:.0f} s for a quiet moment; the best run of each kind is reported."
     ]
-    for model in results["inference"]:
+    for model in results["inference"]["models"]:
         out += _inference_notes(model)
     return out + _preprocess_notes(results)

@@ -1,6 +1,6 @@
 """How big each benchmark run is: the full ``make bench``, ``--quick``, and the test's tiny one.
 
-Sizes are chosen for a 2-core machine: the full profile takes about 12-15 minutes on a shared machine
+Sizes are chosen for a 2-core machine: the full profile takes about 15 minutes on a shared machine
 (ResNet50 scores ~20 chips/s here, so it gets fewer chips than MobileNet).
 """
 from __future__ import annotations
@@ -10,14 +10,28 @@ from typing import Dict, Optional, Tuple
 
 
 @dataclass(frozen=True)
+class InferencePlan:
+    """One model's inference measurements (chip counts are upper bounds)."""
+
+    model: str  # config group option
+    small: int  # a few hundred chips, from the 1x dataset
+    large: int  # >= 2,000 chips in full, from the largest growth dataset
+    repeats: int  # interleaved repeats at the small size
+    large_repeats: int
+    fit_only: Tuple[int, ...]  # extra Spark-only sizes for the fixed-cost line
+    precision_chips: int  # float32 vs bfloat16
+    precision_repeats: int
+
+
+@dataclass(frozen=True)
 class Profile:
     """One benchmark size. Chip counts are upper bounds: a model gets at most that many."""
 
     name: str
     # Generated sample: images per subset (image sides stay at the sample defaults).
     images_per_subset: Dict[str, int]
-    # (model config group, chips to score, warm repeats) in the order they run.
-    models: Tuple[Tuple[str, int, int], ...]
+    # Inference measurements per model, in the order they run.
+    models: Tuple[InferencePlan, ...]
     # Timed preprocessing repeats after the first (cold) run.
     warm_repeats: int
     # Annotation-row multiples for the growth measurement (rows are replicated).
@@ -37,7 +51,8 @@ PROFILES: Dict[str, Profile] = {
     "full": Profile(
         name="full",
         images_per_subset={"train": 240, "validation": 80, "test": 80},
-        models=(("mobilenet", 600, 3), ("resnet50", 300, 2)),
+        models=(InferencePlan("mobilenet", 600, 2400, 3, 2, (150,), 256, 2),
+                InferencePlan("resnet50", 300, 2000, 2, 1, (100,), 128, 2)),
         warm_repeats=2,
         growth=(1, 4, 16),
         large_images_per_subset={"train": 60, "validation": 20, "test": 20},
@@ -47,7 +62,8 @@ PROFILES: Dict[str, Profile] = {
     "quick": Profile(
         name="quick",
         images_per_subset={"train": 60, "validation": 20, "test": 20},
-        models=(("mobilenet", 150, 1), ("resnet50", 64, 1)),
+        models=(InferencePlan("mobilenet", 150, 600, 1, 1, (50,), 64, 1),
+                InferencePlan("resnet50", 64, 200, 1, 1, (32,), 32, 1)),
         warm_repeats=1,
         growth=(1, 4),
         large_images_per_subset={"train": 12, "validation": 4, "test": 4},
@@ -57,7 +73,7 @@ PROFILES: Dict[str, Profile] = {
     "tiny": Profile(
         name="tiny",
         images_per_subset={"train": 6, "validation": 3, "test": 3},
-        models=(("mobilenet", 16, 1),),
+        models=(InferencePlan("mobilenet", 8, 16, 1, 1, (4,), 8, 1),),
         warm_repeats=0,
         growth=(1, 2),
         large_images_per_subset={"train": 2, "validation": 1, "test": 1},

@@ -52,21 +52,35 @@ def _met(met: bool) -> str:
     return "yes" if met else "**no**"
 
 
+def _inference_rows(results: Dict[str, Any]) -> List[List[Any]]:
+    rows: List[List[Any]] = []
+    for model in results["inference"]["models"]:
+        for size in model["sizes"]:
+            rates = size["chips_per_s"]
+            rows.append([model["model"], size["chips"], rates["spark"], rates["numpy"], rates["tf_data"],
+                         size["spark_vs_best_plain"], f">= {size['target']['min']}", _met(size["target"]["met"])])
+    return rows
+
+
+def _model_rows(results: Dict[str, Any]) -> List[List[Any]]:
+    rows: List[List[Any]] = []
+    for model in results["inference"]["models"]:
+        fit, precision, cold = model["spark_fixed_cost"], model["precision"], model["cold_call"]
+        rows.append([model["model"], fit["fixed_s"], fit["ms_per_chip"], len(fit["points"]), cold["extra_s_over_warm"],
+                     precision["speedup"], f"{precision['top1_agreement']:.2%} of {precision['chips']}",
+                     precision["max_abs_prob_diff"], _met(precision["target"]["met"])])
+    return rows
+
+
+def _auto_line(results: Dict[str, Any]) -> str:
+    auto = results["inference"]["auto_path"]
+    per_model = ", ".join(f"{m}: {'never' if n is None else n}" for m, n in auto["per_model"].items())
+    return (f"`evaluate.path=auto` threshold: Spark local[2] (a cold call, model built in each worker) overtakes one "
+            f"process from {auto['threshold']} chips (per model: {per_model}; the config takes the smallest).")
+
+
 def _throughput_rows(results: Dict[str, Any]) -> List[List[Any]]:
     rows: List[List[Any]] = []
-    for model in results["inference"]:
-        spark, plain, ratios, target = model["spark"], model["plain"], model["ratios"], model["target"]
-        label = f"{model['model']}, {model['chips']} chips, batch {model['batch_size']}"
-        e2e = f"{plain['end_to_end_chips_per_s']} chips/s"
-        rows.append([f"{label}: warm call, end to end from JPEG", f"{spark['warm_chips_per_s']} chips/s", e2e,
-                     ratios["warm_spark_vs_plain_end_to_end"], f">= {target['min']}", _met(target["met"])])
-        rows.append([f"{label}: cold call (first in the session)", f"{spark['cold_chips_per_s']} chips/s", e2e,
-                     ratios["cold_spark_vs_plain_end_to_end"], "", ""])
-        rows.append([f"{label}: warm call vs plain model only", f"{spark['warm_chips_per_s']} chips/s",
-                     f"{plain['model_only_chips_per_s']} chips/s", ratios["warm_spark_vs_plain_model_only"], "", ""])
-        if "predict_stage_chips_per_s" in spark:
-            rows.append([f"{label}: warm call, predict stage only", f"{spark['predict_stage_chips_per_s']} chips/s",
-                         e2e, ratios["predict_stage_vs_plain_end_to_end"], "", ""])
     pre = results["preprocess"]
     extraction, speed, target = pre["extraction"], pre["speedups"], pre["target"]
     pillow = f"{extraction['pillow_loop']['boxes_per_s']} boxes/s"
@@ -112,9 +126,10 @@ def _memory_rows(results: Dict[str, Any]) -> List[List[Any]]:
         row("`build_chip_dataset`", fastest(pre["build_chip_dataset"]["warm_runs"] or [pre["build_chip_dataset"]["cold"]])["resources"], arrow),
         row("`extract_chips` (files)", fastest(extraction["from_files"]["runs"][1:] or extraction["from_files"]["runs"])["resources"], arrow),
     ]
-    for model in results["inference"]:
+    for model in results["inference"]["models"]:
         batching = f"{model['batch_size']} chips per predict, Arrow {model['arrow_max_records_per_batch']} rows"
-        rows.append(row(f"{model['model']} `predict_spark`", fastest(model["spark"]["warm_runs"])["resources"], batching))
+        for size in model["sizes"]:
+            rows.append(row(f"{model['model']} `predict_spark`, {size['chips']} chips", fastest(size["runs"]["spark"])["resources"], batching))
     return rows
 
 
@@ -137,7 +152,23 @@ def render_markdown(results: Dict[str, Any]) -> str:
         f"{machine['logical_cores']} cores, {machine['ram_gib']} GiB RAM; Spark `{config['spark_master']}`; Python {versions['python']}, "
         f"PySpark {versions['pyspark']}, TensorFlow {versions['tensorflow']}, Keras {versions['keras']}, Petastorm {versions['petastorm']}, "
         f"pyarrow {versions['pyarrow']}, numpy {versions['numpy']}. Models are random-init (`model.weights=null`): speed only. "
-        "Spark and plain runs alternate in one process; each row shows the best run of its kind.",
+        "Spark and plain runs alternate in one process, not nice'd, on a machine shared with other work: ratios hold "
+        "within one run, and each cell shows the best run of its kind.",
+        "",
+        "Inference, warm, chips/s end to end from JPEG (plain: one process; numpy = decode + `predict_on_batch`, "
+        "tf.data = parallel decode/resize + `model.predict`):",
+        "",
+        *_table(["Model", "Chips", "Spark local[2]", "numpy", "tf.data", "Spark / best plain", "Target", "Met"], _inference_rows(results)),
+        "",
+        "Spark call fixed cost (least-squares line of the best time against chips), cold-call extra, and bfloat16 "
+        "(numpy idiom, calibrated weights) against float32:",
+        "",
+        *_table(["Model", "Fixed s", "ms/chip", "Sizes", "Cold extra s", "bf16 speedup", "bf16 top-1 agreement",
+                 "Max prob diff", "Met"], _model_rows(results)),
+        "",
+        _auto_line(results),
+        "",
+        "Preprocessing:",
         "",
         *_table(["Measurement", "Spark local[2]", "Plain, 1 process", "Spark / plain", "Target", "Met"], _throughput_rows(results)),
         "",

@@ -13,11 +13,12 @@ from bigcat_ml.tracking import names
 from bigcat_ml.chips import dataset
 
 from bigcat_ml.reporting import figures
-from bigcat_ml.scoring.evaluation import Evaluation, evaluate_dataset, mistake_chips
+from bigcat_ml.scoring.evaluation import Evaluation, choose_path, evaluate_dataset, mistake_chips
 from bigcat_ml.cli.entry import hydra_entry_point
 from bigcat_ml.cli.steps import Step
 from bigcat_ml.tracking.names import metric_name
-from bigcat_ml.scoring.models import RANDOM_INIT, weights_source
+from bigcat_ml.config.schema import InferencePath
+from bigcat_ml.scoring.models import RANDOM_INIT, as_precision, weights_source
 from bigcat_ml.runtime.spark import get_spark
 from bigcat_ml.tracking.runs import step_run
 
@@ -29,18 +30,20 @@ def run(cfg: DictConfig) -> Dict[str, Any]:
     summary = dataset.read_summary(cfg.evaluate.dataset)
     digest = summary["content_digest"]
     weights = weights_source(cfg.model)
+    path = choose_path(cfg, int(summary["chips"]))
     tags = {
         names.MODEL_TAG: cfg.model.name,
         names.WEIGHTS_TAG: weights,
         names.DATASET_DIGEST_TAG: digest,
         "bigcat.dataset": cfg.evaluate.dataset,
-        "bigcat.inference_path": cfg.evaluate.path,
+        names.INFERENCE_PATH_TAG: path.value,
+        names.PRECISION_TAG: as_precision(cfg.model.precision).value,
     }
     if weights == RANDOM_INIT:
         tags["bigcat.note"] = RANDOM_WEIGHTS_NOTE
     with step_run(cfg, "evaluate", key=STEP.key(cfg), run_name=f"evaluate {cfg.model.name} [{weights}]", tags=tags) as active:
-        spark = get_spark(cfg.spark) if cfg.evaluate.path == "spark" else None
-        evaluation = evaluate_dataset(spark, cfg)
+        spark = get_spark(cfg.spark) if path is InferencePath.spark else None
+        evaluation = evaluate_dataset(spark, cfg, path)
         _log_evaluation(evaluation, cfg)
         report = evaluation.report
         note = f"  ** {RANDOM_WEIGHTS_NOTE} **" if weights == RANDOM_INIT else ""

@@ -27,14 +27,17 @@ def test_tiny_benchmark_writes_machine_versions_ratios_and_targets(spark, tmp_pa
     assert machine["cpu_model"] and machine["logical_cores"] >= 1 and machine["ram_gib"] > 0
     assert PACKAGES <= set(saved["versions"]) and saved["versions"]["pyspark"].startswith("3.5")
 
-    [model] = saved["inference"]
-    spark_runs = [model["spark"]["cold"], *model["spark"]["warm_runs"]]
-    assert all(run["predictions"] + run["rejects"] == model["chips"] > 0 for run in spark_runs)
-    assert sum(model["file_partition_rows"]) == sum(model["task_rows"]) == model["chips"]
-    assert max(model["task_rows"]) - min(model["task_rows"]) <= 1  # what predict_spark spreads evenly
-    assert all(ratio > 0 for ratio in model["ratios"].values()), model["ratios"]
-    assert model["spark"]["warm_runs"][0]["resources"]["peak_mb"]["jvm"] > 0
-    assert model["spark"]["warm_runs"][0]["resources"]["python_workers_max_count"] >= 1
+    [model] = saved["inference"]["models"]
+    spark_runs = [run for size in model["sizes"] for run in size["runs"]["spark"]]
+    assert all(run["predictions"] + run["rejects"] == size["chips"] > 0 for size in model["sizes"] for run in size["runs"]["spark"])
+    assert [size["chips"] for size in model["sizes"]] == [8, 16]  # a few and more, each from its own dataset
+    assert all(sum(size["partition_rows"]) == size["chips"] for size in model["sizes"])
+    assert all(set(size["chips_per_s"]) == {"spark", "numpy", "tf_data"} for size in model["sizes"])
+    assert len(model["spark_fixed_cost"]["points"]) == 3
+    assert 0 <= model["precision"]["top1_agreement"] <= 1 and model["precision"]["max_abs_prob_diff"] >= 0
+    assert spark_runs[0]["resources"]["peak_mb"]["jvm"] > 0
+    assert spark_runs[0]["resources"]["python_workers_max_count"] >= 1
+    assert saved["inference"]["auto_path"]["local_path_run"]["chips"] == saved["preprocess"]["chips"]
 
     pre = saved["preprocess"]
     pillow = pre["extraction"]["pillow_loop"]["runs"][0]
@@ -48,7 +51,7 @@ def test_tiny_benchmark_writes_machine_versions_ratios_and_targets(spark, tmp_pa
     assert two["selected_boxes"] == 2 * one["selected_boxes"]  # rows replicated exactly
     assert two["marginal_ms_per_box"] is not None
 
-    assert len(saved["targets"]) == 4 and all(isinstance(t["met"], bool) for t in saved["targets"])
+    assert len(saved["targets"]) == 6 and all(isinstance(t["met"], bool) for t in saved["targets"])
     markdown = paths["markdown"].read_text()
     assert "| Measurement |" in markdown and machine["cpu_model"] in markdown
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bigcat_ml.config.schema import ClassesConfig, ModelConfig
+from bigcat_ml.config.schema import ClassesConfig, ModelConfig, Precision
 from bigcat_ml.scoring.imagenet import (
     UNMAPPED,
     attach_true_index,
@@ -34,7 +34,8 @@ TINY = 32  # pixels: the smallest input MobileNet accepts, keeps every build fas
 
 
 def tiny_cfg(weights=None, **overrides) -> ModelConfig:
-    fields = dict(name="tiny_mobilenet", keras_module="mobilenet", keras_class="MobileNet", input_size=TINY)
+    fields = dict(name="tiny_mobilenet", keras_module="mobilenet", keras_class="MobileNet", input_size=TINY,
+                  precision=Precision.float32)
     return ModelConfig(**{**fields, **overrides}, weights=weights)
 
 

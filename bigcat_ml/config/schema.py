@@ -7,6 +7,7 @@ start-up cost is paid. A field left ``MISSING`` by every YAML fails when it is r
 """
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -99,6 +100,24 @@ class SparkConfig:
     conf: Dict[str, Any] = MISSING
 
 
+class Precision(enum.Enum):
+    """Number format of a model's computations (``model.precision``)."""
+
+    float32 = "float32"
+    # Keras' mixed_bfloat16 policy: bfloat16 compute, float32 variables.
+    bfloat16 = "bfloat16"
+
+
+class InferencePath(enum.Enum):
+    """Where ``evaluate`` runs the model (``evaluate.path``)."""
+
+    spark = "spark"
+    local = "local"
+    # local when Spark runs in local mode and the dataset holds fewer than
+    # evaluate.auto_local_max_chips chips, spark otherwise.
+    auto = "auto"
+
+
 @dataclass
 class ModelConfig:
     """A ``keras.applications`` model chosen by configuration alone.
@@ -112,6 +131,7 @@ class ModelConfig:
     keras_module: str = MISSING
     input_size: int = MISSING
     weights: Optional[str] = MISSING
+    precision: Precision = MISSING
 
 
 @dataclass
@@ -149,8 +169,9 @@ class EvaluateConfig:
     max_chips_per_task: int = MISSING
     top_k: int = MISSING
     dataset: str = MISSING
-    # "spark": predict_batch_udf on the cluster; "local": one process over tf.data.
-    path: str = MISSING
+    path: InferencePath = MISSING
+    # evaluate.path=auto: below this many chips (Spark in local mode) one process is faster.
+    auto_local_max_chips: int = MISSING
     allow_unmapped: bool = MISSING
     calibration_bins: int = MISSING
     size_buckets: List[int] = MISSING

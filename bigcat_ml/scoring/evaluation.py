@@ -16,6 +16,7 @@ import pyarrow.dataset as pads
 from pyspark.sql import SparkSession
 
 from bigcat_ml.chips import dataset
+from bigcat_ml.config.schema import InferencePath
 
 from bigcat_ml.scoring import inference
 from bigcat_ml.scoring.imagenet import UNMAPPED, attach_true_index, ground_truth_map
@@ -38,6 +39,7 @@ class Evaluation:
     chips_read: int
     unmapped_chips: int
     seconds: Dict[str, float] = field(default_factory=dict)
+    path: InferencePath = InferencePath.spark  # the path that ran
 
     @property
     def chips_per_second(self) -> float:
@@ -49,33 +51,49 @@ def selected_class_names(summary: Dict[str, Any]) -> List[str]:
     return [entry["DisplayName"] for entry in summary["selected_classes"]]
 
 
-def evaluate_dataset(spark: Optional[SparkSession], cfg: Any) -> Evaluation:
+def choose_path(cfg: Any, chips: int) -> InferencePath:
+    """The inference path ``evaluate`` takes for a dataset of ``chips`` chips.
+
+    ``evaluate.path=auto`` takes the local path when Spark runs in local mode (the same
+    machine's cores either way) and the dataset holds fewer than
+    ``evaluate.auto_local_max_chips`` chips: below that count one process finishes
+    first, having no Spark session, Python workers and per-worker models to start
+    (the count is measured by ``make bench``, docs/decisions.md). Otherwise Spark.
+    """
+    path = InferencePath(cfg.evaluate.path) if not isinstance(cfg.evaluate.path, InferencePath) else cfg.evaluate.path
+    if path is not InferencePath.auto:
+        return path
+    local_mode = str(cfg.spark.master).startswith("local")
+    return InferencePath.local if local_mode and chips < int(cfg.evaluate.auto_local_max_chips) else InferencePath.spark
+
+
+def evaluate_dataset(spark: Optional[SparkSession], cfg: Any, path: Optional[InferencePath] = None) -> Evaluation:
     """Predict every chip of ``cfg.evaluate.dataset`` and compute the metrics.
 
-    ``cfg.evaluate.path``: ``spark`` (predict_batch_udf on the session's executors) or
-    ``local`` (one process over tf.data). Predictions + rejects must equal the chips the
-    dataset holds; a mismatch is an error.
+    ``path`` (default: :func:`choose_path` for ``cfg.evaluate.path``): ``spark``
+    (predict_batch_udf on the session's executors) or ``local`` (one process over
+    tf.data); both give the same predictions for the same chips. Predictions + rejects
+    must equal the chips the dataset holds; a mismatch is an error.
     """
     output = cfg.evaluate.dataset
     summary = dataset.read_summary(output)
+    path = path or choose_path(cfg, int(summary["chips"]))
     truth = ground_truth_map(cfg.classes, selected_class_names(summary), cfg.evaluate.allow_unmapped)
     seconds: Dict[str, float] = {}
     start = time.perf_counter()
-    if cfg.evaluate.path == "spark":
+    if path is InferencePath.spark:
         if spark is None:
             raise ValueError("evaluate.path=spark needs a SparkSession")
         chips = dataset.read_chips_spark(spark, output)
-        predictions_df, rejects_df = inference.predict_spark(spark, chips, cfg.model, cfg.evaluate)
-        seconds["predict"] = time.perf_counter() - start
-        predictions, rejects = predictions_df.toPandas(), rejects_df.toPandas()
-        predictions_df.unpersist()
-        rejects_df.unpersist()
+        with inference.predict_spark(spark, chips, cfg.model, cfg.evaluate) as scored:
+            seconds["predict"] = time.perf_counter() - start
+            predictions, rejects = scored.to_pandas()
         seconds["collect"] = time.perf_counter() - start - seconds["predict"]
-    elif cfg.evaluate.path == "local":
+    elif path is InferencePath.local:
         predictions, rejects = inference.predict_local(output, cfg.model, cfg.evaluate)
         seconds["predict"] = time.perf_counter() - start
     else:
-        raise ValueError(f"evaluate.path must be 'spark' or 'local', got {cfg.evaluate.path!r}")
+        raise ValueError(f"evaluate_dataset needs the spark or local path, got {path!r}")
     chips_read = len(predictions) + len(rejects)
     if chips_read != summary["chips"]:
         raise EvaluationReconciliationError(
@@ -94,7 +112,7 @@ def evaluate_dataset(spark: Optional[SparkSession], cfg: Any) -> Evaluation:
     )
     seconds["metrics"] = time.perf_counter() - start
     log.info("evaluated %d chips (%d rejects, %d unmapped): top-1 %.3f", chips_read, len(rejects), len(predictions) - len(scored), report.top1_accuracy)
-    return Evaluation(predictions, rejects, report, chips_read, len(predictions) - len(scored), seconds)
+    return Evaluation(predictions, rejects, report, chips_read, len(predictions) - len(scored), seconds, path)
 
 
 _CHIP_KEY = ["ImageID", "LabelName", "XMin", "XMax", "YMin", "YMax"]

@@ -30,7 +30,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
-from bigcat_ml.config.schema import ModelConfig
+from bigcat_ml.config.schema import ModelConfig, Precision
 from bigcat_ml.scoring.imagenet import NUM_CLASSES
 
 if TYPE_CHECKING:
@@ -127,28 +127,75 @@ def local_weights_file(model_cfg: Any) -> Iterator[Optional[Path]]:
         yield local
 
 
+# Keras dtype policy of each model.precision.
+KERAS_POLICIES = {Precision.float32: "float32", Precision.bfloat16: "mixed_bfloat16"}
+
+
+def as_precision(value: Any) -> Precision:
+    """``model.precision`` as a :class:`Precision`, from the enum or its name."""
+    try:
+        return value if isinstance(value, Precision) else Precision(str(value))
+    except ValueError:
+        raise ValueError(f"model.precision must be one of {[p.value for p in Precision]}; got {value!r}") from None
+
+
+@contextmanager
+def precision_policy(precision: Any) -> Iterator[str]:
+    """Build models (or train them) in ``precision`` within the block: Keras' global dtype
+    policy is set to :data:`KERAS_POLICIES` and restored afterwards, since one process may
+    hold a float32 and a bfloat16 model at once. Yields the policy name.
+
+    Layers read the policy when they are created, so a model built inside the block keeps
+    it; ``mixed_bfloat16`` keeps the variables in float32 (weights files load and save as
+    in float32) and computes in bfloat16.
+    """
+    import keras
+
+    policy = KERAS_POLICIES[as_precision(precision)]
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        yield policy
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
 def build_model(model_cfg: Any, weights_file: Optional[Path] = None) -> "keras.Model":
-    """Build the configured model with its weights.
+    """Build the configured model with its weights, in ``model.precision``.
 
     ``weights_file``: a local copy of the configured weights file (see
     :func:`local_weights_file`; on Spark workers the shipped copy). Weights of another
     architecture (Keras finds variables missing or of another shape) are a
     :class:`ValueError` naming the file and the model. Random initialisation first
     resets this process's Python, NumPy and TensorFlow generators to
-    :data:`RANDOM_INIT_SEED`, so every process builds the same weights.
+    :data:`RANDOM_INIT_SEED`, so every process builds the same weights. In bfloat16 the
+    classifier's softmax runs in float32 (Keras' advice for mixed precision): over 1000
+    classes, bfloat16's 8-bit mantissa would leave probabilities that do not sum to 1.
     """
+    with precision_policy(model_cfg.precision) as policy:
+        model = _build(model_cfg, weights_file, softmax=policy == KERAS_POLICIES[Precision.float32])
+    if model.output.dtype != "float32":
+        import keras
+
+        model = keras.Model(model.input, keras.layers.Activation("softmax", dtype="float32")(model.output))
+    return model
+
+
+def _build(model_cfg: Any, weights_file: Optional[Path], softmax: bool) -> "keras.Model":
+    """The model of :func:`build_model` with logits as outputs unless ``softmax``."""
     import keras
 
     application = keras_application(model_cfg)
     shape = (model_cfg.input_size, model_cfg.input_size, 3)
+    head = {} if softmax else {"classifier_activation": None}
     if model_cfg.weights is not None and model_cfg.weights != IMAGENET and weights_file is None:
         raise ValueError(f"model {model_cfg.name!r}: weights file {model_cfg.weights} was not fetched; pass weights_file")
     try:
         if model_cfg.weights == IMAGENET:
-            return application.constructor(weights=IMAGENET, input_shape=shape)
+            return application.constructor(weights=IMAGENET, input_shape=shape, **head)
         if model_cfg.weights is None:
             keras.utils.set_random_seed(RANDOM_INIT_SEED)
-        model = application.constructor(weights=None, input_shape=shape)
+        model = application.constructor(weights=None, input_shape=shape, **head)
     except Exception as error:
         hint = " (downloading them needs internet; use a weights file or null)" if model_cfg.weights == IMAGENET else ""
         raise ValueError(

@@ -12,10 +12,13 @@ from matplotlib.figure import Figure
 
 from bigcat_ml.tracking import names
 
+from bigcat_ml.config.schema import Precision
 from bigcat_ml.reporting import figures
 from bigcat_ml.tracking.names import STEP_TAG
 
 log = logging.getLogger(__name__)
+
+PRECISION = "precision"  # the comparison table's column of model.precision
 
 
 class MixedDatasetsError(ValueError):
@@ -41,8 +44,15 @@ def find_evaluation_runs(experiment_id: str, filter_tag: Optional[str] = None) -
             + (f" with tag {filter_tag}" if filter_tag else "")
             + ": run `python -m bigcat_ml.main` (or evaluate) first"
         )
-    identity = [f"tags.{names.MODEL_TAG}", f"tags.{names.WEIGHTS_TAG}", f"tags.{names.DATASET_DIGEST_TAG}"]
+    runs[PRECISION] = run_precisions(runs)
+    identity = [f"tags.{names.MODEL_TAG}", f"tags.{names.WEIGHTS_TAG}", PRECISION, f"tags.{names.DATASET_DIGEST_TAG}"]
     return runs.drop_duplicates(subset=identity, keep="first").reset_index(drop=True)
+
+
+def run_precisions(runs: pd.DataFrame) -> pd.Series:
+    """Each run's ``model.precision``; runs logged before the tag existed ran in float32."""
+    tag = runs.get(f"tags.{names.PRECISION_TAG}", pd.Series([None] * len(runs), index=runs.index, dtype=object))
+    return tag.fillna(Precision.float32.value)
 
 
 def check_same_dataset(runs: pd.DataFrame, allow_mixed: bool) -> None:
@@ -57,8 +67,12 @@ def check_same_dataset(runs: pd.DataFrame, allow_mixed: bool) -> None:
 
 
 def run_labels(runs: pd.DataFrame) -> list:
-    """Readable, unique names: ``<model> [<weights>]``, with a run-id suffix on a clash."""
-    labels = [f"{m} [{w}]" for m, w in zip(runs[f"tags.{names.MODEL_TAG}"], runs[f"tags.{names.WEIGHTS_TAG}"])]
+    """Readable, unique names: ``<model> [<weights>]`` (plus the precision when it is not
+    float32), with a run-id suffix on a clash."""
+    labels = [
+        f"{m} [{w}]" + ("" if p == Precision.float32.value else f" {p}")
+        for m, w, p in zip(runs[f"tags.{names.MODEL_TAG}"], runs[f"tags.{names.WEIGHTS_TAG}"], run_precisions(runs))
+    ]
     counts = pd.Series(labels).value_counts()
     return [f"{label} {rid[:6]}" if counts[label] > 1 else label for label, rid in zip(labels, runs["run_id"])]
 
@@ -82,6 +96,7 @@ def build_comparison(runs: pd.DataFrame, download_dir: Path) -> Comparison:
             "run": labels,
             "model": runs[f"tags.{names.MODEL_TAG}"].values,
             "weights": runs[f"tags.{names.WEIGHTS_TAG}"].values,
+            PRECISION: run_precisions(runs).values,
             **{m: runs.get(f"metrics.{m}", pd.Series([float("nan")] * len(runs))).values for m in metric_columns},
             "dataset_digest": runs[f"tags.{names.DATASET_DIGEST_TAG}"].str[:12].values,
             "run_id": runs["run_id"].values,
@@ -122,5 +137,5 @@ def comparison_figures(comparison: Comparison) -> Dict[str, Figure]:
 
 def short_table(comparison: Comparison) -> pd.DataFrame:
     """The printed summary: one row per run, the headline metrics and throughput."""
-    columns = ["run", *names.HEADLINE_METRICS, names.THROUGHPUT_METRIC]
+    columns = ["run", PRECISION, *names.HEADLINE_METRICS, names.THROUGHPUT_METRIC]
     return comparison.table[columns].round(4)

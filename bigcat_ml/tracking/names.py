@@ -16,6 +16,10 @@ REUSED_TAG_PREFIX = "bigcat.reused."
 MODEL_TAG = "bigcat.model"
 WEIGHTS_TAG = "bigcat.weights"
 DATASET_DIGEST_TAG = "bigcat.dataset_digest"
+# Which inference path ran (spark or local; evaluate.path=auto resolves to one of them)
+# and the model.precision it ran in (float32 or bfloat16).
+INFERENCE_PATH_TAG = "bigcat.inference_path"
+PRECISION_TAG = "bigcat.precision"
 
 # Artifacts (paths inside the run's artifact root).
 PREDICTIONS = "predictions/predictions.parquet"
