@@ -8,26 +8,10 @@ start-up cost is paid. A field left ``MISSING`` by every YAML fails when it is r
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, OmegaConf
-
-
-def absolute_path(path: str) -> str:
-    """Resolve a local path against the caller's working directory; leave URIs alone.
-
-    Hydra does not change the working directory here (``hydra.job.chdir=false``), so a
-    relative path means what the user typed it relative to.
-    """
-    if "://" in path:
-        return path
-    return str(Path(path).expanduser().resolve())
-
-
-if not OmegaConf.has_resolver("abspath"):
-    OmegaConf.register_new_resolver("abspath", absolute_path)
+from omegaconf import MISSING
 
 
 @dataclass
@@ -189,28 +173,3 @@ def register_configs() -> None:
 
 
 register_configs()
-
-
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
-
-
-def compose(overrides: Optional[List[str]] = None) -> Any:
-    """Compose the project config outside ``@hydra.main`` (tests, notebooks, benchmarks)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return finalize(hydra_compose(config_name="config", overrides=list(overrides or [])))
-
-
-def finalize(cfg: Any) -> Any:
-    """Make every ``paths.*`` absolute, even one overridden with a relative value.
-
-    Entry points call this first, so whatever reads a path later (Spark executors, the
-    MLflow tracking URI) sees the location the user meant from their working directory.
-    """
-    for key, value in cfg.paths.items():
-        cfg.paths[key] = absolute_path(str(value))
-    return cfg
