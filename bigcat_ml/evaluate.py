@@ -78,13 +78,13 @@ def _log_evaluation(evaluation: Evaluation, cfg: DictConfig) -> None:
     mlflow.log_text(report.slices.to_csv(index=False), names.SLICES_CSV)
     mlflow.log_text(report.other_predictions.to_csv(index=False), "tables/other_predictions.csv")
     images, captions = mistake_chips(evaluation, cfg.evaluate.dataset, cfg.evaluate.gallery_size)
-    figures = {
+    logged = {
         "confusion_matrix.png": figures.confusion_matrix_figure(report.confusion),
         "confidence_histograms.png": figures.confidence_histograms(evaluation.predictions),
         "reliability_diagram.png": figures.reliability_diagram(report.calibration),
         "most_confident_mistakes.png": figures.mistakes_gallery(images, captions),
     }
-    for name, figure in figures.items():
+    for name, figure in logged.items():
         mlflow.log_figure(figure, f"figures/{name}")
 
 

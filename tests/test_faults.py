@@ -25,9 +25,10 @@ from bigcat_ml import evaluate, preprocess
 from bigcat_ml.tracking.names import PREDICTIONS, THROUGHPUT_METRIC
 from bigcat_ml.chips.extract import FAIL_ONCE_MARKER as EXTRACTION_MARKER
 from bigcat_ml.config.compose import compose
+from bigcat_ml.chips import dataset
 from bigcat_ml.chips.dataset import read_summary
 from bigcat_ml.scoring.inference import FAIL_ONCE_MARKER as INFERENCE_MARKER
-from bigcat_ml.synthetic.sample import generate_sample
+from bigcat_ml.synthetic.write import generate_sample
 from bigcat_ml.tracking.runs import setup_tracking
 
 PROJECT = Path(__file__).resolve().parents[1]

@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 import subprocess
 from pathlib import Path
-from typing import Any, Dict, Iterator, Mapping, Optional, Sequence
+from typing import Any, Dict, Iterator, Mapping, Optional
 
 import mlflow
 from omegaconf import DictConfig, OmegaConf
