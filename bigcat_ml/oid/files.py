@@ -34,12 +34,10 @@ CANDIDATES: Dict[str, Sequence[str]] = {
     ),
     "class_descriptions": ("class-descriptions-boxable.csv", "oidv6-class-descriptions.csv"),
 }
-# What the generated sample writes: the V6 download's own names.
+# What the generated sample writes: names every release uses (V6 ships these too).
 SAMPLE_NAMES: Dict[str, str] = {
-    "boxes_train": "oidv6-train-annotations-bbox.csv",
     "boxes": "{subset}-annotations-bbox.csv",
-    "image_labels_train": "oidv6-train-annotations-human-imagelabels.csv",
-    "image_labels": "{subset}-annotations-human-imagelabels.csv",
+    "image_labels": "{subset}-annotations-human-imagelabels-boxable.csv",
     "class_descriptions": "class-descriptions-boxable.csv",
 }
 
@@ -50,11 +48,6 @@ def candidates(kind: str, root: str, subset: str = "") -> List[str]:
         raise ValueError(f"unknown Open Images file kind {kind!r}; expected one of {sorted(CANDIDATES)}")
     names = dict.fromkeys(name.format(subset=subset) for name in CANDIDATES[kind])
     return [fs.join(root, name) for name in names]
-
-
-def sample_name(kind: str, subset: str) -> str:
-    """The file name the sample generator writes for ``kind`` and ``subset``."""
-    return SAMPLE_NAMES.get(f"{kind}_{subset}", SAMPLE_NAMES[kind]).format(subset=subset)
 
 
 def as_candidates(value: Any) -> List[str]:

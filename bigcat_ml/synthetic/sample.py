@@ -51,6 +51,7 @@ from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
 from bigcat_ml.config.schema import SampleConfig
+from bigcat_ml.oid import files
 from bigcat_ml.oid.schemas import (
     BOX_COLUMNS,
     BOX_FLAGS,
@@ -63,12 +64,12 @@ from bigcat_ml.chips.rejects import DECODE_ERROR, MISSING_IMAGE
 
 log = logging.getLogger(__name__)
 
-# The public download's file names (DataConfig's defaults point at the same names).
-CLASS_DESCRIPTIONS_FILE = "class-descriptions-boxable.csv"
-HIERARCHY_FILE = "bbox_labels_600_hierarchy.json"
-IMAGE_LABELS_FILE = "{subset}-annotations-human-imagelabels-boxable.csv"
-BOXES_FILE = "{subset}-annotations-bbox.csv"
-IMAGES_PARQUET = "images.parquet"
+# The public download's file names, from the one module that also backs conf/data's defaults.
+CLASS_DESCRIPTIONS_FILE = files.SAMPLE_NAMES["class_descriptions"]
+HIERARCHY_FILE = files.HIERARCHY
+IMAGE_LABELS_FILE = files.SAMPLE_NAMES["image_labels"]
+BOXES_FILE = files.SAMPLE_NAMES["boxes"]
+IMAGES_PARQUET = files.IMAGES_PARQUET
 GROUND_TRUTH_FILE = "ground_truth.json"
 
 # Bump when the generator's output changes for the same config, so that a sample made
