@@ -367,3 +367,61 @@ def test_many_needed_image_files_are_looked_up_in_a_few_tasks_per_core(spark, oi
     stages = [tracker.getStageInfo(s) for job in tracker.getJobIdsForGroup("attach-many") for s in tracker.getJobInfo(job).stageIds]
     most_tasks = max(stage.numTasks for stage in stages if stage is not None)
     assert most_tasks <= 4 * spark.sparkContext.defaultParallelism
+
+
+# --------------------------------------------------------------------------- V6 file names
+
+V6_NAMES = {
+    "boxes": {"train": "oidv6-train-annotations-bbox.csv", "validation": "validation-annotations-bbox.csv"},
+    "labels": {
+        "train": "oidv6-train-annotations-human-imagelabels.csv",
+        "validation": "validation-annotations-human-imagelabels.csv",
+    },
+}
+
+
+def rename_to_v6(root: Path) -> None:
+    """The V6 download's own names (train boxes keep their XClick columns)."""
+    for subset in ("train", "validation"):
+        (root / BOXES_FILE.format(subset=subset)).rename(root / V6_NAMES["boxes"][subset])
+        (root / LABELS_FILE.format(subset=subset)).rename(root / V6_NAMES["labels"][subset])
+    (root / "oidv6-class-descriptions.csv").write_text(
+        "LabelName,DisplayName\n/m/011k07,Tortoise\n"
+        f"{TIGER},Tiger\n{JAGUAR},Jaguar (Animal)\n{CAT},Cat\n/m/0dv5r,\"Camera, digital\"\n"
+    )
+
+
+def test_data_oid_reads_the_v6_download_as_it_is_named(spark, oid, make_cfg):
+    from bigcat_ml.oid.classes import load_selected_classes
+
+    rename_to_v6(oid)
+    cfg = config(make_cfg, oid, "data=oid", "classes.names=[Tiger,Jaguar (Animal)]", "classes.descendants_of=[]")
+    selected = load_selected_classes(spark, cfg.data, cfg.classes)
+    assert sorted(selected["LabelName"]) == sorted([TIGER, JAGUAR])
+    _, boxes = load(spark, cfg)
+    assert box_keys(boxes) == [
+        ("train", "aa01", "Jaguar (Animal)", "xclick"),
+        ("train", "aa01", "Tiger", "xclick"),
+        ("train", "aa03", "Jaguar (Animal)", "activemil"),
+        ("validation", "bb01", "Jaguar (Animal)", "xclick"),
+    ]
+
+
+def test_class_descriptions_with_a_header_row_load_without_it(spark, oid):
+    from bigcat_ml.oid.classes import read_class_descriptions
+
+    rename_to_v6(oid)
+    table = read_class_descriptions(spark, str(oid / "oidv6-class-descriptions.csv"))
+    assert len(table) == 5 and "LabelName" not in set(table["LabelName"])
+    assert table.set_index("LabelName").loc["/m/0dv5r", "DisplayName"] == "Camera, digital"
+
+
+def test_v6_names_are_preferred_and_a_missing_file_lists_every_name_tried(tmp_path):
+    from bigcat_ml.oid import files
+
+    (tmp_path / "oidv6-train-annotations-bbox.csv").write_text("x")
+    (tmp_path / "train-annotations-bbox.csv").write_text("x")
+    per_subset = {s: files.candidates("boxes", str(tmp_path), s) for s in ("train", "test")}
+    assert readers.subset_files(per_subset, ["train"], "boxes") == {"train": str(tmp_path / "oidv6-train-annotations-bbox.csv")}
+    with pytest.raises(FileNotFoundError, match=re.escape(f"no boxes (test) file found; tried ['{tmp_path}/oidv6-test-annotations-bbox.csv', '{tmp_path}/test-annotations-bbox.csv']")):
+        readers.subset_files(per_subset, ["test"], "boxes")
