@@ -114,7 +114,7 @@ def _preprocess(spark, root: Path, out: Path, classes: List[str], cache: Path) -
 
     cfg = compose([
         "data=oid", f"data.root={root}", f"data.csv_cache={cache}", f"paths.output_dir={out}",
-        f"classes.names=[{','.join(classes)}]", "classes.descendants_of=[]", f"preprocess.output={out}/chips-{len(classes)}",
+        "classes.names=[" + ",".join(f"'{c}'" for c in classes) + "]", "classes.descendants_of=[]", f"preprocess.output={out}/chips-{len(classes)}",
         "preprocess.overwrite=true",
     ])
     summary = build_chip_dataset(spark, cfg).summary

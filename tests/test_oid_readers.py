@@ -395,7 +395,7 @@ def test_data_oid_reads_the_v6_download_as_it_is_named(spark, oid, make_cfg):
     from bigcat_ml.oid.classes import load_selected_classes
 
     rename_to_v6(oid)
-    cfg = config(make_cfg, oid, "data=oid", "classes.names=[Tiger,Jaguar (Animal)]", "classes.descendants_of=[]")
+    cfg = config(make_cfg, oid, "data=oid", "classes.names=[Tiger,'Jaguar (Animal)']", "classes.descendants_of=[]")
     selected = load_selected_classes(spark, cfg.data, cfg.classes)
     assert sorted(selected["LabelName"]) == sorted([TIGER, JAGUAR])
     _, boxes = load(spark, cfg)
