@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 
 from bigcat_ml.cli.entry import hydra_entry_point
 from bigcat_ml.cli.steps import Step
+from bigcat_ml.oid import files
 from bigcat_ml.synthetic import catalogue, ground_truth, write
 from bigcat_ml.tracking.names import metric_name
 from bigcat_ml.tracking.runs import step_run
@@ -36,7 +37,7 @@ def _check_layout(cfg: DictConfig) -> Optional[Path]:
         "data.class_descriptions": (cfg.data.class_descriptions, root / catalogue.CLASS_DESCRIPTIONS_FILE),
         "data.hierarchy": (cfg.data.hierarchy, root / catalogue.HIERARCHY_FILE),
         **{
-            f"data.{key} ({subset})": (getattr(cfg.data, key).format(subset=subset), root / name.format(subset=subset))
+            f"data.{key}.{subset}": (getattr(cfg.data, key)[subset], root / name.format(subset=subset))
             for key, name in (("boxes", write.BOXES_FILE), ("image_labels", write.IMAGE_LABELS_FILE))
             for subset in cfg.data.subsets
         },
@@ -44,7 +45,7 @@ def _check_layout(cfg: DictConfig) -> Optional[Path]:
     if cfg.data.images_format == "parquet":
         expected["data.images_path"] = (cfg.data.images_path, root / write.IMAGES_PARQUET)
     for key, (configured, written) in expected.items():
-        if Path(configured) != written:
+        if written not in [Path(c) for c in files.as_candidates(configured)]:
             raise ValueError(f"{key}={configured}, but sample_data writes {written}; leave it at its default")
     return Path(cfg.data.images_path) if cfg.data.images_format == "dir" else None
 

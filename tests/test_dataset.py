@@ -229,7 +229,7 @@ def test_digest_ignores_partitioning_and_file_sizes_but_not_content(spark, tmp_p
 
 
 @pytest.mark.spark
-def test_uri_outputs_are_written_through_the_hadoop_filesystem(spark, tmp_path):
+def test_file_uri_outputs_are_written_and_read_back_through_the_storage_layer(spark, tmp_path):
     uri = (tmp_path / "ds").as_uri()
     chips, rejects = frames(spark)
     write_chip_dataset(spark, chips, rejects, uri)

@@ -11,6 +11,7 @@ from typing import Any, Dict, List, Mapping, Optional
 from omegaconf import OmegaConf
 
 import bigcat_ml.config.schema  # noqa: F401  (registers the schema Hydra composes onto)
+import bigcat_ml.oid.files  # noqa: F401  (registers the oid_files resolver conf/data uses)
 
 
 def absolute_path(path: str) -> str:

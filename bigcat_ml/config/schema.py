@@ -7,11 +7,19 @@ start-up cost is paid. A field left ``MISSING`` by every YAML fails when it is r
 """
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
+
+
+class ImagesFormat(str, enum.Enum):
+    """How the images are stored: files in folders, or a Parquet of (ImageID, Data[, Subset])."""
+
+    dir = "dir"
+    parquet = "parquet"
 
 
 @dataclass
@@ -40,22 +48,28 @@ class SampleConfig:
 
 @dataclass
 class DataConfig:
-    """Where the Open Images V6 files are and which parts of them to read.
+    """Where the Open Images files are and which parts of them to read.
 
-    ``image_labels`` and ``boxes`` are patterns with ``{subset}``; every file may be a
-    local path or any URI Spark reads (hdfs://, s3a://).
+    ``class_descriptions`` is a file or a list of candidate files (the first that exists
+    is read); ``image_labels`` and ``boxes`` map each subset to the same. Defaults come
+    from :mod:`bigcat_ml.oid.files` (V6 and V5 names). Every file may be a local path or
+    a URI (see the README for the schemes that are tested).
     """
 
     name: str = MISSING
     root: str = MISSING
     subsets: List[str] = MISSING
-    class_descriptions: str = MISSING
+    class_descriptions: Any = MISSING
     hierarchy: str = MISSING
-    image_labels: str = MISSING
-    boxes: str = MISSING
-    # "dir": <images_path>/<subset>/<ImageID>.jpg ; "parquet": a Parquet of (ImageID, Data)
-    images_format: str = MISSING
+    image_labels: Dict[str, Any] = MISSING
+    boxes: Dict[str, Any] = MISSING
+    images_format: ImagesFormat = MISSING
     images_path: str = MISSING
+    # dir format: folders to look for <ImageID>.jpg in, tried in order; {subset} and
+    # {shard} (the ImageID's first character, as in the tar shards train_0..train_f).
+    images_dirs: List[str] = MISSING
+    # Where OID CSVs are cached as Parquet after their first parse; null: parse every run.
+    csv_cache: Optional[str] = MISSING
     # Only set for generated data: the sample generator's knobs.
     sample: Optional[SampleConfig] = MISSING
 

@@ -15,8 +15,11 @@ from typing import Callable, Dict, Tuple
 
 import numpy as np
 
-CLASS_DESCRIPTIONS_FILE = "class-descriptions-boxable.csv"
-HIERARCHY_FILE = "bbox_labels_600_hierarchy.json"
+from bigcat_ml.oid import files
+
+# The embedded metadata carries the names the public download uses.
+CLASS_DESCRIPTIONS_FILE = files.SAMPLE_NAMES["class_descriptions"]
+HIERARCHY_FILE = files.HIERARCHY
 
 RGB = Tuple[int, int, int]
 

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from bigcat_ml.chips.rejects import DECODE_ERROR, MISSING_IMAGE
+from bigcat_ml.oid import files
 from bigcat_ml.oid.schemas import BOX_COLUMNS, BOX_FLAGS, IMAGE_BYTES_COLUMNS, IMAGE_LABEL_COLUMNS, SUBSETS
 from bigcat_ml.synthetic import render
 from bigcat_ml.synthetic.catalogue import CLASS_DESCRIPTIONS_FILE, HIERARCHY_FILE, class_descriptions, resource_bytes
@@ -29,10 +30,10 @@ from bigcat_ml.synthetic.plan import PlannedImage, plan_sample, sample_params
 
 log = logging.getLogger(__name__)
 
-# The public download's other file names (DataConfig's defaults point at the same names).
-IMAGE_LABELS_FILE = "{subset}-annotations-human-imagelabels-boxable.csv"
-BOXES_FILE = "{subset}-annotations-bbox.csv"
-IMAGES_PARQUET = "images.parquet"
+# The names every Open Images release uses, from the module that backs conf/data's defaults.
+IMAGE_LABELS_FILE = files.SAMPLE_NAMES["image_labels"]
+BOXES_FILE = files.SAMPLE_NAMES["boxes"]
+IMAGES_PARQUET = files.IMAGES_PARQUET
 
 
 # Bump when the generator's output changes for the same config, so that a sample made
