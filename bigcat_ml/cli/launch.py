@@ -3,12 +3,25 @@
 ``mlflow run`` passes a parameter as one shell-quoted word, so ``-P overrides="a=1 b=2"``
 would reach Hydra as a single malformed override. This splits it into Hydra's words and
 hands them to the step's ``@hydra.main`` function.
+
+``mlflow run`` also creates the project run and hands it over (``MLFLOW_RUN_ID``): a
+single job's first run resumes it (see :func:`bigcat_ml.tracking.runs.step_run`); a
+sweep (``-m``) keeps it open as the parent of every job's run.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import sys
-from typing import List
+from typing import ContextManager, List
+
+import mlflow
+from mlflow.environment_variables import MLFLOW_RUN_ID
+
+from bigcat_ml.tracking.runs import STEP_TAG
+
+SWEEP_STEP = "sweep"
+_MULTIRUN_FLAGS = {"-m", "--multirun"}
 
 _OPEN = {"[": "]", "{": "}", "(": ")"}
 
@@ -50,7 +63,15 @@ def main(argv: List[str]) -> None:
     words = [word for chunk in rest for word in split_overrides(chunk)]
     module = importlib.import_module(f"bigcat_ml.{step}")
     sys.argv = [f"bigcat_ml.{step}", *words]
-    module.main()
+    with _project_run_for(step, words):
+        module.main()
+
+
+def _project_run_for(step: str, words: List[str]) -> ContextManager:
+    """The project run as the sweep's parent, when ``mlflow run`` handed one over to a sweep."""
+    if not (MLFLOW_RUN_ID.get() and _MULTIRUN_FLAGS & set(words)):
+        return contextlib.nullcontext()
+    return mlflow.start_run(run_name=f"{SWEEP_STEP} {step}", tags={STEP_TAG: SWEEP_STEP})
 
 
 if __name__ == "__main__":
