@@ -11,14 +11,15 @@ sweep (``-m``) keeps it open as the parent of every job's run.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import sys
 from typing import ContextManager, List
 
 import mlflow
 from mlflow.environment_variables import MLFLOW_RUN_ID
 
-from bigcat_ml.tracking.runs import STEP_TAG
+from bigcat_ml.cli import steps
+from bigcat_ml.cli.entry import hydra_entry_point
+from bigcat_ml.tracking.names import STEP_TAG
 
 SWEEP_STEP = "sweep"
 _MULTIRUN_FLAGS = {"-m", "--multirun"}
@@ -58,20 +59,20 @@ def split_overrides(text: str) -> List[str]:
 
 def main(argv: List[str]) -> None:
     if not argv:
-        raise SystemExit('usage: python -m bigcat_ml.cli.launch <step> ["<hydra overrides>"]')
-    step, rest = argv[0], argv[1:]
+        raise SystemExit(f'usage: python -m bigcat_ml.cli.launch <{"|".join(steps.registry())}> ["<hydra overrides>"]')
+    name, rest = argv[0], argv[1:]
+    step = steps.get(name)
     words = [word for chunk in rest for word in split_overrides(chunk)]
-    module = importlib.import_module(f"bigcat_ml.{step}")
-    sys.argv = [f"bigcat_ml.{step}", *words]
-    with _project_run_for(step, words):
-        module.main()
+    sys.argv = [f"bigcat_ml.{name}", *words]
+    with _project_run_for(name, words):
+        hydra_entry_point(step.run)()
 
 
-def _project_run_for(step: str, words: List[str]) -> ContextManager:
+def _project_run_for(name: str, words: List[str]) -> ContextManager:
     """The project run as the sweep's parent, when ``mlflow run`` handed one over to a sweep."""
     if not (MLFLOW_RUN_ID.get() and _MULTIRUN_FLAGS & set(words)):
         return contextlib.nullcontext()
-    return mlflow.start_run(run_name=f"{SWEEP_STEP} {step}", tags={STEP_TAG: SWEEP_STEP})
+    return mlflow.start_run(run_name=f"{SWEEP_STEP} {name}", tags={STEP_TAG: SWEEP_STEP})
 
 
 if __name__ == "__main__":
