@@ -49,11 +49,14 @@ def _env(out: Path) -> Dict[str, str]:
     }
 
 
-def _init_store(out: Path) -> None:
-    """Create the store from ``out``: MLflow puts the Default experiment's artifacts under
-    ``./mlruns`` of whoever creates the store, which must not be the project folder."""
+def _init_store(out: Path, experiment: str) -> None:
+    """Create the store and ``experiment`` from ``out``, as ``python -m bigcat_ml.main`` would:
+    an experiment or store that ``mlflow run`` creates keeps its artifacts under ``./mlruns``
+    of the folder it runs from, which must not be the project's."""
     (out / "mlflow").mkdir(parents=True)
-    subprocess.run([sys.executable, "-c", "import mlflow; mlflow.search_experiments()"], cwd=out, env=_env(out), check=True)
+    artifacts = (out / "mlflow" / "artifacts").as_uri()
+    script = f"import mlflow; mlflow.create_experiment({experiment!r}, artifact_location={artifacts!r})"
+    subprocess.run([sys.executable, "-c", script], cwd=out, env=_env(out), check=True)
 
 
 def _shell(command: str, out: Path) -> subprocess.CompletedProcess:
@@ -77,7 +80,7 @@ def readme_store(tmp_path_factory) -> Path:
     runs = [c for c in commands if c.startswith("mlflow run ")]
     assert len(runs) >= 4
     out = tmp_path_factory.mktemp("readme") / "outputs"
-    _init_store(out)
+    _init_store(out, "bigcat_ml")
     for command in runs:
         done = _shell(command, out)
         assert done.returncode == 0, f"{command}\n{done.stderr[-4000:]}"
@@ -126,7 +129,7 @@ def test_main_carries_the_params_and_code_version_of_its_children(readme_store):
 
 def test_every_entry_point_runs_with_experiment_name(tmp_path):
     out = tmp_path / "outputs"
-    _init_store(out)
+    _init_store(out, "tiny")
     tiny = " ".join(TINY_SAMPLE)
     for entry, overrides in [
         ("sample_data", tiny),
