@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Optional
 
 import pandas as pd
 
-from bigcat_ml.config.schema import compose
+from bigcat_ml.config.compose import compose
 from bigcat_ml.synthetic import sample
 from bigcat_ml.oid.schemas import SUBSETS
 

@@ -12,6 +12,7 @@ from pyspark.sql import DataFrame, SparkSession
 from test_chips import RED, assert_colour, encode
 
 import bigcat_ml.chips.dataset as dataset
+from bigcat_ml.oid.schemas import BOX_COORDINATES
 from bigcat_ml.chips.dataset import (
     ChipSchema,
     dataset_url,
@@ -72,7 +73,7 @@ def box_key(row: Dict) -> Tuple:
     def text(value):
         return value.decode() if isinstance(value, bytes) else str(value)
 
-    return (text(row["ImageID"]), text(row["LabelName"]), *(float(row[c]) for c in dataset.BOX_COLUMNS))
+    return (text(row["ImageID"]), text(row["LabelName"]), *(float(row[c]) for c in BOX_COORDINATES))
 
 
 def siblings(output: Path) -> List[str]:

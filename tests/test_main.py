@@ -11,7 +11,7 @@ import pytest
 
 from bigcat_ml import main as main_step
 from bigcat_ml.tracking.names import DATASET_DIGEST_TAG, MODEL_TAG
-from bigcat_ml.config.schema import compose
+from bigcat_ml.config.compose import compose
 from bigcat_ml.tracking.names import REUSED_TAG_PREFIX, STEP_TAG
 from bigcat_ml.tracking.runs import setup_tracking
 

@@ -1,6 +1,8 @@
 """The Open Images V6-format sample generator: formats, ground truth, faults, looks, reuse."""
 from __future__ import annotations
 
+import dataclasses
+
 import io
 import json
 import os
@@ -15,9 +17,11 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from omegaconf import OmegaConf
 from PIL import Image, ImageOps
 
-from bigcat_ml.config.schema import SampleConfig, compose
+from bigcat_ml.config.compose import compose
+from bigcat_ml.config.schema import SampleConfig
 from bigcat_ml.synthetic import sample
 from bigcat_ml.oid.schemas import (
     BOX_COLUMNS,
@@ -39,7 +43,15 @@ REAL_BIG_CAT_MIDS = {
     "Lynx": "/m/04g2r",
 }
 ENTITY, ANIMAL, MAMMAL, CARNIVORE = "/m/0bl9f", "/m/0jbk", "/m/04rky", "/m/01lrl"
-SMALL = SampleConfig(seed=0, images_per_subset={"train": 12, "validation": 6, "test": 6}, corrupt_images=2)
+
+
+def sample_config(**changes) -> SampleConfig:
+    """The configured sample (conf/data/sample.yaml) with ``changes``."""
+    configured = OmegaConf.to_object(compose([]).data.sample)
+    return dataclasses.replace(configured, **changes)
+
+
+SMALL = sample_config(seed=0, images_per_subset={"train": 12, "validation": 6, "test": 6}, corrupt_images=2)
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +184,6 @@ def test_big_cats_carry_their_real_mids_and_display_names(generated):
     assert "/m/0449p,Jaguar (Animal)\n" in (root / sample.CLASS_DESCRIPTIONS_FILE).read_text()
 
 
-@pytest.mark.skipif(not REAL_HIERARCHY.exists(), reason="needs ../shared/oid-metadata (the real hierarchy)")
 def test_embedded_hierarchy_is_a_pruned_copy_of_the_real_one():
     pruned = json.loads(sample.resource_bytes(sample.HIERARCHY_FILE))
     real = json.loads(REAL_HIERARCHY.read_text())
@@ -206,7 +217,7 @@ def test_same_seed_gives_identical_bytes_and_another_seed_differs(tmp_path, gene
     for relative in written:
         assert (root / relative).read_bytes() == (again / relative).read_bytes(), relative
     other = tmp_path / "other"
-    sample.generate_sample(other, SampleConfig(**{**SMALL.__dict__, "seed": 1}))
+    sample.generate_sample(other, dataclasses.replace(SMALL, seed=1))
     name = sample.BOXES_FILE.format(subset="train")
     assert (other / name).read_bytes() != (root / name).read_bytes()
 
@@ -293,14 +304,14 @@ def test_each_box_shows_its_class_pattern_once_exif_orientation_is_applied(gener
 
 def test_an_up_to_date_sample_is_kept_and_a_changed_config_regenerates(tmp_path, caplog):
     root = tmp_path / "sample"
-    tiny = SampleConfig(images_per_subset={"train": 3, "validation": 1, "test": 1})
+    tiny = sample_config(images_per_subset={"train": 3, "validation": 1, "test": 1})
     first = sample.generate_sample(root, tiny)
     stamp = (root / sample.GROUND_TRUTH_FILE).stat().st_mtime_ns
     caplog.set_level("INFO", logger="bigcat_ml.synthetic.sample")
     assert sample.generate_sample(root, tiny) == first
     assert "not regenerating" in caplog.text
     assert (root / sample.GROUND_TRUTH_FILE).stat().st_mtime_ns == stamp
-    changed = sample.generate_sample(root, SampleConfig(**{**tiny.__dict__, "seed": 5}))
+    changed = sample.generate_sample(root, dataclasses.replace(tiny, seed=5))
     assert changed["fingerprint"] != first["fingerprint"]
     assert sample.read_ground_truth(root) == changed
     assert {p.stem for p in (root / "images").glob("*/*.jpg")}.isdisjoint(first["corrupt_images"])
@@ -310,7 +321,7 @@ def test_an_up_to_date_sample_is_kept_and_a_changed_config_regenerates(tmp_path,
 
 def test_a_failed_generation_leaves_the_previous_sample_untouched(tmp_path, monkeypatch):
     root = tmp_path / "sample"
-    tiny = SampleConfig(images_per_subset={"train": 3, "validation": 1, "test": 1})
+    tiny = sample_config(images_per_subset={"train": 3, "validation": 1, "test": 1})
     before = sample.generate_sample(root, tiny)
     calls = []
 
@@ -323,7 +334,7 @@ def test_a_failed_generation_leaves_the_previous_sample_untouched(tmp_path, monk
     real_encoder = sample.encode_jpeg
     monkeypatch.setattr(sample, "encode_jpeg", failing_encoder)
     with pytest.raises(RuntimeError, match="disk full"):
-        sample.generate_sample(root, SampleConfig(**{**tiny.__dict__, "seed": 9}))
+        sample.generate_sample(root, dataclasses.replace(tiny, seed=9))
     assert sample.read_ground_truth(root) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sample"]
 
@@ -338,7 +349,7 @@ def test_a_failed_generation_leaves_the_previous_sample_untouched(tmp_path, monk
 )
 def test_a_config_that_cannot_give_a_valid_sample_is_refused_by_name(tmp_path, change, message):
     with pytest.raises(ValueError, match=message):
-        sample.generate_sample(tmp_path / "sample", SampleConfig(**{**SampleConfig().__dict__, **change}))
+        sample.generate_sample(tmp_path / "sample", sample_config(**change))
     assert not (tmp_path / "sample").exists()
 
 

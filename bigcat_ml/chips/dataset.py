@@ -40,10 +40,10 @@ CHIPS_DIR = "chips"
 REJECTS_DIR = "rejects"
 SUMMARY_FILE = "summary.json"
 
-# Columns that identify a chip and describe its box, in OID's own names and units
-# (coordinates are fractions of the image size; flags are 1/0, -1 = unknown).
-BOX_COLUMNS = BOX_COORDINATES
-ATTRIBUTE_COLUMNS = BOX_FLAGS
+# What identifies a chip: its image, its class and its box, in OID's own names and units
+# (coordinates are fractions of the image size). Evaluation, tests and benchmarks join
+# and sort chips on it.
+CHIP_KEY = ("ImageID", "LabelName", *BOX_COORDINATES)
 
 
 def _string(name: str) -> UnischemaField:
@@ -66,8 +66,8 @@ ChipSchema = Unischema(
         _string("Source"),
         _string("LabelName"),
         _string("LabelText"),
-        *[_double(c) for c in BOX_COLUMNS],
-        *[_int(c) for c in ATTRIBUTE_COLUMNS],
+        *[_double(c) for c in BOX_COORDINATES],
+        *[_int(c) for c in BOX_FLAGS],
         _int("image_width"),  # source image size in pixels, after EXIF orientation
         _int("image_height"),
         # RGB chip stored as JPEG bytes; petastorm decodes it to uint8 (h, w, 3).

@@ -13,7 +13,7 @@ from typing import List, Optional
 
 from mlflow import MlflowClient
 
-from bigcat_ml.config.schema import compose
+from bigcat_ml.config.compose import compose
 from bigcat_ml.tracking.ui import UI_HOST, UI_PORT, experiment_url, local_base_url
 
 

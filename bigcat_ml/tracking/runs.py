@@ -15,7 +15,7 @@ from mlflow.data.meta_dataset import MetaDataset
 from mlflow.environment_variables import MLFLOW_EXPERIMENT_ID
 from omegaconf import DictConfig, OmegaConf
 
-from bigcat_ml.config.schema import CONF_DIR
+from bigcat_ml.config.compose import CONF_DIR, flatten
 from bigcat_ml.tracking import names
 from bigcat_ml.tracking.names import STEP_KEY_TAG, STEP_TAG, metric_name
 
@@ -63,18 +63,6 @@ def _artifact_uri(location: Optional[str]) -> Optional[str]:
     if not location:
         return None
     return location if "://" in location else Path(location).resolve().as_uri()
-
-
-def flatten(cfg: Mapping[str, Any], prefix: str = "") -> Dict[str, Any]:
-    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; lists are kept whole as their string."""
-    flat: Dict[str, Any] = {}
-    for key, value in cfg.items():
-        name = f"{prefix}.{key}" if prefix else str(key)
-        if isinstance(value, Mapping):
-            flat.update(flatten(value, name))
-        else:
-            flat[name] = value
-    return flat
 
 
 def _git(*args: str) -> Optional[str]:

@@ -1,0 +1,117 @@
+"""The preprocess chain as one library call: OID files -> chips + rejects on disk.
+
+Kept apart from the entry point so that benchmarks and tests drive exactly what
+``python -m bigcat_ml.preprocess`` runs.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Dict, Tuple
+
+import pandas as pd
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+
+from bigcat_ml.chips import dataset
+from bigcat_ml.chips.extract import extract_chips, split_chips_and_rejects
+from bigcat_ml.oid.classes import load_selected_classes
+from bigcat_ml.oid.schemas import BOX_FLAGS
+from bigcat_ml.oid.selection import box_counts, label_counts, select_images
+
+log = logging.getLogger(__name__)
+
+
+class ReconciliationError(RuntimeError):
+    """Selected boxes != chips + rejects: a row was lost or duplicated on the way."""
+
+
+@dataclass
+class PreprocessResult:
+    """What one preprocess run wrote and counted, plus the small tables the EDA needs."""
+
+    summary: Dict[str, Any]
+    selected: pd.DataFrame  # LabelName, DisplayName
+    label_counts: pd.DataFrame  # index LabelText; positive, negative (images)
+    box_counts: pd.DataFrame  # index LabelText; one column per subset
+    chips_by_class: pd.DataFrame  # LabelText, chips, rejects and one column per reject reason
+    box_flags: pd.DataFrame  # LabelText + the OID box flags, one row per selected box
+
+
+def build_chip_dataset(spark: SparkSession, cfg: Any) -> PreprocessResult:
+    """Select classes, cut chips from their boxes, write the dataset, reconcile the counts.
+
+    Every selected box ends as a chip or as a reject with a reason; the sum is checked
+    here (and logged per class and reason by the entry point).
+    """
+    dataset.check_output(spark, cfg.preprocess.output, cfg.preprocess.overwrite)  # before any scan
+    selected = load_selected_classes(spark, cfg.data, cfg.classes)
+    with select_images(spark, cfg.data, cfg.preprocess, selected) as chosen:
+        summary, by_class = _write_and_reconcile(spark, cfg, selected, chosen.boxes, chosen.images, chosen.missing)
+        return PreprocessResult(
+            summary=summary,
+            selected=selected,
+            label_counts=label_counts(chosen.labels, cfg.preprocess, selected),
+            box_counts=box_counts(chosen.boxes, selected, cfg.data.subsets),
+            chips_by_class=by_class,
+            box_flags=chosen.boxes.select("LabelText", *BOX_FLAGS).toPandas(),
+        )
+
+
+def _write_and_reconcile(
+    spark: SparkSession, cfg: Any, selected: pd.DataFrame, boxes: DataFrame, images: DataFrame, missing: DataFrame
+) -> Tuple[Dict[str, Any], pd.DataFrame]:
+    """Cut the chips, write chips + rejects, check the counts: (summary, outcomes by class)."""
+    # One extraction feeds both outputs and the counts: persist it so it runs once.
+    extracted = extract_chips(images, cfg.preprocess).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        chips, cut_rejects = split_chips_and_rejects(extracted)
+        n_boxes = boxes.count()
+        summary = dataset.write_chip_dataset(
+            spark,
+            chips,
+            cut_rejects.unionByName(missing),
+            cfg.preprocess.output,
+            overwrite=cfg.preprocess.overwrite,
+            summary={
+                "selected_boxes": n_boxes,
+                "selected_classes": selected.to_dict(orient="records"),
+                "subsets": list(cfg.data.subsets),
+                "data": cfg.data.name,
+            },
+            rows_per_file=cfg.preprocess.rows_per_partition,
+        )
+        reconcile(n_boxes, summary)
+        return summary, _outcomes_by_class(extracted, missing, selected)
+    finally:
+        extracted.unpersist()
+
+
+def reconcile(selected_boxes: int, summary: Dict[str, Any]) -> None:
+    """Fail loudly unless selected boxes = chips + rejects."""
+    chips, rejects = summary["chips"], summary["rejects"]
+    if selected_boxes != chips + rejects:
+        raise ReconciliationError(
+            f"{selected_boxes} selected boxes but {chips} chips + {rejects} rejects = {chips + rejects} "
+            f"written to {summary.get('output', 'the chip dataset')}; this is a bug, please report it"
+        )
+    log.info("reconciled: %d selected boxes = %d chips + %d rejects %s", selected_boxes, chips, rejects, summary["rejects_by_reason"])
+
+
+def _outcomes_by_class(extracted: DataFrame, missing: DataFrame, selected: pd.DataFrame) -> pd.DataFrame:
+    """Chips and rejects per class and reason (small: classes x reasons)."""
+    counts = (
+        extracted.select("LabelName", "reason")
+        .unionByName(missing.select("LabelName", "reason"))
+        .groupBy("LabelName", "reason")
+        .count()
+        .toPandas()
+    )
+    names = dict(zip(selected["LabelName"], selected["DisplayName"]))
+    counts["LabelText"] = counts["LabelName"].map(names)
+    table = counts.fillna({"reason": "chip"}).pivot_table(index="LabelText", columns="reason", values="count", fill_value=0, aggfunc="sum")
+    table = table.rename(columns={"chip": "chips"})
+    if "chips" not in table:
+        table["chips"] = 0
+    table["rejects"] = table.drop(columns="chips").sum(axis=1)
+    return table.reset_index().rename_axis(columns=None)

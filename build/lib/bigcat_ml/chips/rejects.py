@@ -1,0 +1,32 @@
+"""Reject reasons and the rejects table: every row the pipeline does not pass on.
+
+Defined once so that the preprocess and evaluate steps, their reconciliation checks and
+their tests all speak of the same reasons.
+"""
+from __future__ import annotations
+
+from pyspark.sql.types import DoubleType, StringType, StructField, StructType
+
+MISSING_IMAGE = "missing_image"  # the box's ImageID has no image file / Parquet row
+BAD_BOX = "bad_box"  # not 0 <= min < max <= 1
+TOO_SMALL = "too_small"  # chip side below preprocess.min_chip_side pixels
+DECODE_ERROR = "decode_error"  # image (or chip) bytes Pillow cannot decode
+TOO_LARGE = "too_large"  # over Pillow's decompression-bomb limit (max_image_pixels)
+PREDICT_ERROR = "predict_error"  # the model failed on the chip
+
+PREPROCESS_REASONS = (MISSING_IMAGE, BAD_BOX, TOO_SMALL, DECODE_ERROR, TOO_LARGE)
+EVALUATE_REASONS = (DECODE_ERROR, PREDICT_ERROR)
+
+REJECTS_SCHEMA = StructType(
+    [
+        StructField("ImageID", StringType(), False),
+        StructField("Subset", StringType(), True),
+        StructField("LabelName", StringType(), True),
+        StructField("XMin", DoubleType(), True),
+        StructField("XMax", DoubleType(), True),
+        StructField("YMin", DoubleType(), True),
+        StructField("YMax", DoubleType(), True),
+        StructField("reason", StringType(), False),
+        StructField("detail", StringType(), True),
+    ]
+)

@@ -1,0 +1,56 @@
+"""``compare``: the evaluation runs of an experiment side by side, logged as a run."""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any, Dict
+
+import mlflow
+from omegaconf import DictConfig
+
+from bigcat_ml.tracking import names
+
+from bigcat_ml.tracking import comparison
+from bigcat_ml.cli.entry import hydra_entry_point
+from bigcat_ml.cli.steps import Step
+from bigcat_ml.scoring.models import RANDOM_INIT
+from bigcat_ml.tracking.runs import setup_tracking, step_run
+
+
+def run(cfg: DictConfig) -> Dict[str, Any]:
+    """Build the comparison table and figures; log them; print the short table."""
+    experiment_id = setup_tracking(cfg.mlflow)
+    runs = comparison.find_evaluation_runs(experiment_id, cfg.compare.filter_tag)
+    comparison.check_same_dataset(runs, cfg.compare.allow_mixed_datasets)
+    with tempfile.TemporaryDirectory() as tmp, step_run(cfg, "compare") as active:
+        result = comparison.build_comparison(runs, Path(tmp))
+        table = result.table
+        mlflow.log_text(table.to_markdown(index=False), "comparison/comparison.md")
+        mlflow.log_text(table.to_csv(index=False), "comparison/comparison.csv")
+        mlflow.log_text(table.to_html(index=False), "comparison/comparison.html")
+        for name, figure in comparison.comparison_figures(result).items():
+            mlflow.log_figure(figure, f"comparison/{name}")
+        mlflow.set_tag("bigcat.compared_runs", ",".join(runs["run_id"]))
+        short = comparison.short_table(result)
+        print(short.to_markdown(index=False))
+        print(_where_to_look(cfg, active.info.run_id, set(runs[f"tags.{names.WEIGHTS_TAG}"])))
+        return {"run_id": active.info.run_id, "table": table}
+
+
+def _where_to_look(cfg: DictConfig, run_id: str, weights: set) -> str:
+    lines = [
+        f"comparison run {run_id} in experiment '{cfg.mlflow.experiment_name}' ({cfg.mlflow.tracking_uri})",
+        f"artifacts: {mlflow.get_run(run_id).info.artifact_uri}/comparison",
+    ]
+    if cfg.mlflow.tracking_uri.startswith("sqlite:"):
+        lines.append(f"open the MLflow UI:  .venv/bin/mlflow ui --backend-store-uri {cfg.mlflow.tracking_uri}")
+    if RANDOM_INIT in weights:
+        lines.append("note: runs marked [random-init] used random weights (offline); their accuracy means nothing")
+    return "\n".join(lines)
+
+
+STEP = Step(name="compare", run=run)
+main = hydra_entry_point(run)
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""``evaluate``: score a chip dataset with one Keras model; log metrics and figures."""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any, Dict
+
+import mlflow
+from omegaconf import DictConfig
+
+from bigcat_ml.tracking import names
+
+from bigcat_ml.chips import dataset
+
+from bigcat_ml.reporting import figures
+from bigcat_ml.scoring.evaluation import Evaluation, evaluate_dataset, mistake_chips
+from bigcat_ml.cli.entry import hydra_entry_point
+from bigcat_ml.cli.steps import Step
+from bigcat_ml.tracking.names import metric_name
+from bigcat_ml.scoring.models import RANDOM_INIT, weights_source
+from bigcat_ml.runtime.spark import get_spark
+from bigcat_ml.tracking.runs import step_run
+
+RANDOM_WEIGHTS_NOTE = "random-init weights (model.weights=null): predictions and accuracy are meaningless"
+
+
+def run(cfg: DictConfig) -> Dict[str, Any]:
+    """Evaluate ``cfg.model`` on ``cfg.evaluate.dataset`` as one MLflow run."""
+    summary = dataset.read_summary(cfg.evaluate.dataset)
+    digest = summary["content_digest"]
+    weights = weights_source(cfg.model)
+    tags = {
+        names.MODEL_TAG: cfg.model.name,
+        names.WEIGHTS_TAG: weights,
+        names.DATASET_DIGEST_TAG: digest,
+        "bigcat.dataset": cfg.evaluate.dataset,
+        "bigcat.inference_path": cfg.evaluate.path,
+    }
+    if weights == RANDOM_INIT:
+        tags["bigcat.note"] = RANDOM_WEIGHTS_NOTE
+    with step_run(cfg, "evaluate", key=STEP.key(cfg), run_name=f"evaluate {cfg.model.name} [{weights}]", tags=tags) as active:
+        spark = get_spark(cfg.spark) if cfg.evaluate.path == "spark" else None
+        evaluation = evaluate_dataset(spark, cfg)
+        _log_evaluation(evaluation, cfg)
+        report = evaluation.report
+        note = f"  ** {RANDOM_WEIGHTS_NOTE} **" if weights == RANDOM_INIT else ""
+        print(
+            f"evaluate {cfg.model.name} [{weights}]: {evaluation.chips_read} chips "
+            f"({len(evaluation.rejects)} rejects), top-1 {report.top1_accuracy:.3f}, top-5 {report.top5_accuracy:.3f}, "
+            f"family {report.family_accuracy:.3f}, {evaluation.chips_per_second:.1f} chips/s{note}"
+        )
+        return {"run_id": active.info.run_id, "metrics": report.scalar_metrics()}
+
+
+def _log_evaluation(evaluation: Evaluation, cfg: DictConfig) -> None:
+    report = evaluation.report
+    reasons = evaluation.rejects["reason"].value_counts()
+    mlflow.log_metrics(
+        {
+            **report.scalar_metrics(),
+            names.THROUGHPUT_METRIC: evaluation.chips_per_second,
+            "chips_read": evaluation.chips_read,
+            "rejects": len(evaluation.rejects),
+            "unmapped_chips": evaluation.unmapped_chips,
+            **{metric_name("rejects", reason): int(n) for reason, n in reasons.items()},
+            **{metric_name("seconds", stage): value for stage, value in evaluation.seconds.items()},
+        }
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        for frame, name in ((evaluation.predictions, names.PREDICTIONS), (evaluation.rejects, names.REJECTS)):
+            local = Path(tmp) / name
+            local.parent.mkdir(parents=True, exist_ok=True)
+            frame.to_parquet(local, index=False)
+            mlflow.log_artifact(str(local), str(Path(name).parent))
+    mlflow.log_text(report.per_class.to_csv(index=False), names.PER_CLASS_CSV)
+    mlflow.log_text(report.confusion.to_csv(), names.CONFUSION_CSV)
+    mlflow.log_text(report.calibration.to_csv(index=False), names.CALIBRATION_CSV)
+    mlflow.log_text(report.slices.to_csv(index=False), names.SLICES_CSV)
+    mlflow.log_text(report.other_predictions.to_csv(index=False), "tables/other_predictions.csv")
+    images, captions = mistake_chips(evaluation, cfg.evaluate.dataset, cfg.evaluate.gallery_size)
+    figures = {
+        "confusion_matrix.png": figures.confusion_matrix_figure(report.confusion),
+        "confidence_histograms.png": figures.confidence_histograms(evaluation.predictions),
+        "reliability_diagram.png": figures.reliability_diagram(report.calibration),
+        "most_confident_mistakes.png": figures.mistakes_gallery(images, captions),
+    }
+    for name, figure in figures.items():
+        mlflow.log_figure(figure, f"figures/{name}")
+
+
+def _inputs(cfg: DictConfig) -> Dict[str, str]:
+    """The chips enter the reuse key by their digest, not by how they were made."""
+    return {"dataset_digest": dataset.read_summary(cfg.evaluate.dataset)["content_digest"]}
+
+
+STEP = Step(
+    name="evaluate",
+    run=run,
+    sections=("classes", "model", "evaluate"),
+    # spark settings change speed, not predictions; the dataset enters through its digest.
+    ignore=("evaluate.dataset",),
+    inputs=_inputs,
+    in_chain=lambda cfg: True,
+)
+main = hydra_entry_point(run)
+
+if __name__ == "__main__":
+    main()

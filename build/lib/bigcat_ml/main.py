@@ -1,0 +1,53 @@
+"""``main``: the chain of steps (sample_data -> preprocess -> evaluate) as one MLflow parent run.
+
+Each step is a child run. A step whose reuse key (config, inputs and code version) matches
+a finished run whose output is still there is reused instead of recomputed
+(``force=true`` recomputes), so a Hydra sweep over models (``-m model=mobilenet,resnet50``)
+preprocesses once and evaluates every model on the same chip dataset. The steps and their
+order come from the registry in :mod:`bigcat_ml.cli.steps`.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict
+
+import mlflow
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from bigcat_ml.cli import steps
+from bigcat_ml.cli.entry import hydra_entry_point
+from bigcat_ml.tracking.names import REUSED_TAG_PREFIX, STEP_RUN_TAG_PREFIX, STEP_TAG
+from bigcat_ml.tracking.reuse import find_finished_run
+from bigcat_ml.tracking.runs import resolved_container, setup_tracking
+
+log = logging.getLogger(__name__)
+
+
+def run(cfg: DictConfig) -> Dict[str, Any]:
+    """Run or reuse every step of the chain under one parent run; return ``{step: run_id}``."""
+    experiment_id = setup_tracking(cfg.mlflow)
+    # main owns the chain: an output without a matching finished run is rebuilt.
+    with open_dict(cfg):
+        cfg.preprocess.overwrite = True
+    step_runs: Dict[str, Any] = {}
+    with mlflow.start_run(run_name=f"main {cfg.model.name}", tags={STEP_TAG: "main", **cfg.mlflow.tags}) as parent:
+        mlflow.log_text(OmegaConf.to_yaml(resolved_container(cfg)), "config.yaml")
+        for step in steps.chain(cfg):
+            previous = None if cfg.force else find_finished_run(experiment_id, step.name, step.key(cfg))
+            if previous and step.output_exists(cfg):
+                log.info("%s: reusing finished run %s (same config and code)", step.name, previous)
+                mlflow.set_tag(REUSED_TAG_PREFIX + step.name, previous)
+                step_runs[step.name] = previous
+                continue
+            step_runs[step.name] = step.run(cfg)["run_id"]
+        mlflow.set_tags({STEP_RUN_TAG_PREFIX + name: run_id for name, run_id in step_runs.items()})
+        step_runs["main"] = parent.info.run_id
+    print(f"main: runs {step_runs} in experiment '{cfg.mlflow.experiment_name}' at {cfg.mlflow.tracking_uri}")
+    return step_runs
+
+
+STEP = steps.Step(name="main", run=run)
+main = hydra_entry_point(run)
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""``sample_data``: write the generated Open Images V6-format sample and log its ground truth.
+
+    python -m bigcat_ml.sample_data data.sample.seed=3
+
+Only for the generated data groups (``data=sample``, ``data=sample_parquet``); the real
+Open Images files are downloaded, not generated.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import mlflow
+from omegaconf import DictConfig
+
+from bigcat_ml.cli.entry import hydra_entry_point
+from bigcat_ml.cli.steps import Step
+from bigcat_ml.synthetic import sample
+from bigcat_ml.tracking.names import metric_name
+from bigcat_ml.tracking.runs import step_run
+
+
+def _check_layout(cfg: DictConfig) -> Optional[Path]:
+    """The images folder to write, after checking that the data group's file settings
+    name the files the generator writes (else later steps would read other files)."""
+    if cfg.data.sample is None:
+        raise ValueError(
+            f"sample_data only generates the sample data group (data=sample or data=sample_parquet); "
+            f"data={cfg.data.name} has no data.sample section. Real Open Images files are downloaded: "
+            "point data.root at them and run preprocess."
+        )
+    root = Path(cfg.data.root)
+    if "://" in cfg.data.root:
+        raise ValueError(f"data.root={cfg.data.root}: sample_data writes to a local folder, not a URI")
+    expected = {
+        "data.class_descriptions": (cfg.data.class_descriptions, root / sample.CLASS_DESCRIPTIONS_FILE),
+        "data.hierarchy": (cfg.data.hierarchy, root / sample.HIERARCHY_FILE),
+        **{
+            f"data.{key} ({subset})": (getattr(cfg.data, key).format(subset=subset), root / name.format(subset=subset))
+            for key, name in (("boxes", sample.BOXES_FILE), ("image_labels", sample.IMAGE_LABELS_FILE))
+            for subset in cfg.data.subsets
+        },
+    }
+    if cfg.data.images_format == "parquet":
+        expected["data.images_path"] = (cfg.data.images_path, root / sample.IMAGES_PARQUET)
+    for key, (configured, written) in expected.items():
+        if Path(configured) != written:
+            raise ValueError(f"{key}={configured}, but sample_data writes {written}; leave it at its default")
+    return Path(cfg.data.images_path) if cfg.data.images_format == "dir" else None
+
+
+def _metrics(summary: Dict[str, Any]) -> Dict[str, float]:
+    """Counts worth charting: images, boxes and labels per subset, faults, boxes per class."""
+    metrics: Dict[str, float] = {
+        "corrupt_images": len(summary["corrupt_images"]),
+        "missing_images": len(summary["missing_images"]),
+    }
+    for subset, n in summary["images"].items():
+        metrics[f"images.{subset}"] = n
+        metrics[f"boxes.{subset}"] = sum(summary["boxes"][subset].values())
+        for kind, counts in summary["image_labels"][subset].items():
+            metrics[f"image_labels.{kind}.{subset}"] = sum(counts.values())
+    for mid, name in summary["class_names"].items():
+        metrics[f"boxes_by_class.{metric_name(name)}"] = sum(c.get(mid, 0) for c in summary["boxes"].values())
+    return metrics
+
+
+def run(cfg: DictConfig) -> Dict[str, Any]:
+    """Generate (or keep, when up to date) the sample in ``data.root``; one MLflow run.
+
+    Returns ``{"run_id": ..., "summary": <ground truth>}``.
+    """
+    images_path = _check_layout(cfg)
+    with step_run(cfg, "sample_data", key=STEP.key(cfg)) as active:
+        summary = sample.generate_sample(Path(cfg.data.root), cfg.data.sample, images_path, force=cfg.force)
+        mlflow.log_dict(summary, sample.GROUND_TRUTH_FILE)
+        mlflow.log_metrics(_metrics(summary))
+    print(f"sample_data: {summary['images']} images in {cfg.data.root} (run {active.info.run_id})")
+    return {"run_id": active.info.run_id, "summary": summary}
+
+
+STEP = Step(
+    name="sample_data",
+    run=run,
+    sections=("data",),
+    in_chain=lambda cfg: cfg.data.sample is not None,
+    output_exists=lambda cfg: (Path(cfg.data.root) / sample.GROUND_TRUTH_FILE).exists(),
+)
+main = hydra_entry_point(run)
+
+if __name__ == "__main__":
+    main()

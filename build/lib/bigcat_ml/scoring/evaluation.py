@@ -1,0 +1,117 @@
+"""Score a chip dataset with one model and measure it: the evaluate chain as a library.
+
+Kept apart from the entry point so benchmarks and tests drive exactly what
+``python -m bigcat_ml.evaluate`` runs.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+import pandas as pd
+import pyarrow.dataset as pads
+from pyspark.sql import SparkSession
+
+from bigcat_ml.chips import dataset
+
+from bigcat_ml.scoring import inference
+from bigcat_ml.scoring.imagenet import UNMAPPED, attach_true_index, ground_truth_map
+from bigcat_ml.scoring.metrics import EvaluationReport, evaluate_predictions, most_confident_mistakes
+
+log = logging.getLogger(__name__)
+
+
+class EvaluationReconciliationError(RuntimeError):
+    """Predictions + rejects != chips in the dataset: a chip was lost or duplicated."""
+
+
+@dataclass
+class Evaluation:
+    """Predictions, rejects, the metrics report and where the time went (seconds)."""
+
+    predictions: pd.DataFrame  # one row per predicted chip, with true_index
+    rejects: pd.DataFrame  # REJECTS_SCHEMA columns
+    report: EvaluationReport
+    chips_read: int
+    unmapped_chips: int
+    seconds: Dict[str, float] = field(default_factory=dict)
+
+    @property
+    def chips_per_second(self) -> float:
+        """Inference throughput: chips read / seconds spent predicting them."""
+        return self.chips_read / self.seconds["predict"] if self.seconds.get("predict") else float("nan")
+
+
+def selected_class_names(summary: Dict[str, Any]) -> List[str]:
+    return [entry["DisplayName"] for entry in summary["selected_classes"]]
+
+
+def evaluate_dataset(spark: Optional[SparkSession], cfg: Any) -> Evaluation:
+    """Predict every chip of ``cfg.evaluate.dataset`` and compute the metrics.
+
+    ``cfg.evaluate.path``: ``spark`` (predict_batch_udf on the session's executors) or
+    ``local`` (one process over tf.data). Predictions + rejects must equal the chips the
+    dataset holds; a mismatch is an error.
+    """
+    output = cfg.evaluate.dataset
+    summary = dataset.read_summary(output)
+    truth = ground_truth_map(cfg.classes, selected_class_names(summary), cfg.evaluate.allow_unmapped)
+    seconds: Dict[str, float] = {}
+    start = time.perf_counter()
+    if cfg.evaluate.path == "spark":
+        if spark is None:
+            raise ValueError("evaluate.path=spark needs a SparkSession")
+        chips = dataset.read_chips_spark(spark, output)
+        predictions_df, rejects_df = inference.predict_spark(spark, chips, cfg.model, cfg.evaluate)
+        seconds["predict"] = time.perf_counter() - start
+        predictions, rejects = predictions_df.toPandas(), rejects_df.toPandas()
+        predictions_df.unpersist()
+        rejects_df.unpersist()
+        seconds["collect"] = time.perf_counter() - start - seconds["predict"]
+    elif cfg.evaluate.path == "local":
+        predictions, rejects = inference.predict_local(output, cfg.model, cfg.evaluate)
+        seconds["predict"] = time.perf_counter() - start
+    else:
+        raise ValueError(f"evaluate.path must be 'spark' or 'local', got {cfg.evaluate.path!r}")
+    chips_read = len(predictions) + len(rejects)
+    if chips_read != summary["chips"]:
+        raise EvaluationReconciliationError(
+            f"{output} holds {summary['chips']} chips but evaluation produced {len(predictions)} predictions "
+            f"+ {len(rejects)} rejects = {chips_read}; this is a bug, please report it"
+        )
+    predictions = attach_true_index(predictions, truth)
+    scored = predictions[predictions["true_index"] != UNMAPPED]
+    start = time.perf_counter()
+    report = evaluate_predictions(
+        scored,
+        class_names={index: name for name, index in truth.items() if index != UNMAPPED},
+        family=list(cfg.classes.family),
+        n_bins=cfg.evaluate.calibration_bins,
+        size_buckets=list(cfg.evaluate.size_buckets),
+    )
+    seconds["metrics"] = time.perf_counter() - start
+    log.info("evaluated %d chips (%d rejects, %d unmapped): top-1 %.3f", chips_read, len(rejects), len(predictions) - len(scored), report.top1_accuracy)
+    return Evaluation(predictions, rejects, report, chips_read, len(predictions) - len(scored), seconds)
+
+
+
+
+def mistake_chips(evaluation: Evaluation, output: str, n: int) -> tuple[list[np.ndarray], list[str]]:
+    """The ``n`` most confident mistakes as decoded chips with captions, for the gallery.
+
+    Reads only the rows of those images from the chip Parquet files (pyarrow filter),
+    so it costs the same on both inference paths and on any dataset size.
+    """
+    mistakes = most_confident_mistakes(evaluation.predictions[evaluation.predictions["true_index"] != UNMAPPED], n)
+    if mistakes.empty:
+        return [], []
+    source = pads.dataset(dataset.dataset_url(output), format="parquet")
+    table = source.to_table(columns=[*dataset.CHIP_KEY, "chip"], filter=pads.field("ImageID").isin(list(mistakes["ImageID"].unique())))
+    chips = table.to_pandas().drop_duplicates(subset=list(dataset.CHIP_KEY))
+    merged = mistakes.merge(chips, on=list(dataset.CHIP_KEY), how="left")
+    images = [dataset.decode_chip(jpeg) for jpeg in merged["chip"]]
+    captions = [f"{row.LabelText} → {row.predicted_label} ({row.confidence:.2f})" for row in merged.itertuples()]
+    return images, captions

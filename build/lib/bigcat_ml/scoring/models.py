@@ -1,0 +1,203 @@
+"""``keras.applications`` classifiers chosen by configuration: build, weights, preprocessing.
+
+``model.keras_module``/``model.keras_class`` name any model of ``keras.applications``
+(``mobilenet``/``MobileNet``, ``resnet50``/``ResNet50``…); the module's own
+``preprocess_input`` prepares its input. ``model.weights`` is one of:
+
+* ``imagenet``: Keras downloads the pretrained weights (needs internet, cached in
+  ``~/.keras/models``);
+* ``null``: random initialisation, for offline smoke runs. It is seeded
+  (:data:`RANDOM_INIT_SEED`) so that every process builds the same model, and every output
+  must say ``random-init`` (:func:`weights_source`);
+* a path or URI of a weights file (Keras 3 ``.weights.h5``, or legacy ``.h5``) saved from
+  the same architecture. URIs are read with pyarrow (``file://``, ``hdfs://``, ``s3://``…).
+
+Keras is imported inside the functions: it takes seconds, and callers that only need
+:func:`weights_source` (tags, reports) should not pay for it.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import shutil
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Sequence
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+from PIL import Image
+
+from bigcat_ml.config.schema import ModelConfig
+from bigcat_ml.scoring.imagenet import NUM_CLASSES
+
+if TYPE_CHECKING:
+    import keras
+
+log = logging.getLogger(__name__)
+
+IMAGENET = "imagenet"
+RANDOM_INIT = "random-init"
+RANDOM_INIT_SEED = 0
+KERAS_APPLICATIONS = "keras.applications"
+
+
+def as_model_config(model_cfg: Any) -> ModelConfig:
+    """A plain :class:`ModelConfig` (no OmegaConf parent), cheap to pickle to Spark workers."""
+    if isinstance(model_cfg, DictConfig):
+        return ModelConfig(**OmegaConf.to_container(model_cfg, resolve=True))
+    return model_cfg
+
+
+def weights_source(model_cfg: Any) -> str:
+    """``imagenet``, ``random-init`` or ``file:<path or URI>``: what to tag every output with."""
+    if model_cfg.weights is None:
+        return RANDOM_INIT
+    if model_cfg.weights == IMAGENET:
+        return IMAGENET
+    return f"file:{model_cfg.weights}"
+
+
+@dataclass(frozen=True)
+class KerasApplication:
+    """The model constructor and its ``preprocess_input`` (float RGB 0..255 -> model input)."""
+
+    constructor: Callable[..., "keras.Model"]
+    preprocess_input: Callable[[np.ndarray], np.ndarray]
+
+
+def keras_application(model_cfg: Any) -> KerasApplication:
+    """Look up ``keras.applications.<keras_module>.<keras_class>`` and its preprocessing."""
+    import keras  # noqa: F401  (makes keras.applications importable by name)
+
+    module_name = f"{KERAS_APPLICATIONS}.{model_cfg.keras_module}"
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        applications = importlib.import_module(KERAS_APPLICATIONS)
+        known = sorted(m for m in dir(applications) if m[:1].islower() and m != "imagenet_utils")
+        raise ValueError(
+            f"model {model_cfg.name!r}: there is no module {module_name}; model.keras_module must be one of {known}"
+        ) from error
+    constructor = getattr(module, model_cfg.keras_class, None)
+    preprocess_input = getattr(module, "preprocess_input", None)
+    if constructor is None or preprocess_input is None:
+        classes = sorted(n for n in dir(module) if n[:1].isupper())
+        raise ValueError(
+            f"model {model_cfg.name!r}: {module_name} has no class {model_cfg.keras_class!r} "
+            f"(it has {classes}); fix model.keras_class"
+        )
+    return KerasApplication(constructor, preprocess_input)
+
+
+@contextmanager
+def local_weights_file(model_cfg: Any) -> Iterator[Optional[Path]]:
+    """The configured weights file on this machine, for the duration of the block.
+
+    A local path is used as it is; a URI is downloaded to a temporary folder that is
+    removed when the block exits. ``None`` for ``imagenet`` and random initialisation.
+    A missing file is a :class:`FileNotFoundError` naming the file and the model.
+    """
+    weights = model_cfg.weights
+    if weights is None or weights == IMAGENET:
+        yield None
+        return
+    missing = FileNotFoundError(
+        f"model {model_cfg.name!r}: weights file {weights} does not exist; set model.weights to an existing "
+        f"path or URI, to {IMAGENET!r}, or to null for random initialisation"
+    )
+    if "://" not in weights:
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            raise missing
+        yield path.resolve()
+        return
+    from pyarrow import fs as pafs
+
+    filesystem, remote = pafs.FileSystem.from_uri(weights)
+    if filesystem.get_file_info(remote).type != pafs.FileType.File:
+        raise missing
+    with tempfile.TemporaryDirectory(prefix="bigcat_ml-weights-") as folder:
+        local = Path(folder) / Path(remote).name
+        with filesystem.open_input_stream(remote) as source, open(local, "wb") as target:
+            shutil.copyfileobj(source, target)
+        log.info("downloaded weights %s to %s", weights, local)
+        yield local
+
+
+def build_model(model_cfg: Any, weights_file: Optional[Path] = None) -> "keras.Model":
+    """Build the configured model with its weights.
+
+    ``weights_file``: a local copy of the configured weights file (see
+    :func:`local_weights_file`; on Spark workers the shipped copy). Weights of another
+    architecture (Keras finds variables missing or of another shape) are a
+    :class:`ValueError` naming the file and the model. Random initialisation first
+    resets this process's Python, NumPy and TensorFlow generators to
+    :data:`RANDOM_INIT_SEED`, so every process builds the same weights.
+    """
+    import keras
+
+    application = keras_application(model_cfg)
+    shape = (model_cfg.input_size, model_cfg.input_size, 3)
+    if model_cfg.weights is not None and model_cfg.weights != IMAGENET and weights_file is None:
+        raise ValueError(f"model {model_cfg.name!r}: weights file {model_cfg.weights} was not fetched; pass weights_file")
+    try:
+        if model_cfg.weights == IMAGENET:
+            return application.constructor(weights=IMAGENET, input_shape=shape)
+        if model_cfg.weights is None:
+            keras.utils.set_random_seed(RANDOM_INIT_SEED)
+        model = application.constructor(weights=None, input_shape=shape)
+    except Exception as error:
+        hint = " (downloading them needs internet; use a weights file or null)" if model_cfg.weights == IMAGENET else ""
+        raise ValueError(
+            f"cannot build model {model_cfg.name!r} ({KERAS_APPLICATIONS}.{model_cfg.keras_module}."
+            f"{model_cfg.keras_class}, input {model_cfg.input_size} px, weights {weights_source(model_cfg)}{hint}): "
+            f"{error}"
+        ) from error
+    if weights_file is not None:
+        _load_weights(model, weights_file, model_cfg)
+    return model
+
+
+def _load_weights(model: "keras.Model", weights_file: Path, model_cfg: Any) -> None:
+    try:
+        model.load_weights(str(weights_file))
+    except Exception as error:
+        raise ValueError(
+            f"weights file {model_cfg.weights} does not fit model {model_cfg.name!r} "
+            f"({model_cfg.keras_class}): was it saved from another architecture? Keras says: {error}"
+        ) from error
+
+
+def check_model(model: "keras.Model", model_cfg: Any) -> None:
+    """Fail unless the model maps one input to 1000 ImageNet probabilities.
+
+    One dry run on an all-zero input: cheap, and it catches a classifier head of another
+    size or one without softmax before any Spark task starts.
+    """
+    size = model_cfg.input_size
+    probs = np.asarray(model.predict_on_batch(np.zeros((1, size, size, 3), np.float32)))
+    if probs.shape != (1, NUM_CLASSES) or not np.isclose(probs.sum(), 1.0, atol=1e-3) or (probs < 0).any():
+        raise ValueError(
+            f"model {model_cfg.name!r} must output {NUM_CLASSES} ImageNet class probabilities (softmax) per image; "
+            f"it gave shape {probs.shape[1:]} summing to {probs.sum():.4f}"
+        )
+
+
+def resize_chip(chip: np.ndarray, size: int) -> np.ndarray:
+    """An RGB uint8 chip (h, w, 3) resized to (size, size, 3) pixels, bilinear.
+
+    Plain resize, aspect ratio not kept: chips are tight boxes around the object, so a
+    centre crop would cut the object off, and Keras' own loaders (``load_img``,
+    ``image_dataset_from_directory``) also stretch to the target size. Pillow's bilinear
+    filter widens its support when shrinking, so downscaling is antialiased.
+    """
+    return np.asarray(Image.fromarray(chip).resize((size, size), Image.BILINEAR))
+
+
+def model_input(chips: Sequence[np.ndarray], application: KerasApplication, size: int) -> np.ndarray:
+    """Resized RGB uint8 chips -> the float32 batch (n, size, size, 3) the model takes."""
+    batch = np.stack([resize_chip(chip, size) for chip in chips]).astype(np.float32)
+    return np.asarray(application.preprocess_input(batch), dtype=np.float32)

@@ -1,0 +1,112 @@
+"""MLflow helpers: one way to open a step's run and log what it was given."""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import subprocess
+from pathlib import Path
+from typing import Any, Dict, Iterator, Mapping, Optional, Sequence
+
+import mlflow
+from omegaconf import DictConfig, OmegaConf
+
+from bigcat_ml.config.compose import CONF_DIR, flatten
+from bigcat_ml.tracking.names import STEP_KEY_TAG, STEP_TAG, metric_name
+
+log = logging.getLogger(__name__)
+
+# Opens the experiment on runs, metrics and charts instead of MLflow 3's GenAI view.
+EXPERIMENT_KIND_TAG = {"mlflow.experimentKind": "custom_model_development"}
+
+
+def setup_tracking(mlflow_cfg: Any) -> str:
+    """Point MLflow at the configured store and experiment; return the experiment id."""
+    uri = mlflow_cfg.tracking_uri
+    if uri.startswith("sqlite:///"):
+        Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    experiment = mlflow.get_experiment_by_name(mlflow_cfg.experiment_name)
+    if experiment is None:
+        experiment_id = mlflow.create_experiment(
+            mlflow_cfg.experiment_name,
+            artifact_location=_artifact_uri(mlflow_cfg.artifact_location),
+            tags=EXPERIMENT_KIND_TAG,
+        )
+    else:
+        experiment_id = experiment.experiment_id
+        if experiment.tags.get("mlflow.experimentKind") is None:  # e.g. made by `mlflow run`
+            mlflow.MlflowClient().set_experiment_tag(experiment_id, *next(iter(EXPERIMENT_KIND_TAG.items())))
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id
+
+
+def _artifact_uri(location: Optional[str]) -> Optional[str]:
+    if not location:
+        return None
+    return location if "://" in location else Path(location).resolve().as_uri()
+
+
+def _git(*args: str) -> Optional[str]:
+    try:
+        out = subprocess.run(["git", *args], cwd=CONF_DIR.parent, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout if out.returncode == 0 else None
+
+
+def git_commit() -> Optional[str]:
+    """The project's commit, when it is a git checkout (MLflow projects set it too)."""
+    out = _git("rev-parse", "HEAD")
+    return out.strip() if out else None
+
+
+def code_version() -> str:
+    """The commit, plus a hash of uncommitted changes to tracked code, so that a run made
+    with edited code is never mistaken for one made with the committed code."""
+    commit = git_commit() or "no-git"
+    diff = _git("diff", "HEAD", "--", "bigcat_ml", "conf")
+    if diff:
+        commit += "+dirty." + hashlib.sha256(diff.encode()).hexdigest()[:12]
+    return commit
+
+
+def resolved_container(cfg: DictConfig) -> Dict[str, Any]:
+    """The config with every interpolation resolved, as plain Python objects."""
+    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def step_run(
+    cfg: DictConfig,
+    step: str,
+    key: Optional[str] = None,
+    run_name: Optional[str] = None,
+    tags: Optional[Mapping[str, str]] = None,
+) -> Iterator[mlflow.ActiveRun]:
+    """Open the run for one pipeline step and log the resolved config.
+
+    Nested under an active parent run (the ``main`` chain) when there is one; ``key``
+    (see :func:`bigcat_ml.tracking.reuse.step_key`) is tagged so that ``main`` can find and reuse it. Logs the
+    flattened config as params and the YAML as ``config.yaml``; ``mlflow.start_run``
+    ends the run as FAILED when the body raises.
+    """
+    setup_tracking(cfg.mlflow)
+    container = resolved_container(cfg)
+    all_tags = {STEP_TAG: step, **dict(cfg.mlflow.tags), **dict(tags or {})}
+    if key:
+        all_tags[STEP_KEY_TAG] = key
+    commit = git_commit()
+    if commit:
+        all_tags["mlflow.source.git.commit"] = commit
+    nested = mlflow.active_run() is not None
+    with mlflow.start_run(run_name=run_name or step, nested=nested, tags=all_tags) as run:
+        mlflow.log_params({metric_name(k): _param_value(v) for k, v in flatten(container).items()})
+        mlflow.log_text(OmegaConf.to_yaml(container), "config.yaml")
+        yield run
+
+
+def _param_value(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 6000 else text[:5997] + "..."
