@@ -39,8 +39,9 @@ bench-scale: $(STAMP)
 cluster-test: $(STAMP)
 	$(PY) -m pytest -m cluster -p no:cacheprovider
 
+# Prints the experiment's URL (opening the UI on "Model training"), then serves outputs/mlflow.
 mlflow-ui: $(STAMP)
-	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/outputs/mlflow/mlflow.db
+	$(PY) -m bigcat_ml.cli.ui
 
 clean:
 	rm -rf outputs

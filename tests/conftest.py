@@ -31,6 +31,9 @@ def _own_tracking_store(monkeypatch):
     """``mlflow.set_tracking_uri`` exports MLFLOW_TRACKING_URI, which conf/mlflow/local.yaml
     reads: without this, one test's store would leak into every later composed config."""
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    # `mlflow run` hands its run and experiment over through these; a test sets them itself.
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
     yield
     import mlflow
 
