@@ -32,7 +32,7 @@ import numpy as np
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from bigcat_ml.chips.dataset import decode_chip, read_chips_spark
+from bigcat_ml.chips.dataset import CHIP_KEY, decode_chip, read_chips_spark
 from bigcat_ml.config.schema import Precision
 from bigcat_ml.scoring import inference
 from bigcat_ml.scoring.inference import ChipClassifier, load_classifier, partition_rows, predict_local, predict_spark
@@ -46,7 +46,6 @@ log = logging.getLogger(__name__)
 TARGET_SMALL = 0.95  # Spark / best plain chips/s at a few hundred chips
 TARGET_LARGE = 1.0  # at >= 2,000 chips
 MIN_BF16_AGREEMENT = 0.99
-_CHIP_KEY = ("ImageID", "LabelName", "XMin", "XMax", "YMin", "YMax")
 
 
 def select_chips(spark: SparkSession, output: str, n: int) -> DataFrame:
@@ -56,7 +55,7 @@ def select_chips(spark: SparkSession, output: str, n: int) -> DataFrame:
     and the same chips are chosen in every run.
     """
     chips = read_chips_spark(spark, output)
-    key = F.xxhash64(*_CHIP_KEY)
+    key = F.xxhash64(*CHIP_KEY)
     cutoff = chips.select(key.alias("key")).orderBy("key").limit(n).agg(F.max("key")).first()[0]
     return chips.filter(key <= F.lit(cutoff))
 

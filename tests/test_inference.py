@@ -16,7 +16,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from test_models import TINY, calibrated_mobilenet, probe_batch
 
-from bigcat_ml.config.schema import ModelConfig, Precision, compose
+from bigcat_ml.config.compose import compose
+from bigcat_ml.config.schema import ModelConfig, Precision
 from bigcat_ml.chips.dataset import CHIPS_DIR, ChipSchema, decode_chip
 from bigcat_ml.scoring.imagenet import class_names
 from bigcat_ml.scoring.inference import (

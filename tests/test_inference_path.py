@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from bigcat_ml.config.schema import InferencePath, compose
+from bigcat_ml.config.compose import compose
+from bigcat_ml.config.schema import InferencePath
 from bigcat_ml.scoring.evaluation import choose_path
 
 

@@ -117,7 +117,7 @@ def test_model_outputs_are_a_full_softmax_and_top_5_takes_part_of_it():
 
 
 def bigcats(**imagenet_map) -> ClassesConfig:
-    return ClassesConfig(name="cats", names=list(imagenet_map), imagenet_map=imagenet_map)
+    return ClassesConfig(name="cats", names=list(imagenet_map), descendants_of=[], imagenet_map=imagenet_map, family=[])
 
 
 def test_ground_truth_matches_names_case_insensitively_and_keeps_the_chips_spelling():

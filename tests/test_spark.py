@@ -6,12 +6,12 @@ import sys
 import pytest
 
 from bigcat_ml.runtime import spark as spark_module
-from bigcat_ml.runtime.spark import JavaMissingError, check_java, flatten_spark_conf
+from bigcat_ml.runtime.spark import JavaMissingError, check_java, spark_conf_keys
 
 
 def test_nested_and_dotted_spark_keys_flatten_to_spark_names():
     conf = {"spark": {"driver": {"memory": "4g"}, "ui.enabled": False}, "spark.x.y": 3}
-    assert flatten_spark_conf(conf) == {
+    assert spark_conf_keys(conf) == {
         "spark.driver.memory": "4g",
         "spark.ui.enabled": "false",
         "spark.x.y": "3",

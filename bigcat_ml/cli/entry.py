@@ -7,7 +7,7 @@ from typing import Any, Callable
 import hydra
 from omegaconf import DictConfig
 
-from bigcat_ml.config.schema import CONF_DIR, finalize
+from bigcat_ml.config.compose import CONF_DIR, finalize
 from bigcat_ml.cli.console import configure_logging
 
 

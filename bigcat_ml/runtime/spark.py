@@ -12,6 +12,7 @@ from typing import Any, Dict, Iterator, Mapping
 
 from pyspark.sql import SparkSession
 
+from bigcat_ml.config.compose import flatten
 from bigcat_ml.config.schema import SparkConfig
 
 log = logging.getLogger(__name__)
@@ -23,22 +24,14 @@ class JavaMissingError(RuntimeError):
     """Spark cannot start: no Java, or one older than Spark 3.5 supports well."""
 
 
-def flatten_spark_conf(conf: Mapping[str, Any], prefix: str = "") -> Dict[str, str]:
-    """Turn the nested YAML form (``spark: {driver: {memory: 4g}}``) into Spark keys.
+def spark_conf_keys(conf: Mapping[str, Any]) -> Dict[str, str]:
+    """Turn the nested YAML form (``spark: {driver: {memory: 4g}}``) into Spark's keys.
 
     Nested keys keep ``spark.conf.spark.driver.memory=8g`` overridable from the command
     line; dotted keys are accepted too, for names that are both a leaf and a prefix.
+    Booleans are written as Spark spells them (``true``).
     """
-    flat: Dict[str, str] = {}
-    for key, value in conf.items():
-        name = f"{prefix}.{key}" if prefix else str(key)
-        if isinstance(value, Mapping):
-            flat.update(flatten_spark_conf(value, name))
-        elif isinstance(value, bool):
-            flat[name] = str(value).lower()
-        else:
-            flat[name] = str(value)
-    return flat
+    return {key: str(value).lower() if isinstance(value, bool) else str(value) for key, value in flatten(conf).items()}
 
 
 def check_java(min_version: int = MIN_JAVA) -> int:
@@ -81,7 +74,7 @@ def get_spark(cfg: SparkConfig) -> SparkSession:
         # are small files, so at that price thousands of them made 186 tasks where 8 do
         # (16x sample: 15.5 s -> 5.4 s of reading, benchmarks/results).
         FILE_OPEN_COST_KEY: str(128 * 1024),
-        **flatten_spark_conf(cfg.conf),
+        **spark_conf_keys(cfg.conf),
     }
     if cfg.master.startswith("local"):
         conf["spark.pyspark.python"] = sys.executable

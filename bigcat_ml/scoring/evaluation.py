@@ -115,7 +115,6 @@ def evaluate_dataset(spark: Optional[SparkSession], cfg: Any, path: Optional[Inf
     return Evaluation(predictions, rejects, report, chips_read, len(predictions) - len(scored), seconds, path)
 
 
-_CHIP_KEY = ["ImageID", "LabelName", "XMin", "XMax", "YMin", "YMax"]
 
 
 def mistake_chips(evaluation: Evaluation, output: str, n: int) -> tuple[list[np.ndarray], list[str]]:
@@ -128,9 +127,9 @@ def mistake_chips(evaluation: Evaluation, output: str, n: int) -> tuple[list[np.
     if mistakes.empty:
         return [], []
     source = pads.dataset(dataset.dataset_url(output), format="parquet")
-    table = source.to_table(columns=[*_CHIP_KEY, "chip"], filter=pads.field("ImageID").isin(list(mistakes["ImageID"].unique())))
-    chips = table.to_pandas().drop_duplicates(subset=_CHIP_KEY)
-    merged = mistakes.merge(chips, on=_CHIP_KEY, how="left")
+    table = source.to_table(columns=[*dataset.CHIP_KEY, "chip"], filter=pads.field("ImageID").isin(list(mistakes["ImageID"].unique())))
+    chips = table.to_pandas().drop_duplicates(subset=list(dataset.CHIP_KEY))
+    merged = mistakes.merge(chips, on=list(dataset.CHIP_KEY), how="left")
     images = [dataset.decode_chip(jpeg) for jpeg in merged["chip"]]
     captions = [f"{row.LabelText} → {row.predicted_label} ({row.confidence:.2f})" for row in merged.itertuples()]
     return images, captions
