@@ -79,7 +79,7 @@ def tf_data_idiom(jpegs: Sequence[bytes], classifier: ChipClassifier, batch_size
         return tf.image.resize(tf.io.decode_jpeg(jpeg, channels=3), (size, size))
 
     pipeline = (
-        tf.data.Dataset.from_tensor_slices(tf.constant(list(jpegs), dtype=tf.string))
+        tf.data.Dataset.from_tensor_slices(tf.constant([bytes(jpeg) for jpeg in jpegs], dtype=tf.string))
         .map(load, num_parallel_calls=tf.data.AUTOTUNE)
         .batch(batch_size)
         .map(preprocess, num_parallel_calls=tf.data.AUTOTUNE)
