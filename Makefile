@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 # Offline machines cannot download ImageNet weights: the demo then uses random weights.
 DEMO_WEIGHTS ?= null
 
-.PHONY: venv test demo bench cluster-test mlflow-ui clean
+.PHONY: venv test demo bench cluster-test mlflow-ui imagenet-map clean
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ cluster-test: $(STAMP)
 
 mlflow-ui: $(STAMP)
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/outputs/mlflow/mlflow.db
+
+# Re-derive the OID class -> ImageNet classes table from WordNet 3.0 (apt-get install wordnet-base).
+imagenet-map: $(STAMP)
+	$(PY) -m bigcat_ml.scoring.wordnet_map
 
 clean:
 	rm -rf outputs
