@@ -190,6 +190,7 @@ class BigcatConfig:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     compare: CompareConfig = field(default_factory=CompareConfig)
     force: bool = MISSING
+    verbose: bool = MISSING
 
 
 def register_configs() -> None:

@@ -14,11 +14,15 @@ from typing import Any, Dict, Iterator, Mapping, Optional, Tuple
 
 from pyspark.sql import SparkSession
 
+from bigcat_ml.cli.console import verbose
+from bigcat_ml.cli.progress import interactive
 from bigcat_ml.config.schema import SparkConfig
 
 log = logging.getLogger(__name__)
 
 MIN_JAVA = 17
+# Errors only, unless BIGCAT_VERBOSE: Spark's start-up notices stay out of the terminal.
+_QUIET_LOG4J = Path(__file__).resolve().parent / "resources" / "log4j2-quiet.properties"
 
 
 class JavaMissingError(RuntimeError):
@@ -143,6 +147,9 @@ def get_spark(cfg: SparkConfig) -> SparkSession:
     """
     use_java()
     conf = {
+        # A progress bar on a terminal only; CI logs and pipes get none.
+        "spark.ui.showConsoleProgress": str(interactive()).lower(),
+        **({} if verbose() else {"spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={_QUIET_LOG4J}"}),
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.sql.session.timeZone": "UTC",
         # Counts rows, and a row here can be a whole image: Spark's 10000 is far too many.
