@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from functools import partial
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Tuple
 
 import pyarrow as pa
 from pyspark.sql import DataFrame
@@ -24,7 +24,6 @@ from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import to_arrow_schema
 from pyspark.sql.types import StringType, StructField, StructType
 
-from bigcat_ml.faults import fail_once, marker_name
 from bigcat_ml.chips.crop import ChipResult, crop_image_boxes
 from bigcat_ml.chips.dataset import ChipSchema
 from bigcat_ml.oid.schemas import BOX_COORDINATES, BOX_FLAGS
@@ -47,7 +46,6 @@ _RESULT_FIELDS = tuple(f.name for f in dataclasses.fields(ChipResult))
 
 # Above this many images per Arrow batch a Python worker may hold gigabytes of image bytes.
 ARROW_BATCH_ROWS_ADVICE = 256
-FAIL_ONCE_MARKER = marker_name("chip_extraction")
 
 
 def extract_chips(images_with_boxes: DataFrame, preprocess_cfg: Any) -> DataFrame:
@@ -66,10 +64,7 @@ def extract_chips(images_with_boxes: DataFrame, preprocess_cfg: Any) -> DataFram
             f"(got {images_with_boxes.columns})"
         )
     _advise_on_arrow_batch_size(images_with_boxes)
-    fault = preprocess_cfg.fault_injection or {}
-    crop = partial(
-        _extract_partition, fail_once_marker_dir=fault.get("fail_once_marker_dir"), **crop_settings(preprocess_cfg)
-    )
+    crop = partial(_extract_partition, **crop_settings(preprocess_cfg))
     return images_with_boxes.select(*INPUT_COLUMNS).mapInArrow(crop, schema=EXTRACTION_SCHEMA)
 
 
@@ -102,11 +97,7 @@ def _advise_on_arrow_batch_size(df: DataFrame) -> None:
         )
 
 
-def _extract_partition(
-    batches: Iterator[pa.RecordBatch], *, fail_once_marker_dir: Optional[str], **crop_args: Any
-) -> Iterator[pa.RecordBatch]:
-    if fail_once_marker_dir:
-        fail_once(fail_once_marker_dir, "chip_extraction")
+def _extract_partition(batches: Iterator[pa.RecordBatch], **crop_args: Any) -> Iterator[pa.RecordBatch]:
     for images in batches:
         yield _extract_batch(images, **crop_args)
 
