@@ -13,7 +13,7 @@ from pyspark.sql.types import (
     StructField,
     StructType,
 )
-from test_chips import BLUE, GREEN, assert_colour, blocks_image, box, centre, decoded, encode
+from helpers.images import BLUE, GREEN, assert_colour, blocks_image, box, centre, decoded, encode
 
 from bigcat_ml.chips.extract import extract_chips, split_chips_and_rejects
 from bigcat_ml.chips.dataset import ChipSchema
