@@ -7,9 +7,8 @@ bytes in every row, keep that small (tens of images) or a Python worker holds a 
 batch of full-size images in memory.
 
 ``mapInArrow`` rather than ``mapInPandas``: the rows are built in Python either way, and
-skipping pandas (nested box structs to dicts, nullable integer columns) made
-``extract_chips`` 1.1-1.35x faster here (776 boxes on 160-480 px images: 1.67 s -> 1.24 s;
-1456 boxes on 768-1024 px images: 4.5 s -> 4.05-4.09 s, local[2], best of 3).
+skipping pandas (nested box structs to dicts, nullable integer columns) is faster
+(measurements in docs/decisions.md).
 """
 from __future__ import annotations
 
