@@ -110,7 +110,7 @@ def _timed(label: str, run) -> Dict[str, Any]:
 
 def _preprocess(spark, root: Path, out: Path, classes: List[str], cache: Path) -> Dict[str, Any]:
     from bigcat_ml.chips.build import build_chip_dataset
-    from bigcat_ml.config.schema import compose
+    from bigcat_ml.config.compose import compose
 
     cfg = compose([
         "data=oid", f"data.root={root}", f"data.csv_cache={cache}", f"paths.output_dir={out}",
@@ -148,7 +148,7 @@ def main() -> None:
     sizes = _sizes(args.scale)
     root, out = args.data_dir.resolve() / "oid", args.data_dir.resolve() / "runs"
     generated = _timed("generate", lambda: generate(root, sizes))
-    from bigcat_ml.config.schema import compose
+    from bigcat_ml.config.compose import compose
     from bigcat_ml.runtime.spark import get_spark
 
     spark = get_spark(compose([]).spark)

@@ -69,6 +69,7 @@ def _log_evaluation(evaluation: Evaluation, cfg: DictConfig) -> None:
             "chips_read": evaluation.chips_read,
             "rejects": len(evaluation.rejects),
             "unmapped_chips": evaluation.unmapped_chips,
+            "unmapped_classes": len(evaluation.unmapped_classes),
             **{metric_name("rejects", reason): int(n) for reason, n in reasons.items()},
             **{metric_name("seconds", stage): value for stage, value in evaluation.seconds.items()},
         }
@@ -93,7 +94,7 @@ def _log_evaluation(evaluation: Evaluation, cfg: DictConfig) -> None:
     images, captions = mistake_chips(evaluation, cfg.evaluate.dataset, cfg.evaluate.gallery_size)
     logged = {
         "confusion_matrix.png": figures.confusion_matrix_figure(report.confusion),
-        "confidence_histograms.png": figures.confidence_histograms(evaluation.predictions),
+        "confidence_histograms.png": figures.confidence_histograms(*evaluation.scored()),
         "reliability_diagram.png": figures.reliability_diagram(report.calibration),
         "most_confident_mistakes.png": figures.mistakes_gallery(images, captions),
     }

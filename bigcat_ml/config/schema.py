@@ -75,16 +75,25 @@ class DataConfig:
 
 
 @dataclass
+class FamilyConfig:
+    """A class group: the ImageNet classes that count as "the right family" for its classes."""
+
+    classes: List[str] = MISSING
+    imagenet: List[int] = MISSING
+
+
+@dataclass
 class ClassesConfig:
     """Which OID classes to keep: by display name and/or by hierarchy ancestor."""
 
     name: str = MISSING
     names: List[str] = MISSING
     descendants_of: List[str] = MISSING
-    # Ground truth for ImageNet classifiers: OID display name -> ImageNet class index.
-    imagenet_map: Dict[str, int] = MISSING
-    # ImageNet indices that count as "the right family" (e.g. all big cats).
-    family: List[int] = MISSING
+    # Ground-truth overrides: OID display name -> an ImageNet index or a list of them
+    # (every other class: the WordNet-derived table, bigcat_ml/scoring/resources).
+    imagenet_map: Dict[str, Any] = MISSING
+    # Family accuracy per class group: group name -> its classes and ImageNet indices.
+    families: Dict[str, FamilyConfig] = MISSING
 
 
 @dataclass
@@ -199,6 +208,7 @@ class BigcatConfig:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     compare: CompareConfig = field(default_factory=CompareConfig)
     force: bool = MISSING
+    verbose: bool = MISSING
 
 
 def register_configs() -> None:

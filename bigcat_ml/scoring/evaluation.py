@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import pandas as pd
@@ -19,7 +19,7 @@ from bigcat_ml.chips import dataset
 from bigcat_ml.config.schema import InferencePath
 
 from bigcat_ml.scoring import inference
-from bigcat_ml.scoring.imagenet import UNMAPPED, attach_true_index, ground_truth_map
+from bigcat_ml.scoring.imagenet import ClassTruth, ground_truth_map
 from bigcat_ml.scoring.metrics import EvaluationReport, evaluate_predictions, most_confident_mistakes
 
 log = logging.getLogger(__name__)
@@ -33,13 +33,23 @@ class EvaluationReconciliationError(RuntimeError):
 class Evaluation:
     """Predictions, rejects, the metrics report and where the time went (seconds)."""
 
-    predictions: pd.DataFrame  # one row per predicted chip, with true_index
+    predictions: pd.DataFrame  # one row per predicted chip
     rejects: pd.DataFrame  # REJECTS_SCHEMA columns
     report: EvaluationReport
     chips_read: int
-    unmapped_chips: int
+    unmapped_chips: int  # predicted chips of classes with no ImageNet counterpart (not scored)
+    truth: Dict[str, ClassTruth]
     seconds: Dict[str, float] = field(default_factory=dict)
     path: InferencePath = InferencePath.spark  # the path that ran
+
+    @property
+    def unmapped_classes(self) -> List[str]:
+        """Selected classes with no ImageNet counterpart: their chips are predicted, not scored."""
+        return [name for name, t in self.truth.items() if not t.mapped]
+
+    def scored(self) -> Tuple[pd.DataFrame, Dict[str, ClassTruth]]:
+        """The predictions that count (chips of mapped classes) and the truth of those classes."""
+        return scored_part(self.predictions, self.truth)
 
     @property
     def chips_per_second(self) -> float:
@@ -47,8 +57,15 @@ class Evaluation:
         return self.chips_read / self.seconds["predict"] if self.seconds.get("predict") else float("nan")
 
 
-def selected_class_names(summary: Dict[str, Any]) -> List[str]:
-    return [entry["DisplayName"] for entry in summary["selected_classes"]]
+def scored_part(predictions: pd.DataFrame, truth: Dict[str, ClassTruth]) -> Tuple[pd.DataFrame, Dict[str, ClassTruth]]:
+    """Chips of the classes that have ImageNet classes, and those classes' truth."""
+    mapped = {name: t for name, t in truth.items() if t.mapped}
+    return predictions[predictions["LabelText"].isin(list(mapped))], mapped
+
+
+def selected_classes(summary: Dict[str, Any]) -> List[Tuple[str, str]]:
+    """(MID, display name) of the classes the chip dataset was built for."""
+    return [(entry["LabelName"], entry["DisplayName"]) for entry in summary["selected_classes"]]
 
 
 def choose_path(cfg: Any, chips: int) -> InferencePath:
@@ -78,7 +95,7 @@ def evaluate_dataset(spark: Optional[SparkSession], cfg: Any, path: Optional[Inf
     output = cfg.evaluate.dataset
     summary = dataset.read_summary(output)
     path = path or choose_path(cfg, int(summary["chips"]))
-    truth = ground_truth_map(cfg.classes, selected_class_names(summary), cfg.evaluate.allow_unmapped)
+    truth = ground_truth_map(cfg.classes, selected_classes(summary), cfg.evaluate.allow_unmapped)
     seconds: Dict[str, float] = {}
     start = time.perf_counter()
     if path is InferencePath.spark:
@@ -100,19 +117,28 @@ def evaluate_dataset(spark: Optional[SparkSession], cfg: Any, path: Optional[Inf
             f"{output} holds {summary['chips']} chips but evaluation produced {len(predictions)} predictions "
             f"+ {len(rejects)} rejects = {chips_read}; this is a bug, please report it"
         )
-    predictions = attach_true_index(predictions, truth)
-    scored = predictions[predictions["true_index"] != UNMAPPED]
+    unknown = sorted(set(predictions["LabelText"]) - set(truth))
+    if unknown:
+        raise ValueError(
+            f"chips of classes {unknown} are not among the dataset's selected classes {sorted(truth)}; "
+            f"{output}/summary.json and its chips disagree: rebuild the dataset (preprocess.overwrite=true)"
+        )
+    scored, mapped = scored_part(predictions, truth)
+    if scored.empty:
+        raise ValueError(
+            f"none of the selected classes {sorted(truth)} has an ImageNet counterpart, so nothing can be scored; "
+            "map at least one in classes.imagenet_map"
+        )
     start = time.perf_counter()
     report = evaluate_predictions(
         scored,
-        class_names={index: name for name, index in truth.items() if index != UNMAPPED},
-        family=list(cfg.classes.family),
+        mapped,
         n_bins=cfg.evaluate.calibration_bins,
         size_buckets=list(cfg.evaluate.size_buckets),
     )
     seconds["metrics"] = time.perf_counter() - start
     log.info("evaluated %d chips (%d rejects, %d unmapped): top-1 %.3f", chips_read, len(rejects), len(predictions) - len(scored), report.top1_accuracy)
-    return Evaluation(predictions, rejects, report, chips_read, len(predictions) - len(scored), seconds, path)
+    return Evaluation(predictions, rejects, report, chips_read, len(predictions) - len(scored), truth, seconds, path)
 
 
 
@@ -123,7 +149,7 @@ def mistake_chips(evaluation: Evaluation, output: str, n: int) -> tuple[list[np.
     Reads only the rows of those images from the chip Parquet files (pyarrow filter),
     so it costs the same on both inference paths and on any dataset size.
     """
-    mistakes = most_confident_mistakes(evaluation.predictions[evaluation.predictions["true_index"] != UNMAPPED], n)
+    mistakes = most_confident_mistakes(*evaluation.scored(), n)
     if mistakes.empty:
         return [], []
     source = pads.dataset(dataset.dataset_url(output), format="parquet")

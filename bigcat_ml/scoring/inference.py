@@ -55,6 +55,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, FloatType, IntegerType, StringType, StructField, StructType
 
 from bigcat_ml.chips import dataset
+from bigcat_ml.cli.progress import progress
 from bigcat_ml.config.schema import ModelConfig
 from bigcat_ml.faults import fail_once, marker_name
 from bigcat_ml.scoring.imagenet import NUM_CLASSES, class_names, top_k
@@ -444,9 +445,10 @@ def predict_local(dataset_output_path: str, model_cfg: Any, eval_cfg: Any) -> Tu
     rejected: List[pd.DataFrame] = []
     read = 0
     as_bytes = TransformSpec(edit_fields=[(CHIP, np.bytes_, (), False)])
+    stored = pads.dataset(dataset.dataset_url(dataset_output_path), format="parquet").count_rows()
     with dataset.open_batch_reader(
         dataset_output_path, transform_spec=as_bytes, num_epochs=1, shuffle_row_groups=False
-    ) as reader:
+    ) as reader, progress(f"predict {model_cfg.name}", stored, "chip") as done:
         for row_group in make_petastorm_dataset(reader).as_numpy_iterator():
             frame = _row_group_frame(row_group)
             read += len(frame)
@@ -455,7 +457,7 @@ def predict_local(dataset_output_path: str, model_cfg: Any, eval_cfg: Any) -> Tu
                 good, bad = _split(batch, classifier.score(list(batch[CHIP])))
                 predicted.append(good)
                 rejected.append(bad)
-    stored = pads.dataset(dataset.dataset_url(dataset_output_path), format="parquet").count_rows()
+                done.update(len(batch))
     if read != stored:
         raise RuntimeError(f"read {read} chips from {dataset_output_path} but its Parquet files hold {stored}")
     predictions = _concat(predicted, [*METADATA_COLUMNS, *PREDICTION_COLUMNS])

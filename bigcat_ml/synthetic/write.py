@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from bigcat_ml.chips.rejects import DECODE_ERROR, MISSING_IMAGE
+from bigcat_ml.cli.progress import progress
 from bigcat_ml.oid import files
 from bigcat_ml.oid.schemas import BOX_COLUMNS, BOX_FLAGS, IMAGE_BYTES_COLUMNS, IMAGE_LABEL_COLUMNS, SUBSETS
 from bigcat_ml.synthetic import render
@@ -93,16 +94,18 @@ def _write_images(
     images_dir.mkdir(parents=True)
     rows: Dict[str, List[Any]] = {c: [] for c in IMAGE_BYTES_COLUMNS}
     corrupted = 0
-    for image in images:
-        if image.fault == MISSING_IMAGE:
-            continue
-        data = render.encode_jpeg(render.render_displayed(rng, image), image.mode, image.orientation, quality)
-        if image.fault == DECODE_ERROR:
-            data, corrupted = render.corrupt(rng, data, corrupted), corrupted + 1
-        (images_dir / image.subset).mkdir(parents=True, exist_ok=True)
-        (images_dir / image.subset / f"{image.image_id}.jpg").write_bytes(data)
-        for column, value in zip(IMAGE_BYTES_COLUMNS, (image.image_id, image.subset, data)):
-            rows[column].append(value)
+    with progress("write sample images", len(images), "image") as done:
+        for image in images:
+            done.update()
+            if image.fault == MISSING_IMAGE:
+                continue
+            data = render.encode_jpeg(render.render_displayed(rng, image), image.mode, image.orientation, quality)
+            if image.fault == DECODE_ERROR:
+                data, corrupted = render.corrupt(rng, data, corrupted), corrupted + 1
+            (images_dir / image.subset).mkdir(parents=True, exist_ok=True)
+            (images_dir / image.subset / f"{image.image_id}.jpg").write_bytes(data)
+            for column, value in zip(IMAGE_BYTES_COLUMNS, (image.image_id, image.subset, data)):
+                rows[column].append(value)
     image_id, subset, data = IMAGE_BYTES_COLUMNS
     schema = pa.schema(
         [pa.field(image_id, pa.string(), nullable=False), (subset, pa.string()), (data, pa.binary())]
