@@ -266,3 +266,27 @@ def test_model_input_applies_the_modules_own_preprocessing():
     resnet = model_input([white], keras_application(tiny_cfg(keras_module="resnet50", keras_class="ResNet50")), TINY)
     assert mobilenet.shape == (1, TINY, TINY, 3) and np.allclose(mobilenet, 1.0)
     np.testing.assert_allclose(resnet[0, 0, 0], [255 - 103.939, 255 - 116.779, 255 - 123.68], atol=1e-3)  # BGR means
+
+
+def test_bfloat16_computes_in_bfloat16_from_the_same_weights_and_keeps_a_float32_softmax(saved):
+    import keras
+
+    from bigcat_ml.scoring.models import build_model, precision_policy
+
+    _, path = saved
+    fp32 = build_model(tiny_cfg(str(path)), path)
+    bf16 = build_model(tiny_cfg(str(path), precision=Precision.bfloat16), path)
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
+    assert {layer.dtype_policy.compute_dtype for layer in bf16.layers if layer.weights} == {"bfloat16"}
+    np.testing.assert_array_equal(bf16.get_layer("conv1").get_weights()[0], fp32.get_layer("conv1").get_weights()[0])
+    probs = np.asarray(bf16.predict_on_batch(probe_batch()))
+    assert probs.dtype == np.float32 and np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    with precision_policy("bfloat16") as policy:
+        assert policy == "mixed_bfloat16" == keras.config.dtype_policy().name
+
+
+def test_an_unknown_precision_is_refused_naming_the_choices():
+    from bigcat_ml.scoring.models import as_precision
+
+    with pytest.raises(ValueError, match=r"model.precision must be one of \['float32', 'bfloat16'\]; got 'fp8'"):
+        as_precision("fp8")
