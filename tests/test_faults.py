@@ -28,7 +28,6 @@ from bigcat_ml.tracking.names import PREDICTIONS, THROUGHPUT_METRIC
 from bigcat_ml.config.compose import compose
 from bigcat_ml.chips import dataset
 from bigcat_ml.chips.dataset import read_summary
-from bigcat_ml.scoring.inference import FAIL_ONCE_MARKER as INFERENCE_MARKER
 from bigcat_ml.synthetic.write import generate_sample
 from bigcat_ml.tracking.runs import setup_tracking
 
@@ -136,13 +135,11 @@ def test_a_chip_extraction_task_that_fails_once_is_retried_and_the_dataset_is_un
 
 def test_an_inference_task_that_fails_once_is_retried_and_the_predictions_are_unchanged(reference, tmp_path):
     cfg = reference["cfg"]
-    done = python([
-        "-m", "bigcat_ml.evaluate",
-        *reference_overrides(reference, RETRYING, f"+evaluate.fault_injection.fail_once_marker_dir={tmp_path}"),
-    ])
+    fault, env = fail_once_in_workers("bigcat_ml.scoring.inference", "_make_predict_fn", tmp_path)
+    done = python(["-m", "bigcat_ml.evaluate", *reference_overrides(reference, RETRYING, "evaluate.path=spark", *fault)], env)
     assert done.returncode == 0, done.stderr[-4000:]
-    assert (tmp_path / INFERENCE_MARKER).exists()
-    assert "injected fault: inference fails once" in done.stderr
+    assert marker(tmp_path, "_make_predict_fn").exists()
+    assert "injected fault: _make_predict_fn fails once" in done.stderr
     retried = newest_run(cfg, "evaluate", other_than=reference["evaluate_run"])
     expected = predictions(cfg, reference["evaluate_run"], tmp_path / "expected")
     assert len(expected) == reference["summary"]["chips"]

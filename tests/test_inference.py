@@ -16,12 +16,14 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from test_models import TINY, calibrated_mobilenet, probe_batch
 
+from helpers.faults import fail_once_in_process, marker
+
 from bigcat_ml.config.compose import compose
 from bigcat_ml.config.schema import ModelConfig, Precision
 from bigcat_ml.chips.dataset import CHIPS_DIR, ChipSchema, decode_chip
+from bigcat_ml.scoring import inference
 from bigcat_ml.scoring.imagenet import class_names
 from bigcat_ml.scoring.inference import (
-    FAIL_ONCE_MARKER,
     METADATA_COLUMNS,
     PREDICTION_COLUMNS,
     REJECT_COLUMNS,
@@ -216,14 +218,15 @@ def test_weights_rewritten_at_the_same_path_reach_the_executors(spark, chips, ma
 
 
 @pytest.mark.spark
-def test_fail_once_fault_fails_the_first_attempt_only_and_restores_the_arrow_batch_size(
-    spark, chips, trained, make_cfg, tmp_path
+def test_a_failed_inference_job_restores_the_arrow_batch_size_and_the_next_call_succeeds(
+    spark, chips, trained, make_cfg, tmp_path, monkeypatch
 ):
-    cfg = make_cfg(overrides(str(trained[1]), f"+evaluate.fault_injection.fail_once_marker_dir={tmp_path}"))
+    cfg = make_cfg(overrides(str(trained[1])))
+    fail_once_in_process(monkeypatch, inference, "_make_predict_fn", tmp_path)
     before = spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch", None)
     with pytest.raises(Exception, match="injected fault"):
         predict_spark(spark, read_chips(spark, chips[0]), cfg.model, cfg.evaluate)
-    assert (tmp_path / FAIL_ONCE_MARKER).exists()
+    assert marker(tmp_path, "_make_predict_fn").exists()
     with predict_spark(spark, read_chips(spark, chips[0]), cfg.model, cfg.evaluate) as scored:
         assert (scored.predictions.count(), scored.rejects.count(), scored.chips_read) == (N_CHIPS, 1, N_CHIPS + 1)
     assert spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch", None) == before

@@ -6,7 +6,6 @@ from importlib import resources
 
 import keras
 import numpy as np
-import pandas as pd
 import pytest
 
 from bigcat_ml.config.compose import compose

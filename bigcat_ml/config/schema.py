@@ -163,7 +163,6 @@ class PreprocessConfig:
     rows_per_partition: int = MISSING
     output: str = MISSING
     overwrite: bool = MISSING
-    fault_injection: Dict[str, Any] = MISSING
 
 
 @dataclass
@@ -182,7 +181,6 @@ class EvaluateConfig:
     calibration_bins: int = MISSING
     size_buckets: List[int] = MISSING
     gallery_size: int = MISSING
-    fault_injection: Dict[str, Any] = MISSING
 
 
 @dataclass

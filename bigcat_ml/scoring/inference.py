@@ -57,7 +57,6 @@ from pyspark.sql.types import ArrayType, FloatType, IntegerType, StringType, Str
 from bigcat_ml.chips import dataset
 from bigcat_ml.cli.progress import progress
 from bigcat_ml.config.schema import ModelConfig
-from bigcat_ml.faults import fail_once, marker_name
 from bigcat_ml.scoring.imagenet import NUM_CLASSES, class_names, top_k
 from bigcat_ml.scoring.models import (
     RANDOM_INIT,
@@ -91,7 +90,6 @@ _SCORE_SCHEMA = StructType(
     ]
 )
 _STAGING_DIR = "bigcat_ml-weights"
-FAIL_ONCE_MARKER = marker_name("inference")
 # spread_evenly keeps the chips' own partitions when the busiest task slot gets at most
 # this fraction more chips than an even split would give it (docs/decisions.md, issue 16).
 SPREAD_TOLERANCE = 0.05
@@ -287,10 +285,7 @@ def predict_spark(spark: SparkSession, chips_df: DataFrame, model_cfg: Any, eval
     with local_weights_file(model_cfg) as weights_file:
         shared_classifier(model_cfg, weights_file, int(eval_cfg.top_k))  # fail here, not in a task
         shipped = _ship(spark, weights_file) if weights_file else None
-    fault = eval_cfg.fault_injection or {}
-    make_predict_fn = partial(
-        _make_predict_fn, model_cfg, shipped, int(eval_cfg.top_k), fault.get("fail_once_marker_dir")
-    )
+    make_predict_fn = partial(_make_predict_fn, model_cfg, shipped, int(eval_cfg.top_k))
     classify = predict_batch_udf(make_predict_fn, return_type=_SCORE_SCHEMA, batch_size=int(eval_cfg.batch_size))
     rows = partition_rows(chips_df)
     spread = spread_evenly(spark, chips_df, rows, int(eval_cfg.max_chips_per_task))
@@ -354,15 +349,11 @@ def spread_evenly(spark: SparkSession, chips_df: DataFrame, rows: Sequence[int],
     return chips_df.repartition(slots * waves)
 
 
-def _make_predict_fn(
-    model_cfg: Any, shipped: Optional[str], k: int, fail_once_marker_dir: Optional[str]
-) -> Callable[[np.ndarray], Dict[str, np.ndarray]]:
+def _make_predict_fn(model_cfg: Any, shipped: Optional[str], k: int) -> Callable[[np.ndarray], Dict[str, np.ndarray]]:
     """Runs once per Python worker per call (predict_batch_udf caches the result for its
     UDF); the model itself comes from :func:`shared_classifier`, kept across calls."""
     from pyspark import TaskContext
 
-    if fail_once_marker_dir:
-        fail_once(fail_once_marker_dir, "inference")
     _limit_tf_threads(TaskContext.get().cpus())
     weights_file = Path(SparkFiles.get(shipped)) if shipped else None
     classifier = shared_classifier(model_cfg, weights_file, k)

@@ -6,13 +6,13 @@ so no library (and no TensorFlow) is imported into the daemon itself.
 """
 from __future__ import annotations
 
-import functools
 import importlib
 import os
+from pathlib import Path
 
 from pyspark import daemon
 
-from helpers.faults import FAULT_ENV, fail_once
+from helpers.faults import FAULT_ENV, FailingOnce
 
 _worker_main = daemon.worker_main
 
@@ -20,14 +20,7 @@ _worker_main = daemon.worker_main
 def _patch() -> None:
     module_name, function, marker_dir = os.environ[FAULT_ENV].split(":", 2)
     module = importlib.import_module(module_name)
-    original = getattr(module, function)
-
-    @functools.wraps(original)
-    def failing_once(*args, **kwargs):
-        fail_once(marker_dir, function)
-        return original(*args, **kwargs)
-
-    setattr(module, function, failing_once)
+    setattr(module, function, FailingOnce(getattr(module, function), Path(marker_dir)))
 
 
 def _worker_main_with_fault(*args, **kwargs):

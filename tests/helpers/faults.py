@@ -10,8 +10,12 @@ library carries no test hook.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
-from typing import Dict, List, Tuple
+from types import ModuleType
+from typing import Any, Callable, Dict, List, Tuple
+
+from pyspark import cloudpickle
 
 # "module:function:marker_dir" — read by helpers.fault_daemon in every Python worker.
 FAULT_ENV = "BIGCAT_TEST_FAIL_ONCE"
@@ -31,6 +35,27 @@ def fail_once(marker_dir: str, function: str) -> None:
     except FileExistsError:
         return
     raise RuntimeError(f"injected fault: {function} fails once (marker {path})")
+
+
+class FailingOnce:
+    """``function`` behind :func:`fail_once`: picklable, so Spark can ship it to its workers."""
+
+    def __init__(self, function: Callable[..., Any], marker_dir: Path) -> None:
+        self.function, self.marker_dir = function, str(marker_dir)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        fail_once(self.marker_dir, self.function.__name__)
+        return self.function(*args, **kwargs)
+
+
+def fail_once_in_process(monkeypatch: Any, module: ModuleType, function: str, marker_dir: Path) -> None:
+    """Make ``module.function`` fail once in the tasks of this process's Spark session.
+
+    The library looks the function up when it builds a task, so the patched attribute is
+    what Spark pickles; this module is pickled by value, as workers cannot import tests.
+    """
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    monkeypatch.setattr(module, function, FailingOnce(getattr(module, function), marker_dir))
 
 
 def fail_once_in_workers(module: str, function: str, marker_dir: Path) -> Tuple[List[str], Dict[str, str]]:
