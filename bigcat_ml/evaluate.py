@@ -13,7 +13,7 @@ from bigcat_ml.tracking import names
 from bigcat_ml.chips import dataset
 
 from bigcat_ml.reporting import figures
-from bigcat_ml.scoring.evaluation import Evaluation, evaluate_dataset, mistake_chips
+from bigcat_ml.scoring.evaluation import Evaluation, evaluate_dataset, evaluated_subset, mistake_chips
 from bigcat_ml.cli.entry import hydra_entry_point
 from bigcat_ml.scoring.metrics import metric_name
 from bigcat_ml.scoring.models import RANDOM_INIT, weights_source
@@ -30,9 +30,10 @@ def run(cfg: DictConfig) -> Dict[str, Any]:
     digest = summary["content_digest"]
     weights = weights_source(cfg.model)
     tags = {
-        names.MODEL_TAG: cfg.model.name,
+        **model_tags(cfg.model),
         names.WEIGHTS_TAG: weights,
         names.DATASET_DIGEST_TAG: digest,
+        names.SUBSET_TAG: evaluated_subset(cfg) or names.ALL_SUBSETS,
         "bigcat.dataset": cfg.evaluate.dataset,
         "bigcat.inference_path": cfg.evaluate.path,
     }
@@ -53,12 +54,29 @@ def run(cfg: DictConfig) -> Dict[str, Any]:
         return {"run_id": active.info.run_id, "metrics": report.scalar_metrics()}
 
 
+def model_tags(model_cfg: DictConfig) -> Dict[str, str]:
+    """Kind and backbone; a fine-tuned model's backbone and training come from its metadata."""
+    if not model_cfg.source:
+        return {names.KIND_TAG: names.ZERO_SHOT, names.MODEL_TAG: model_cfg.name}
+    metadata = mlflow.models.get_model_info(model_cfg.source).metadata or {}
+    return {
+        names.KIND_TAG: names.FINE_TUNED,
+        names.MODEL_TAG: str(metadata.get("backbone", model_cfg.name)),
+        names.TRAINING_TAG: str(metadata.get("training", "")),
+    }
+
+
 def _log_evaluation(evaluation: Evaluation, cfg: DictConfig) -> None:
     report = evaluation.report
     reasons = evaluation.rejects["reason"].value_counts()
     mlflow.log_metrics(
         {
             **report.scalar_metrics(),
+            **{
+                names.subset_metric(subset, name): value
+                for subset, metrics in evaluation.subset_metrics.items()
+                for name, value in metrics.items()
+            },
             names.THROUGHPUT_METRIC: evaluation.chips_per_second,
             "chips_read": evaluation.chips_read,
             "rejects": len(evaluation.rejects),

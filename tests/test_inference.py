@@ -93,7 +93,7 @@ def trained(tmp_path_factory) -> Tuple[keras.Model, Path]:
 
 
 def model_config() -> ModelConfig:
-    return ModelConfig(name="tiny_mobilenet", keras_module="mobilenet", keras_class="MobileNet", input_size=TINY)
+    return ModelConfig(name="tiny_mobilenet", keras_module="mobilenet", keras_class="MobileNet", input_size=TINY, source=None)
 
 
 def overrides(weights: str, *extra: str) -> List[str]:

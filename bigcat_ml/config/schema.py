@@ -6,6 +6,7 @@ Spark or TensorFlow start-up cost is paid.
 """
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -113,6 +114,9 @@ class ModelConfig:
     keras_module: str = MISSING
     input_size: int = 224
     weights: Optional[str] = None
+    # A fine-tuned classifier logged by ``train`` (``models:/<name>/<version>``, ``runs:/...``):
+    # when set, ``evaluate`` scores it instead of the ImageNet classifier built from the fields above.
+    source: Optional[str] = MISSING
 
 
 @dataclass
@@ -157,6 +161,45 @@ class EvaluateConfig:
     size_buckets: List[int] = field(default_factory=lambda: [32, 64, 128, 256])
     gallery_size: int = 16
     fault_injection: Dict[str, Any] = field(default_factory=dict)
+    # Only the chips of this Subset (null: every chip for ImageNet models, test for fine-tuned ones).
+    subset: Optional[str] = MISSING
+
+
+class TrainStrategy(enum.Enum):
+    """Where ``train`` runs: this process, or data-parallel over Spark executors."""
+
+    single = "single"
+    # tf.distribute.MultiWorkerMirroredStrategy, one worker per Spark barrier task.
+    spark_barrier = "spark_barrier"
+
+
+@dataclass
+class AugmentConfig:
+    """Random chip changes while training (see ``bigcat_ml.training.augment``)."""
+
+    flip: bool = MISSING
+    crop: float = MISSING
+    colour: float = MISSING
+
+
+@dataclass
+class TrainConfig:
+    """Fine-tuning a ``model`` backbone with a new softmax head over the selected classes."""
+
+    dataset: str = MISSING
+    train_subset: str = MISSING
+    validation_subset: str = MISSING
+    freeze_backbone: bool = MISSING
+    epochs: int = MISSING
+    batch_size: int = MISSING
+    learning_rate: float = MISSING
+    early_stopping_patience: int = MISSING
+    shuffle_buffer: int = MISSING
+    seed: int = MISSING
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    strategy: TrainStrategy = MISSING
+    num_workers: int = MISSING
+    registered_model_name: str = MISSING
 
 
 @dataclass
@@ -181,6 +224,7 @@ class BigcatConfig:
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     compare: CompareConfig = field(default_factory=CompareConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
     force: bool = False
 
 

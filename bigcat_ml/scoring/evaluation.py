@@ -15,7 +15,11 @@ import pandas as pd
 import pyarrow.dataset as pads
 from pyspark.sql import SparkSession
 
+import mlflow
+from pyspark.sql import functions as F
+
 from bigcat_ml.chips import dataset
+from bigcat_ml.tracking import names
 
 from bigcat_ml.scoring import inference
 from bigcat_ml.scoring.imagenet import UNMAPPED, attach_true_index, ground_truth_map
@@ -38,6 +42,9 @@ class Evaluation:
     chips_read: int
     unmapped_chips: int
     seconds: Dict[str, float] = field(default_factory=dict)
+    subset: Optional[str] = None  # the Subset scored; None: every chip
+    # Scalar metrics of each Subset's chips (see EvaluationReport.scalar_metrics), by Subset.
+    subset_metrics: Dict[str, Dict[str, float]] = field(default_factory=dict)
 
     @property
     def chips_per_second(self) -> float:
@@ -49,22 +56,58 @@ def selected_class_names(summary: Dict[str, Any]) -> List[str]:
     return [entry["DisplayName"] for entry in summary["selected_classes"]]
 
 
+def evaluated_subset(cfg: Any) -> Optional[str]:
+    """``evaluate.subset``, or its default: ``test`` for a fine-tuned model (its other
+    Subsets trained and selected it), every chip (None) for an ImageNet model."""
+    if cfg.evaluate.subset:
+        return str(cfg.evaluate.subset)
+    return names.COMPARISON_SUBSET if cfg.model.source else None
+
+
+def fine_tuned_truth(source: str, selected: List[str]) -> Dict[str, int]:
+    """Class name -> output index of a fine-tuned model, from its logged metadata.
+
+    Its labels are the selected classes themselves; a selected class the model was not
+    trained on is an error naming both lists.
+    """
+    metadata = mlflow.models.get_model_info(source).metadata or {}
+    trained = list(metadata.get("class_names", []))
+    missing = sorted(set(selected) - set(trained))
+    if not trained or missing:
+        raise ValueError(
+            f"model.source {source} was trained on classes {trained}; the chip dataset's {missing or selected} "
+            "are not among them: evaluate it on a dataset of the classes it was trained on"
+        )
+    return {name: index for index, name in enumerate(trained)}
+
+
 def evaluate_dataset(spark: Optional[SparkSession], cfg: Any) -> Evaluation:
-    """Predict every chip of ``cfg.evaluate.dataset`` and compute the metrics.
+    """Predict the chips of ``cfg.evaluate.dataset`` (of :func:`evaluated_subset`) and
+    compute the metrics, over all of them and per ``Subset``.
 
     ``cfg.evaluate.path``: ``spark`` (predict_batch_udf on the session's executors) or
     ``local`` (one process over tf.data). Predictions + rejects must equal the chips the
-    dataset holds; a mismatch is an error.
+    dataset holds (in that Subset); a mismatch is an error. An ImageNet model's truth is
+    ``classes.imagenet_map``; a fine-tuned model's (``model.source``) is its own classes.
     """
     output = cfg.evaluate.dataset
     summary = dataset.read_summary(output)
-    truth = ground_truth_map(cfg.classes, selected_class_names(summary), cfg.evaluate.allow_unmapped)
+    subset = evaluated_subset(cfg)
+    if cfg.model.source:
+        truth = fine_tuned_truth(cfg.model.source, selected_class_names(summary))
+        family = list(truth.values())  # every output is a selected class
+    else:
+        truth = ground_truth_map(cfg.classes, selected_class_names(summary), cfg.evaluate.allow_unmapped)
+        family = list(cfg.classes.family)
+    expected = summary["chips"] if subset is None else dataset.count_chips(output, subset)
     seconds: Dict[str, float] = {}
     start = time.perf_counter()
     if cfg.evaluate.path == "spark":
         if spark is None:
             raise ValueError("evaluate.path=spark needs a SparkSession")
         chips = dataset.read_chips_spark(spark, output)
+        if subset is not None:
+            chips = chips.filter(F.col("Subset") == subset)
         predictions_df, rejects_df = inference.predict_spark(spark, chips, cfg.model, cfg.evaluate)
         seconds["predict"] = time.perf_counter() - start
         predictions, rejects = predictions_df.toPandas(), rejects_df.toPandas()
@@ -72,29 +115,35 @@ def evaluate_dataset(spark: Optional[SparkSession], cfg: Any) -> Evaluation:
         rejects_df.unpersist()
         seconds["collect"] = time.perf_counter() - start - seconds["predict"]
     elif cfg.evaluate.path == "local":
-        predictions, rejects = inference.predict_local(output, cfg.model, cfg.evaluate)
+        predictions, rejects = inference.predict_local(output, cfg.model, cfg.evaluate, subset)
         seconds["predict"] = time.perf_counter() - start
     else:
         raise ValueError(f"evaluate.path must be 'spark' or 'local', got {cfg.evaluate.path!r}")
     chips_read = len(predictions) + len(rejects)
-    if chips_read != summary["chips"]:
+    if chips_read != expected:
+        where = "" if subset is None else f" in Subset {subset!r}"
         raise EvaluationReconciliationError(
-            f"{output} holds {summary['chips']} chips but evaluation produced {len(predictions)} predictions "
+            f"{output} holds {expected} chips{where} but evaluation produced {len(predictions)} predictions "
             f"+ {len(rejects)} rejects = {chips_read}; this is a bug, please report it"
         )
     predictions = attach_true_index(predictions, truth)
     scored = predictions[predictions["true_index"] != UNMAPPED]
     start = time.perf_counter()
-    report = evaluate_predictions(
-        scored,
-        class_names={index: name for name, index in truth.items() if index != UNMAPPED},
-        family=list(cfg.classes.family),
-        n_bins=cfg.evaluate.calibration_bins,
-        size_buckets=list(cfg.evaluate.size_buckets),
-    )
+
+    def measure(frame: pd.DataFrame) -> EvaluationReport:
+        return evaluate_predictions(
+            frame,
+            class_names={index: name for name, index in truth.items() if index != UNMAPPED},
+            family=family,
+            n_bins=cfg.evaluate.calibration_bins,
+            size_buckets=list(cfg.evaluate.size_buckets),
+        )
+
+    report = measure(scored)
+    by_subset = {str(name): measure(part).scalar_metrics() for name, part in scored.groupby("Subset", sort=True)}
     seconds["metrics"] = time.perf_counter() - start
     log.info("evaluated %d chips (%d rejects, %d unmapped): top-1 %.3f", chips_read, len(rejects), len(predictions) - len(scored), report.top1_accuracy)
-    return Evaluation(predictions, rejects, report, chips_read, len(predictions) - len(scored), seconds)
+    return Evaluation(predictions, rejects, report, chips_read, len(predictions) - len(scored), seconds, subset, by_subset)
 
 
 _CHIP_KEY = ["ImageID", "LabelName", "XMin", "XMax", "YMin", "YMax"]

@@ -19,6 +19,8 @@ STEP_DEPENDENCIES = {
     # evaluate depends on the chips through their digest (passed as extra), not on how
     # they were made; spark settings change speed, not predictions.
     "evaluate": (("classes", "model", "evaluate"), ("evaluate.dataset", *_FAULTS)),
+    # train depends on the chips through their digest, like evaluate.
+    "train": (("classes", "model", "train"), ("train.dataset",)),
 }
 
 
