@@ -19,7 +19,7 @@ from bigcat_ml.cli.steps import Step
 from bigcat_ml.tracking.names import metric_name
 from bigcat_ml.scoring.models import RANDOM_INIT, weights_source
 from bigcat_ml.runtime.spark import get_spark
-from bigcat_ml.tracking.runs import step_run
+from bigcat_ml.tracking.runs import setup_tracking, step_run
 
 RANDOM_WEIGHTS_NOTE = "random-init weights (model.weights=null): predictions and accuracy are meaningless"
 
@@ -30,7 +30,7 @@ def run(cfg: DictConfig) -> Dict[str, Any]:
     digest = summary["content_digest"]
     weights = weights_source(cfg.model)
     tags = {
-        **model_tags(cfg.model),
+        **model_tags(cfg),
         names.WEIGHTS_TAG: weights,
         names.DATASET_DIGEST_TAG: digest,
         names.SUBSET_TAG: evaluated_subset(cfg) or names.ALL_SUBSETS,
@@ -53,10 +53,13 @@ def run(cfg: DictConfig) -> Dict[str, Any]:
         return {"run_id": active.info.run_id, "metrics": report.scalar_metrics()}
 
 
-def model_tags(model_cfg: DictConfig) -> Dict[str, str]:
-    """Kind and backbone; a fine-tuned model's backbone and training come from its metadata."""
+def model_tags(cfg: DictConfig) -> Dict[str, str]:
+    """Kind and backbone; a fine-tuned model's backbone and training come from its metadata
+    (read from the configured tracking store, where ``models:/`` URIs resolve)."""
+    model_cfg = cfg.model
     if not model_cfg.source:
         return {names.KIND_TAG: names.ZERO_SHOT, names.MODEL_TAG: model_cfg.name}
+    setup_tracking(cfg.mlflow)
     metadata = mlflow.models.get_model_info(model_cfg.source).metadata or {}
     return {
         names.KIND_TAG: names.FINE_TUNED,
@@ -96,13 +99,13 @@ def _log_evaluation(evaluation: Evaluation, cfg: DictConfig) -> None:
     mlflow.log_text(report.slices.to_csv(index=False), names.SLICES_CSV)
     mlflow.log_text(report.other_predictions.to_csv(index=False), "tables/other_predictions.csv")
     images, captions = mistake_chips(evaluation, cfg.evaluate.dataset, cfg.evaluate.gallery_size)
-    figures = {
+    plots = {
         "confusion_matrix.png": figures.confusion_matrix_figure(report.confusion),
         "confidence_histograms.png": figures.confidence_histograms(evaluation.predictions),
         "reliability_diagram.png": figures.reliability_diagram(report.calibration),
         "most_confident_mistakes.png": figures.mistakes_gallery(images, captions),
     }
-    for name, figure in figures.items():
+    for name, figure in plots.items():
         mlflow.log_figure(figure, f"figures/{name}")
 
 

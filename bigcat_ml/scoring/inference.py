@@ -393,7 +393,9 @@ def predict_local(
     predicted: List[pd.DataFrame] = []
     rejected: List[pd.DataFrame] = []
     read = 0
-    as_bytes = TransformSpec(edit_fields=[(CHIP, np.bytes_, (), False)])
+    # An explicit identity function: petastorm 0.13.1 calls TransformSpec.func unchecked when
+    # a predicate (the subset filter) is set.
+    as_bytes = TransformSpec(_unchanged, edit_fields=[(CHIP, np.bytes_, (), False)])
     with dataset.open_batch_reader(
         dataset_output_path,
         transform_spec=as_bytes,
@@ -416,6 +418,10 @@ def predict_local(
     rejects = _concat(rejected, list(REJECT_COLUMNS))
     _check_counts(read, len(predictions), len(rejects))
     return predictions, rejects
+
+
+def _unchanged(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame
 
 
 def _row_group_frame(row_group: Any) -> pd.DataFrame:
