@@ -193,6 +193,7 @@ class TrainConfig:
     batch_size: int = MISSING
     learning_rate: float = MISSING
     early_stopping_patience: int = MISSING
+    batchnorm_momentum: Optional[float] = MISSING
     shuffle_buffer: int = MISSING
     seed: int = MISSING
     augment: AugmentConfig = field(default_factory=AugmentConfig)

@@ -72,7 +72,9 @@ def fit_classifier(
     quiet_petastorm()
     seed_everything(int(train_cfg.seed))
     with local_weights_file(cfg.model) as weights_file, (strategy.scope() if strategy else contextlib.nullcontext()):
-        model = build_classifier(cfg.model, weights_file, len(class_names), bool(train_cfg.freeze_backbone))
+        model = build_classifier(
+            cfg.model, weights_file, len(class_names), bool(train_cfg.freeze_backbone), train_cfg.batchnorm_momentum
+        )
         compile_classifier(model, float(train_cfg.learning_rate))
     seed = int(train_cfg.seed)
     train = ChipExamples(train_cfg.dataset, train_cfg.train_subset, class_names, cfg.model, augmentation(train_cfg), seed)

@@ -41,16 +41,27 @@ def build_backbone(model_cfg: Any, weights_file: Optional[Path]) -> "keras.Model
     return backbone
 
 
-def build_classifier(model_cfg: Any, weights_file: Optional[Path], n_classes: int, freeze_backbone: bool) -> "keras.Model":
+def build_classifier(
+    model_cfg: Any,
+    weights_file: Optional[Path],
+    n_classes: int,
+    freeze_backbone: bool,
+    batchnorm_momentum: Optional[float] = None,
+) -> "keras.Model":
     """Backbone + ``Dense(n_classes, softmax)``; a frozen backbone runs in inference mode.
 
     Keras' transfer-learning guide: with the backbone frozen, its BatchNorm layers must
-    keep their statistics, hence ``training=False`` on the call.
+    keep their statistics, hence ``training=False`` on the call. ``batchnorm_momentum``
+    (when given) replaces the momentum of every BatchNorm layer of the backbone.
     """
     import keras
 
     backbone = build_backbone(model_cfg, weights_file)
     backbone.trainable = not freeze_backbone
+    if batchnorm_momentum is not None:
+        for layer in backbone.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = float(batchnorm_momentum)
     inputs = keras.Input((model_cfg.input_size, model_cfg.input_size, 3))
     features = backbone(inputs, training=False) if freeze_backbone else backbone(inputs)
     outputs = keras.layers.Dense(n_classes, activation="softmax", name=HEAD_NAME)(features)
