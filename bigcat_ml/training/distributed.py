@@ -80,9 +80,11 @@ def _train_worker(plain_cfg: Dict[str, Any], class_names: List[str], _: Iterator
 
     import tensorflow as tf
 
-    cpus = context.cpus()
-    tf.config.threading.set_intra_op_parallelism_threads(cpus)
-    tf.config.threading.set_inter_op_parallelism_threads(cpus)
+    try:  # the task's cores; impossible once TensorFlow has started in this (reused) worker
+        tf.config.threading.set_intra_op_parallelism_threads(context.cpus())
+        tf.config.threading.set_inter_op_parallelism_threads(context.cpus())
+    except RuntimeError:
+        log.debug("TensorFlow already initialised in this worker; thread settings unchanged")
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
 
     from bigcat_ml.scoring.fine_tuned import CLASSIFIER_FILE, save_classifier
