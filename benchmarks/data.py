@@ -16,8 +16,8 @@ from typing import Any, Dict, List, Optional
 
 import pandas as pd
 
-from bigcat_ml.config.schema import compose
-from bigcat_ml.synthetic import sample
+from bigcat_ml.config.compose import compose
+from bigcat_ml.synthetic import catalogue, ground_truth, write
 from bigcat_ml.oid.schemas import SUBSETS
 
 from benchmarks.profiles import Profile
@@ -56,7 +56,7 @@ def bench_config(workdir: Path, profile: Profile, extra: Optional[List[str]] = N
 
 def ensure_sample(cfg: Any) -> Dict[str, Any]:
     """Generate (or keep) the configured sample; its ground truth."""
-    return sample.generate_sample(Path(cfg.data.root), cfg.data.sample)
+    return write.generate_sample(Path(cfg.data.root), cfg.data.sample)
 
 
 def replicate_sample(source: Path, target: Path, factor: int) -> Path:
@@ -68,17 +68,17 @@ def replicate_sample(source: Path, target: Path, factor: int) -> Path:
     stay corrupt and missing ones stay missing. Kept when ``target`` already holds this
     replica of this sample.
     """
-    marker = {"source_fingerprint": sample.read_ground_truth(source)["fingerprint"], "factor": factor}
+    marker = {"source_fingerprint": ground_truth.read_ground_truth(source)["fingerprint"], "factor": factor}
     marker_path = target / REPLICA_MARKER
     if marker_path.is_file() and json.loads(marker_path.read_text()) == marker:
         return target
     shutil.rmtree(target, ignore_errors=True)
     (target / "images").mkdir(parents=True)
-    for name in (sample.CLASS_DESCRIPTIONS_FILE, sample.HIERARCHY_FILE):
+    for name in (catalogue.CLASS_DESCRIPTIONS_FILE, catalogue.HIERARCHY_FILE):
         shutil.copyfile(source / name, target / name)
     suffixes = [f"{k:04x}" for k in range(factor)]
     for subset in SUBSETS:
-        for pattern in (sample.BOXES_FILE, sample.IMAGE_LABELS_FILE):
+        for pattern in (write.BOXES_FILE, write.IMAGE_LABELS_FILE):
             name = pattern.format(subset=subset)
             rows = pd.read_csv(source / name, dtype=str, keep_default_na=False)
             copies = [rows.assign(ImageID=rows["ImageID"] + s) for s in suffixes]

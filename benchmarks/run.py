@@ -20,7 +20,7 @@ from typing import Any, Dict, List, Optional
 from pyspark.sql import SparkSession
 
 from bigcat_ml.scoring.models import weights_source
-from bigcat_ml.runtime.spark import flatten_spark_conf, get_spark
+from bigcat_ml.runtime.spark import spark_conf_keys, get_spark
 
 from benchmarks import environment
 from benchmarks.bench_inference import bench_inference
@@ -53,7 +53,7 @@ def _config_record(spark: SparkSession, cfg: Any, profile: Profile, model_cfgs: 
     return {
         "profile": asdict(profile),
         "spark_master": spark.sparkContext.master,
-        "spark_conf": flatten_spark_conf(cfg.spark.conf),
+        "spark_conf": spark_conf_keys(cfg.spark.conf),
         "spark_session": {key: spark.conf.get(key, None) for key in SESSION_KEYS},
         "classes": cfg.classes.name,
         "data_sample": {k: (dict(v) if k == "images_per_subset" else v) for k, v in cfg.data.sample.items()},

@@ -15,6 +15,7 @@ from bigcat_ml.cli.entry import hydra_entry_point
 from bigcat_ml.cli.steps import Step
 from bigcat_ml.scoring.models import RANDOM_INIT
 from bigcat_ml.tracking.runs import setup_tracking, step_run
+from bigcat_ml.tracking.ui import how_to_open
 
 
 def run(cfg: DictConfig) -> Dict[str, Any]:
@@ -33,17 +34,16 @@ def run(cfg: DictConfig) -> Dict[str, Any]:
         mlflow.set_tag("bigcat.compared_runs", ",".join(runs["run_id"]))
         short = comparison.short_table(result)
         print(short.to_markdown(index=False))
-        print(_where_to_look(cfg, active.info.run_id, set(runs[f"tags.{names.WEIGHTS_TAG}"])))
+        print(_where_to_look(cfg, experiment_id, active.info.run_id, set(runs[f"tags.{names.WEIGHTS_TAG}"])))
         return {"run_id": active.info.run_id, "table": table}
 
 
-def _where_to_look(cfg: DictConfig, run_id: str, weights: set) -> str:
+def _where_to_look(cfg: DictConfig, experiment_id: str, run_id: str, weights: set) -> str:
     lines = [
-        f"comparison run {run_id} in experiment '{cfg.mlflow.experiment_name}' ({cfg.mlflow.tracking_uri})",
+        f"comparison run {run_id} in experiment {experiment_id} ({cfg.mlflow.tracking_uri})",
         f"artifacts: {mlflow.get_run(run_id).info.artifact_uri}/comparison",
+        how_to_open(cfg.mlflow.tracking_uri, experiment_id),
     ]
-    if cfg.mlflow.tracking_uri.startswith("sqlite:"):
-        lines.append(f"open the MLflow UI:  .venv/bin/mlflow ui --backend-store-uri {cfg.mlflow.tracking_uri}")
     if RANDOM_INIT in weights:
         lines.append("note: runs marked [random-init] used random weights (offline); their accuracy means nothing")
     return "\n".join(lines)

@@ -19,7 +19,7 @@ from bigcat_ml.cli.steps import Step
 from bigcat_ml.tracking.names import metric_name
 from bigcat_ml.scoring.models import RANDOM_INIT, weights_source
 from bigcat_ml.runtime.spark import get_spark
-from bigcat_ml.tracking.runs import setup_tracking, step_run
+from bigcat_ml.tracking.runs import log_chip_dataset_input, setup_tracking, step_run
 
 RANDOM_WEIGHTS_NOTE = "random-init weights (model.weights=null): predictions and accuracy are meaningless"
 
@@ -40,6 +40,10 @@ def run(cfg: DictConfig) -> Dict[str, Any]:
     if weights == RANDOM_INIT:
         tags["bigcat.note"] = RANDOM_WEIGHTS_NOTE
     with step_run(cfg, "evaluate", key=STEP.key(cfg), run_name=f"evaluate {cfg.model.name} [{weights}]", tags=tags) as active:
+        log_chip_dataset_input(
+            dataset.dataset_url(cfg.evaluate.dataset), f"chips {summary['data']}/{cfg.classes.name}", digest,
+            names.EVALUATE_DATASET_CONTEXT, {names.DATASET_SUBSET_INPUT_TAG: ",".join(summary["subsets"])},
+        )
         spark = get_spark(cfg.spark) if cfg.evaluate.path == "spark" else None
         evaluation = evaluate_dataset(spark, cfg)
         _log_evaluation(evaluation, cfg)
@@ -83,6 +87,7 @@ def _log_evaluation(evaluation: Evaluation, cfg: DictConfig) -> None:
             "chips_read": evaluation.chips_read,
             "rejects": len(evaluation.rejects),
             "unmapped_chips": evaluation.unmapped_chips,
+            "unmapped_classes": len(evaluation.unmapped_classes),
             **{metric_name("rejects", reason): int(n) for reason, n in reasons.items()},
             **{metric_name("seconds", stage): value for stage, value in evaluation.seconds.items()},
         }
@@ -93,19 +98,25 @@ def _log_evaluation(evaluation: Evaluation, cfg: DictConfig) -> None:
             local.parent.mkdir(parents=True, exist_ok=True)
             frame.to_parquet(local, index=False)
             mlflow.log_artifact(str(local), str(Path(name).parent))
-    mlflow.log_text(report.per_class.to_csv(index=False), names.PER_CLASS_CSV)
-    mlflow.log_text(report.confusion.to_csv(), names.CONFUSION_CSV)
-    mlflow.log_text(report.calibration.to_csv(index=False), names.CALIBRATION_CSV)
-    mlflow.log_text(report.slices.to_csv(index=False), names.SLICES_CSV)
+    tables = (
+        (report.per_class, names.PER_CLASS_TABLE, names.PER_CLASS_CSV),
+        # the confusion's index (the true class) becomes a column, which MLflow tables need
+        (report.confusion.reset_index(), names.CONFUSION_TABLE, names.CONFUSION_CSV),
+        (report.calibration, names.CALIBRATION_TABLE, names.CALIBRATION_CSV),
+        (report.slices, names.SLICES_TABLE, names.SLICES_CSV),
+    )
+    for table, table_name, csv_name in tables:
+        mlflow.log_table(table, table_name)
+        mlflow.log_text(table.to_csv(index=False), csv_name)
     mlflow.log_text(report.other_predictions.to_csv(index=False), "tables/other_predictions.csv")
     images, captions = mistake_chips(evaluation, cfg.evaluate.dataset, cfg.evaluate.gallery_size)
-    plots = {
+    logged = {
         "confusion_matrix.png": figures.confusion_matrix_figure(report.confusion),
-        "confidence_histograms.png": figures.confidence_histograms(evaluation.predictions),
+        "confidence_histograms.png": figures.confidence_histograms(*evaluation.scored()),
         "reliability_diagram.png": figures.reliability_diagram(report.calibration),
         "most_confident_mistakes.png": figures.mistakes_gallery(images, captions),
     }
-    for name, figure in plots.items():
+    for name, figure in logged.items():
         mlflow.log_figure(figure, f"figures/{name}")
 
 

@@ -12,13 +12,14 @@ import logging
 from typing import Any, Dict
 
 import mlflow
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, open_dict
 
 from bigcat_ml.cli import steps
 from bigcat_ml.cli.entry import hydra_entry_point
-from bigcat_ml.tracking.names import REUSED_TAG_PREFIX, STEP_RUN_TAG_PREFIX, STEP_TAG
+from bigcat_ml.tracking.names import REUSED_TAG_PREFIX, STEP_RUN_TAG_PREFIX
 from bigcat_ml.tracking.reuse import find_finished_run
-from bigcat_ml.tracking.runs import resolved_container, setup_tracking
+from bigcat_ml.tracking.runs import setup_tracking, step_run
+from bigcat_ml.tracking.ui import how_to_open
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +31,8 @@ def run(cfg: DictConfig) -> Dict[str, Any]:
     with open_dict(cfg):
         cfg.preprocess.overwrite = True
     step_runs: Dict[str, Any] = {}
-    with mlflow.start_run(run_name=f"main {cfg.model.name}", tags={STEP_TAG: "main", **cfg.mlflow.tags}) as parent:
-        mlflow.log_text(OmegaConf.to_yaml(resolved_container(cfg)), "config.yaml")
+    # The parent carries the params and code version its children carry.
+    with step_run(cfg, "main", run_name=f"main {cfg.model.name}") as parent:
         for step in steps.chain(cfg):
             previous = None if cfg.force else find_finished_run(experiment_id, step.name, step.key(cfg))
             if previous and step.output_exists(cfg):
@@ -43,7 +44,8 @@ def run(cfg: DictConfig) -> Dict[str, Any]:
             step.hand_over(cfg, step_runs[step.name])
         mlflow.set_tags({STEP_RUN_TAG_PREFIX + name: run_id for name, run_id in step_runs.items()})
         step_runs["main"] = parent.info.run_id
-    print(f"main: runs {step_runs} in experiment '{cfg.mlflow.experiment_name}' at {cfg.mlflow.tracking_uri}")
+    print(f"main: runs {step_runs} in experiment {experiment_id} at {cfg.mlflow.tracking_uri}")
+    print(how_to_open(cfg.mlflow.tracking_uri, experiment_id))
     return step_runs
 
 

@@ -5,8 +5,6 @@ from pathlib import Path
 from typing import Any, Dict
 
 import mlflow
-from mlflow.data.dataset_source_registry import resolve_dataset_source
-from mlflow.data.meta_dataset import MetaDataset
 from omegaconf import DictConfig
 
 from bigcat_ml.chips import dataset
@@ -17,10 +15,8 @@ from bigcat_ml.cli.steps import Step
 from bigcat_ml.tracking.names import metric_name
 from bigcat_ml.chips.build import build_chip_dataset
 from bigcat_ml.runtime.spark import get_spark
-from bigcat_ml.tracking.runs import step_run
-
-# MLflow caps a dataset digest at 36 characters; the full sha256 is in the run's tags.
-_MLFLOW_DIGEST_CHARS = 32
+from bigcat_ml.tracking import names
+from bigcat_ml.tracking.runs import log_chip_dataset_input, step_run
 
 
 def run(cfg: DictConfig) -> Dict[str, Any]:
@@ -30,7 +26,7 @@ def run(cfg: DictConfig) -> Dict[str, Any]:
         result = build_chip_dataset(spark, cfg)
         summary = result.summary
         digest = summary["content_digest"]
-        mlflow.set_tags({"bigcat.dataset_digest": digest, "bigcat.dataset": cfg.preprocess.output})
+        mlflow.set_tags({names.DATASET_DIGEST_TAG: digest, "bigcat.dataset": cfg.preprocess.output})
         mlflow.log_metrics(
             {
                 "selected_boxes": summary["selected_boxes"],
@@ -50,10 +46,9 @@ def run(cfg: DictConfig) -> Dict[str, Any]:
         mlflow.log_table(result.chips_by_class, "tables/chips_by_class.json")
         mlflow.log_table(result.label_counts.reset_index(), "tables/image_labels_by_class.json")
         mlflow.log_table(result.box_counts.reset_index(), "tables/boxes_by_class_subset.json")
-        chips_source = resolve_dataset_source(dataset.dataset_url(cfg.preprocess.output))
-        mlflow.log_input(
-            MetaDataset(source=chips_source, name=f"chips {cfg.data.name}/{cfg.classes.name}", digest=digest[:_MLFLOW_DIGEST_CHARS]),
-            context="preprocess-output",
+        log_chip_dataset_input(
+            dataset.dataset_url(cfg.preprocess.output), f"chips {cfg.data.name}/{cfg.classes.name}", digest,
+            names.PREPROCESS_DATASET_CONTEXT, {names.DATASET_SUBSET_INPUT_TAG: ",".join(summary["subsets"])},
         )
         for name, figure in eda.preprocess_figures(spark, result, cfg.preprocess.output, list(cfg.evaluate.size_buckets)).items():
             mlflow.log_figure(figure, f"figures/{name}")

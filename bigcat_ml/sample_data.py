@@ -15,7 +15,8 @@ from omegaconf import DictConfig
 
 from bigcat_ml.cli.entry import hydra_entry_point
 from bigcat_ml.cli.steps import Step
-from bigcat_ml.synthetic import sample
+from bigcat_ml.oid import files
+from bigcat_ml.synthetic import catalogue, ground_truth, write
 from bigcat_ml.tracking.names import metric_name
 from bigcat_ml.tracking.runs import step_run
 
@@ -33,18 +34,18 @@ def _check_layout(cfg: DictConfig) -> Optional[Path]:
     if "://" in cfg.data.root:
         raise ValueError(f"data.root={cfg.data.root}: sample_data writes to a local folder, not a URI")
     expected = {
-        "data.class_descriptions": (cfg.data.class_descriptions, root / sample.CLASS_DESCRIPTIONS_FILE),
-        "data.hierarchy": (cfg.data.hierarchy, root / sample.HIERARCHY_FILE),
+        "data.class_descriptions": (cfg.data.class_descriptions, root / catalogue.CLASS_DESCRIPTIONS_FILE),
+        "data.hierarchy": (cfg.data.hierarchy, root / catalogue.HIERARCHY_FILE),
         **{
-            f"data.{key} ({subset})": (getattr(cfg.data, key).format(subset=subset), root / name.format(subset=subset))
-            for key, name in (("boxes", sample.BOXES_FILE), ("image_labels", sample.IMAGE_LABELS_FILE))
+            f"data.{key}.{subset}": (getattr(cfg.data, key)[subset], root / name.format(subset=subset))
+            for key, name in (("boxes", write.BOXES_FILE), ("image_labels", write.IMAGE_LABELS_FILE))
             for subset in cfg.data.subsets
         },
     }
     if cfg.data.images_format == "parquet":
-        expected["data.images_path"] = (cfg.data.images_path, root / sample.IMAGES_PARQUET)
+        expected["data.images_path"] = (cfg.data.images_path, root / write.IMAGES_PARQUET)
     for key, (configured, written) in expected.items():
-        if Path(configured) != written:
+        if written not in [Path(c) for c in files.as_candidates(configured)]:
             raise ValueError(f"{key}={configured}, but sample_data writes {written}; leave it at its default")
     return Path(cfg.data.images_path) if cfg.data.images_format == "dir" else None
 
@@ -72,8 +73,8 @@ def run(cfg: DictConfig) -> Dict[str, Any]:
     """
     images_path = _check_layout(cfg)
     with step_run(cfg, "sample_data", key=STEP.key(cfg)) as active:
-        summary = sample.generate_sample(Path(cfg.data.root), cfg.data.sample, images_path, force=cfg.force)
-        mlflow.log_dict(summary, sample.GROUND_TRUTH_FILE)
+        summary = write.generate_sample(Path(cfg.data.root), cfg.data.sample, images_path, force=cfg.force)
+        mlflow.log_dict(summary, ground_truth.GROUND_TRUTH_FILE)
         mlflow.log_metrics(_metrics(summary))
     print(f"sample_data: {summary['images']} images in {cfg.data.root} (run {active.info.run_id})")
     return {"run_id": active.info.run_id, "summary": summary}
@@ -84,7 +85,7 @@ STEP = Step(
     run=run,
     sections=("data",),
     in_chain=lambda cfg: cfg.data.sample is not None,
-    output_exists=lambda cfg: (Path(cfg.data.root) / sample.GROUND_TRUTH_FILE).exists(),
+    output_exists=lambda cfg: (Path(cfg.data.root) / ground_truth.GROUND_TRUTH_FILE).exists(),
 )
 main = hydra_entry_point(run)
 

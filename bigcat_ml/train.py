@@ -10,7 +10,7 @@ from bigcat_ml.chips import dataset
 from bigcat_ml.cli.entry import hydra_entry_point
 from bigcat_ml.cli.steps import Step
 from bigcat_ml.runtime.spark import get_spark
-from bigcat_ml.scoring.evaluation import selected_class_names
+from bigcat_ml.scoring.evaluation import selected_classes
 from bigcat_ml.scoring.models import weights_source
 from bigcat_ml.tracking import names
 from bigcat_ml.tracking.runs import step_run
@@ -21,7 +21,7 @@ def run(cfg: DictConfig) -> Dict[str, Any]:
     """Train ``cfg.model`` on ``cfg.train.dataset`` as one MLflow run; return its run id and model URI."""
     summary = dataset.read_summary(cfg.train.dataset)
     digest = summary["content_digest"]
-    class_names = selected_class_names(summary)
+    class_names = [name for _, name in selected_classes(summary)]
     tags = {
         names.KIND_TAG: names.FINE_TUNED,
         names.MODEL_TAG: cfg.model.name,

@@ -8,14 +8,15 @@ from typing import Callable, List, Optional
 import pytest
 from omegaconf import DictConfig
 
-from bigcat_ml.config.schema import compose
+from bigcat_ml.config.compose import compose
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # MLflow projects export this; the tests must always use their own temporary store.
 os.environ.pop("MLFLOW_TRACKING_URI", None)
 
-SHARED_DIR = Path(__file__).resolve().parents[2] / "shared"
-REAL_HIERARCHY = SHARED_DIR / "oid-metadata" / "bbox_labels_600_hierarchy.json"
+# The real Open Images hierarchy, copied into the repository (public data; provenance in
+# tests/data/oid-metadata/README.md), so the suite needs nothing beside the checkout.
+REAL_HIERARCHY = Path(__file__).resolve().parent / "data" / "oid-metadata" / "bbox_labels_600_hierarchy.json"
 
 # A few images per subset: enough for every class and fault, fast on 2 cores.
 TINY_SAMPLE = [
@@ -30,6 +31,9 @@ def _own_tracking_store(monkeypatch):
     """``mlflow.set_tracking_uri`` exports MLFLOW_TRACKING_URI, which conf/mlflow/local.yaml
     reads: without this, one test's store would leak into every later composed config."""
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    # `mlflow run` hands its run and experiment over through these; a test sets them itself.
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
     yield
     import mlflow
 

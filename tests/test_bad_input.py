@@ -29,9 +29,11 @@ from PIL import Image, ImageOps
 
 from bigcat_ml import evaluate, preprocess
 from bigcat_ml.chips.crop import crop_image_boxes, decode_rgb, pixel_edges
-from bigcat_ml.config.schema import compose
+from bigcat_ml.config.compose import compose
 from bigcat_ml.chips.dataset import CHIPS_DIR, REJECTS_DIR, decode_chip, read_summary
-from bigcat_ml.synthetic.sample import BOXES_FILE, IMAGE_LABELS_FILE, class_descriptions, generate_sample, read_ground_truth
+from bigcat_ml.synthetic.catalogue import class_descriptions
+from bigcat_ml.synthetic.ground_truth import read_ground_truth
+from bigcat_ml.synthetic.write import BOXES_FILE, IMAGE_LABELS_FILE, generate_sample
 from bigcat_ml.oid.schemas import BOX_COLUMNS
 from bigcat_ml.chips.rejects import BAD_BOX, DECODE_ERROR, MISSING_IMAGE, TOO_LARGE, TOO_SMALL
 from bigcat_ml.tracking.names import STEP_TAG

@@ -21,7 +21,7 @@ from standalone_cluster import standalone_cluster
 from test_bad_input import SAMPLE, runs
 from test_faults import model_overrides, predictions, result_metrics, save_tiny_weights
 
-from bigcat_ml.config.schema import compose
+from bigcat_ml.config.compose import compose
 
 PROJECT = Path(__file__).resolve().parents[1]
 CHAIN_SECONDS = 420
@@ -34,7 +34,7 @@ CLUSTER = ["spark=standalone", "spark.conf.spark.executor.memory=1g"]
 DRIVER_ENV = {"SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable}
 PROBE = """
 import sys
-from bigcat_ml.config.schema import compose
+from bigcat_ml.config.compose import compose
 from bigcat_ml.runtime.spark import get_spark
 spark = get_spark(compose(sys.argv[1:]).spark)
 print(spark.sparkContext.parallelize([0], 1).map(lambda _: sys.executable).first())

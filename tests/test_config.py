@@ -10,7 +10,7 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 from omegaconf.errors import ValidationError
 
-from bigcat_ml.config.schema import CONF_DIR, compose
+from bigcat_ml.config.compose import CONF_DIR, compose
 
 GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir())
 
@@ -46,8 +46,9 @@ def test_paths_are_absolute_and_follow_the_output_dir(tmp_path, monkeypatch):
 
 
 def test_uris_are_not_turned_into_local_paths():
-    cfg = compose(["data=oid", "data.root=s3a://bucket/oid"])
-    assert cfg.data.boxes == "s3a://bucket/oid/{subset}-annotations-bbox.csv"
+    cfg = compose(["data=oid", "data.root=hdfs://nn/oid"])
+    assert list(cfg.data.boxes.train) == ["hdfs://nn/oid/oidv6-train-annotations-bbox.csv", "hdfs://nn/oid/train-annotations-bbox.csv"]
+    assert list(cfg.data.image_labels.test)[1] == "hdfs://nn/oid/oidv6-test-annotations-human-imagelabels.csv"
 
 
 def test_misspelt_key_names_the_key():

@@ -12,6 +12,7 @@ from pyspark.sql import DataFrame, SparkSession
 from test_chips import RED, assert_colour, encode
 
 import bigcat_ml.chips.dataset as dataset
+from bigcat_ml.oid.schemas import BOX_COORDINATES
 from bigcat_ml.chips.dataset import (
     ChipSchema,
     dataset_url,
@@ -72,7 +73,7 @@ def box_key(row: Dict) -> Tuple:
     def text(value):
         return value.decode() if isinstance(value, bytes) else str(value)
 
-    return (text(row["ImageID"]), text(row["LabelName"]), *(float(row[c]) for c in dataset.BOX_COLUMNS))
+    return (text(row["ImageID"]), text(row["LabelName"]), *(float(row[c]) for c in BOX_COORDINATES))
 
 
 def siblings(output: Path) -> List[str]:
@@ -228,7 +229,7 @@ def test_digest_ignores_partitioning_and_file_sizes_but_not_content(spark, tmp_p
 
 
 @pytest.mark.spark
-def test_uri_outputs_are_written_through_the_hadoop_filesystem(spark, tmp_path):
+def test_file_uri_outputs_are_written_and_read_back_through_the_storage_layer(spark, tmp_path):
     uri = (tmp_path / "ds").as_uri()
     chips, rejects = frames(spark)
     write_chip_dataset(spark, chips, rejects, uri)

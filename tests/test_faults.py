@@ -24,15 +24,15 @@ from test_models import calibrated_mobilenet
 from bigcat_ml import evaluate, preprocess
 from bigcat_ml.tracking.names import PREDICTIONS, THROUGHPUT_METRIC
 from bigcat_ml.chips.extract import FAIL_ONCE_MARKER as EXTRACTION_MARKER
-from bigcat_ml.config.schema import compose
+from bigcat_ml.config.compose import compose
+from bigcat_ml.chips import dataset
 from bigcat_ml.chips.dataset import read_summary
 from bigcat_ml.scoring.inference import FAIL_ONCE_MARKER as INFERENCE_MARKER
-from bigcat_ml.synthetic.sample import generate_sample
+from bigcat_ml.synthetic.write import generate_sample
 from bigcat_ml.tracking.runs import setup_tracking
 
 PROJECT = Path(__file__).resolve().parents[1]
 RETRYING = "spark.master='local[2,2]'"  # two threads, each task tried up to twice
-CHIP_KEY = ["ImageID", "LabelName", "XMin", "XMax", "YMin", "YMax"]
 STAGED = "STAGED"
 # Runs the preprocess entry point, but stops for good once the chips and rejects are in
 # the staging folder and before it is moved to the output: the test kills it there.
@@ -108,7 +108,7 @@ def predictions(cfg, run_id: str, dst: Path) -> pd.DataFrame:
     frame = pd.read_parquet(path)
     for column in ("top_k_indices", "top_k_labels", "top_k_probs"):
         frame[column] = frame[column].map(tuple)
-    return frame.sort_values(CHIP_KEY, ignore_index=True)
+    return frame.sort_values(list(dataset.CHIP_KEY), ignore_index=True)
 
 
 def result_metrics(cfg, run_id: str) -> Dict[str, float]:

@@ -16,7 +16,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from test_models import TINY, calibrated_mobilenet, probe_batch
 
-from bigcat_ml.config.schema import ModelConfig, compose
+from bigcat_ml.config.compose import compose
+from bigcat_ml.config.schema import ModelConfig
 from bigcat_ml.chips.dataset import CHIPS_DIR, ChipSchema, decode_chip
 from bigcat_ml.scoring.imagenet import class_names
 from bigcat_ml.scoring.inference import (
@@ -93,7 +94,7 @@ def trained(tmp_path_factory) -> Tuple[keras.Model, Path]:
 
 
 def model_config() -> ModelConfig:
-    return ModelConfig(name="tiny_mobilenet", keras_module="mobilenet", keras_class="MobileNet", input_size=TINY, source=None)
+    return ModelConfig(name="tiny_mobilenet", keras_module="mobilenet", keras_class="MobileNet", input_size=TINY, weights=None, source=None)
 
 
 def overrides(weights: str, *extra: str) -> List[str]:

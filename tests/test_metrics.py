@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from mlflow.utils.validation import _validate_metric_name
 
+from bigcat_ml.scoring.imagenet import ClassTruth
 from bigcat_ml.tracking.names import metric_name
 from bigcat_ml.scoring.metrics import (
     attribute_rates,
@@ -28,7 +29,8 @@ from bigcat_ml.scoring.metrics import (
 
 TIGER, LION, LYNX, TABBY, TIGER_CAT = 292, 291, 287, 281, 282
 CLASS_NAMES = {TIGER: "Tiger", LION: "Lion", LYNX: "Lynx"}
-FAMILY = list(range(286, 294))
+FAMILY = tuple(range(286, 294))
+TRUTH = {name: ClassTruth((index,), FAMILY, "config") for index, name in CLASS_NAMES.items()}
 IMAGENET = {292: "tiger", 291: "lion", 287: "lynx", 281: "tabby", 282: "tiger_cat", 290: "jaguar",
             288: "leopard", 293: "cheetah", 283: "persian_cat", 284: "siamese_cat", 285: "egyptian_cat"}
 
@@ -60,7 +62,7 @@ def pred() -> pd.DataFrame:
 
 @pytest.fixture
 def report(pred):
-    return evaluate_predictions(pred, CLASS_NAMES, FAMILY, n_bins=4, size_buckets=[32, 64])
+    return evaluate_predictions(pred, TRUTH, n_bins=4, size_buckets=[32, 64])
 
 
 def test_accuracies_count_top1_top5_and_family_hits(report):
@@ -200,30 +202,46 @@ def test_metric_name_sanitises_parentheses():
 
 def test_unmapped_true_class_is_an_error_naming_the_row(pred):
     pred.loc[4, ["LabelText", "true_index"]] = ["Cougar", 286]
-    with pytest.raises(ValueError, match=r"row 4: LabelText 'Cougar'"):
-        evaluate_predictions(pred, CLASS_NAMES, FAMILY)
+    with pytest.raises(ValueError, match=r"classes \['Cougar'\] with no ImageNet classes .*row 4"):
+        evaluate_predictions(pred, TRUTH)
+
+
+def test_a_class_with_a_set_of_imagenet_classes_is_right_on_any_of_them(pred):
+    """Tiger chips are also right when the model says lion (a 'Dog' with its 118 breeds)."""
+    truth = {**TRUTH, "Tiger": ClassTruth((TIGER, LION), FAMILY, "config")}
+    outcomes = chip_outcomes(pred, truth)
+    assert outcomes["top1_correct"].tolist() == [True, True, False, True, False, True]
+    # a Lion chip predicted tiger is attributed to Tiger, whose set lists it first
+    report = evaluate_predictions(pred, truth, n_bins=4)
+    assert report.confusion.loc["Tiger"].tolist() == [2, 0, 0, 1]
+
+
+def test_family_accuracy_uses_each_class_groups_family(pred):
+    truth = {**TRUTH, "Lynx": ClassTruth((LYNX,), (281, 282), "wordnet")}
+    report = evaluate_predictions(pred, truth, n_bins=4)
+    assert report.per_class.set_index("class").loc["Lynx", "family_accuracy"] == 0.0  # lynx (287) not in (281, 282)
 
 
 def test_missing_columns_are_listed(pred):
     with pytest.raises(ValueError, match=r"lacks columns \['IsInside'\]"):
-        evaluate_predictions(pred.drop(columns="IsInside"), CLASS_NAMES, FAMILY)
+        evaluate_predictions(pred.drop(columns="IsInside"), TRUTH)
 
 
 def test_empty_predictions_are_an_error(pred):
     with pytest.raises(ValueError, match="empty"):
-        evaluate_predictions(pred.iloc[:0], CLASS_NAMES, FAMILY)
+        evaluate_predictions(pred.iloc[:0], TRUTH)
 
 
 def test_bad_flag_value_is_an_error(pred):
     pred.loc[2, "IsGroupOf"] = 7
     with pytest.raises(ValueError, match="IsGroupOf row 2 has 7"):
-        evaluate_predictions(pred, CLASS_NAMES, FAMILY)
+        evaluate_predictions(pred, TRUTH)
 
 
 def test_ragged_top_k_is_an_error(pred):
     pred.at[3, "top_k_probs"] = [0.7]
     with pytest.raises(ValueError, match="row 3 has 1"):
-        chip_outcomes(pred)
+        chip_outcomes(pred, TRUTH)
 
 
 def test_top5_uses_all_predictions_when_fewer_are_kept(pred):
@@ -232,12 +250,12 @@ def test_top5_uses_all_predictions_when_fewer_are_kept(pred):
         top_k_probs=pred["top_k_probs"].map(lambda top: top[:2]),
         top_k_labels=pred["top_k_labels"].map(lambda top: top[:2]),
     )
-    assert chip_outcomes(short)["top5_correct"].tolist() == [True, True, False, True, True, True]
+    assert chip_outcomes(short, TRUTH)["top5_correct"].tolist() == [True, True, False, True, True, True]
 
 
 def test_single_class_and_no_mistakes(pred):
     tigers = pred.iloc[:1]
-    report = evaluate_predictions(tigers, CLASS_NAMES, FAMILY, n_bins=10)
+    report = evaluate_predictions(tigers, TRUTH, n_bins=10)
     assert report.top1_accuracy == 1.0
     assert report.confusion.to_numpy().tolist() == [[1, 0]]
     assert np.isnan(report.mean_confidence_wrong)
@@ -247,12 +265,12 @@ def test_single_class_and_no_mistakes(pred):
 
 
 def test_most_confident_mistakes_sorted_by_confidence(pred):
-    mistakes = most_confident_mistakes(pred, 2)
+    mistakes = most_confident_mistakes(pred, TRUTH, 2)
     assert mistakes["ImageID"].tolist() == ["i2", "i3"]
     assert mistakes["confidence"].tolist() == pytest.approx([0.8, 0.6])
     assert mistakes["predicted_label"].tolist() == ["lion", "tiger_cat"]
     assert mistakes["LabelText"].tolist() == ["Tiger", "Tiger"]
-    assert most_confident_mistakes(pred.iloc[[0]], 5).empty
+    assert most_confident_mistakes(pred.iloc[[0]], TRUTH, 5).empty
 
 
 def test_attribute_rates_exclude_unknown_from_the_denominator():

@@ -9,10 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bigcat_ml.config.compose import compose
 from bigcat_ml.config.schema import ClassesConfig, ModelConfig
 from bigcat_ml.scoring.imagenet import (
-    UNMAPPED,
-    attach_true_index,
     class_index,
     class_names,
     ground_truth_map,
@@ -116,35 +115,54 @@ def test_model_outputs_are_a_full_softmax_and_top_5_takes_part_of_it():
 
 
 def bigcats(**imagenet_map) -> ClassesConfig:
-    return ClassesConfig(name="cats", names=list(imagenet_map), imagenet_map=imagenet_map)
+    return ClassesConfig(name="cats", names=list(imagenet_map), descendants_of=[], imagenet_map=imagenet_map, families={})
+
+
+BIG_CATS = {"Tiger": 292, "Lion": 291, "Cheetah": 293, "Leopard": 288, "Jaguar (Animal)": 290, "Lynx": 287}
+MIDS = {"Tiger": "/m/07dm6", "Lion": "/m/096mb", "Cheetah": "/m/0cd4d", "Leopard": "/m/0c29q",
+        "Jaguar (Animal)": "/m/0449p", "Lynx": "/m/04g2r", "Dog": "/m/0bt9lr", "Cat": "/m/01yrx",
+        "Raccoon": "/m/0dq75", "Puma": "/m/puma"}
+
+
+def _selected(*names):
+    return [(MIDS[name], name) for name in names]
+
+
+def test_the_big_cats_map_to_their_imagenet_classes_and_the_big_cat_family():
+    truth = ground_truth_map(compose(["classes=bigcats"]).classes, _selected(*BIG_CATS))
+    assert {name: t.indices for name, t in truth.items()} == {name: (index,) for name, index in BIG_CATS.items()}
+    assert {t.family for t in truth.values()} == {tuple(range(286, 294))}
+    assert {t.source for t in truth.values()} == {"wordnet"}
+
+
+def test_dog_is_right_on_any_of_the_118_breeds_and_cat_on_the_domestic_cats():
+    truth = ground_truth_map(bigcats(), _selected("Dog", "Cat"))
+    assert truth["Dog"].indices == tuple(range(151, 269))
+    assert truth["Cat"].indices == (281, 282, 283, 284, 285)
+    # no class group names them: the family is their OID parent's (Carnivore), big cats included
+    assert set(range(286, 294)) <= set(truth["Dog"].family)
 
 
 def test_ground_truth_matches_names_case_insensitively_and_keeps_the_chips_spelling():
-    truth = ground_truth_map(bigcats(Tiger=292, **{"Jaguar (Animal)": 290}), ["tiger", "JAGUAR (animal)"])
-    assert truth == {"tiger": 292, "JAGUAR (animal)": 290}
+    truth = ground_truth_map(bigcats(Tiger=[292, 291], **{"Jaguar (Animal)": 290}), [("/m/x", "tiger"), ("/m/y", "JAGUAR (animal)")])
+    assert {name: (t.indices, t.source) for name, t in truth.items()} == {
+        "tiger": ((291, 292), "config"), "JAGUAR (animal)": ((290,), "config")}
 
 
-def test_unmapped_selected_classes_are_an_error_listing_every_one():
-    with pytest.raises(ValueError, match=r"\['Lynx', 'Puma'\].*evaluate.allow_unmapped"):
-        ground_truth_map(bigcats(Tiger=292), ["Tiger", "Lynx", "Puma"])
+def test_classes_without_an_imagenet_counterpart_are_unmapped_not_an_error():
+    truth = ground_truth_map(bigcats(), _selected("Tiger", "Raccoon", "Puma"))
+    assert [name for name, t in truth.items() if not t.mapped] == ["Raccoon", "Puma"]
 
 
-def test_allowed_unmapped_classes_get_the_unmapped_index():
-    assert ground_truth_map(bigcats(Tiger=292), ["Tiger", "Lynx"], allow_unmapped=True) == {"Tiger": 292, "Lynx": UNMAPPED}
+def test_strict_mode_lists_every_unmapped_class():
+    with pytest.raises(ValueError, match=r"\['Raccoon', 'Puma'\].*evaluate.allow_unmapped"):
+        ground_truth_map(bigcats(), _selected("Tiger", "Raccoon", "Puma"), allow_unmapped=False)
 
 
-@pytest.mark.parametrize("index", [-1, 1000, "292"])
+@pytest.mark.parametrize("index", [-1, 1000, "292", [292, 1000]])
 def test_map_entries_outside_imagenet_are_refused_naming_the_class(index):
     with pytest.raises(ValueError, match=r"imagenet_map\['Tiger'\]"):
-        ground_truth_map(bigcats(Tiger=index), ["Tiger"])
-
-
-def test_true_index_is_attached_from_label_text_and_unknown_labels_are_refused():
-    predictions = pd.DataFrame({"LabelText": ["Tiger", "Lynx", "Tiger"]})
-    truth = {"Tiger": 292, "Lynx": UNMAPPED}
-    assert attach_true_index(predictions, truth)["true_index"].tolist() == [292, -1, 292]
-    with pytest.raises(ValueError, match=r"\['Lynx'\]"):
-        attach_true_index(predictions, {"Tiger": 292})
+        ground_truth_map(bigcats(Tiger=index), [("/m/07dm6", "Tiger")])
 
 
 # -------------------------------------------------------------------------------- registry

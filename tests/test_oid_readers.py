@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from bigcat_ml.oid import readers, selection
+from bigcat_ml.oid import images, readers, selection
 from bigcat_ml.oid.schemas import BOX_COLUMNS, BOXES_SCHEMA, IMAGE_LABEL_COLUMNS
 from bigcat_ml.chips.rejects import MISSING_IMAGE, REJECTS_SCHEMA
 
@@ -120,7 +120,8 @@ def test_boxes_are_read_typed_with_unknown_flags_kept(spark, oid):
 
 
 def test_subsets_are_unioned_with_a_subset_column_and_extra_columns_ignored(spark, oid):
-    files = readers.subset_paths(str(oid / BOXES_FILE), ["train", "validation"])
+    per_subset = {s: [str(oid / BOXES_FILE.format(subset=s))] for s in ("train", "validation")}
+    files = readers.subset_files(per_subset, ["train", "validation"], "boxes")
     df = readers.read_subsets(spark, files, BOXES_SCHEMA)
     assert "XClick1X" not in df.columns
     counts = {r.Subset: r["count"] for r in df.groupBy("Subset").count().collect()}
@@ -267,20 +268,32 @@ def test_images_carry_their_boxes_and_a_missing_image_is_a_reject(spark, tmp_pat
     assert (reject.ImageID, reject.Subset, reject.LabelName, reject.XMin, reject.reason) == (
         "bb01", "validation", JAGUAR, 0.39166668, MISSING_IMAGE,
     )
-    assert f"{root}/images/validation/bb01.jpg" in reject.detail
+    assert reject.detail.startswith("no image file bb01.jpg (any case) in data.images_dirs")
+    assert f"{root}/images/{{subset}}" in reject.detail and reject.detail.endswith("validation")
 
 
-def test_image_files_not_needed_are_listed_but_never_read(spark, oid, make_cfg):
-    # Spark refuses to read a file longer than this; aa04.jpg is needed by no selected box.
-    (oid / "images" / "train" / "aa04.jpg").write_bytes(b"\xff" * 100_000)
-    cfg = config(make_cfg, oid)
+def test_candidate_image_paths_cover_subset_shard_and_flat_folders_in_order():
+    folders = ["/oid/{subset}", "/oid/{subset}_{shard}", "/oid"]
+    paths = images.candidate_paths(folders, "train", "f00ba4")
+    assert paths[0] == "/oid/train/f00ba4.jpg"
+    assert [p for p in paths if p.endswith("/f00ba4.jpg")] == ["/oid/train/f00ba4.jpg", "/oid/train_f/f00ba4.jpg", "/oid/f00ba4.jpg"]
+    assert "/oid/train/F00BA4.JPG" in paths
+
+
+@pytest.mark.parametrize("layout", ["flat", "tar_shards"])
+def test_needed_images_are_found_in_flat_and_tar_shard_folders_without_listing(spark, oid, make_cfg, layout):
+    moved = oid / "moved"
+    for subset in ("train", "validation"):
+        for path in (oid / "images" / subset).iterdir():
+            folder = moved if layout == "flat" else moved / f"{subset}_{path.stem[0].lower()}"
+            folder.mkdir(parents=True, exist_ok=True)
+            path.rename(folder / path.name)
+    dirs = f"data.images_dirs=['{moved}/{{subset}}','{moved}/{{subset}}_{{shard}}','{moved}']"
+    cfg = config(make_cfg, oid, f"data.images_path={moved}", dirs)
     _, boxes = load(spark, cfg)
-    spark.conf.set("spark.sql.sources.binaryFile.maxLength", "10000")
-    try:
-        with selection.attach_images(spark, boxes, cfg.data) as (images, _):
-            assert sorted(r.ImageID for r in images.collect()) == ["aa01", "aa03"]
-    finally:
-        spark.conf.unset("spark.sql.sources.binaryFile.maxLength")
+    with selection.attach_images(spark, boxes, cfg.data) as (found, rejects):
+        assert sorted(r.ImageID for r in found.collect()) == ["aa01", "aa03"]
+        assert [(r.ImageID, r.reason) for r in rejects.collect()] == [("bb01", MISSING_IMAGE)]
 
 
 def test_parquet_and_dir_image_sources_give_the_same_result(spark, oid, make_cfg):
@@ -304,11 +317,21 @@ def test_a_parquet_without_subset_matches_by_image_id(spark, oid, make_cfg):
         assert rejects.count() == 1
 
 
-def test_the_same_image_twice_is_an_error(spark, oid, make_cfg):
-    shutil.copy(oid / "images" / "train" / "aa03.jpg", oid / "images" / "train" / "AA03.jpeg")
+def test_the_same_image_in_two_name_variants_is_read_from_the_first_candidate(spark, oid, make_cfg):
+    (oid / "images" / "train" / "aa03.JPEG").write_bytes(jpeg((1, 2, 3)))
     cfg = config(make_cfg, oid)
     _, boxes = load(spark, cfg)
-    with pytest.raises(ValueError, match="more than once.*train/aa03"):
+    with selection.attach_images(spark, boxes, cfg.data) as (images, _):
+        data = {r.ImageID: bytes(r.Data) for r in images.collect()}
+    assert data["aa03"] == (oid / "images" / "train" / "aa03.jpg").read_bytes()
+
+
+def test_the_same_image_twice_in_a_parquet_is_an_error(spark, oid, make_cfg):
+    table = pq.read_table(oid / "images.parquet")
+    pq.write_table(pa.concat_tables([table, table]), oid / "twice.parquet")
+    cfg = config(make_cfg, oid, "data.images_format=parquet", f"data.images_path={oid / 'twice.parquet'}")
+    _, boxes = load(spark, cfg)
+    with pytest.raises(ValueError, match="more than once.*train/aa0"):
         with selection.attach_images(spark, boxes, cfg.data):
             pass
 
@@ -344,3 +367,61 @@ def test_many_needed_image_files_are_looked_up_in_a_few_tasks_per_core(spark, oi
     stages = [tracker.getStageInfo(s) for job in tracker.getJobIdsForGroup("attach-many") for s in tracker.getJobInfo(job).stageIds]
     most_tasks = max(stage.numTasks for stage in stages if stage is not None)
     assert most_tasks <= 4 * spark.sparkContext.defaultParallelism
+
+
+# --------------------------------------------------------------------------- V6 file names
+
+V6_NAMES = {
+    "boxes": {"train": "oidv6-train-annotations-bbox.csv", "validation": "validation-annotations-bbox.csv"},
+    "labels": {
+        "train": "oidv6-train-annotations-human-imagelabels.csv",
+        "validation": "validation-annotations-human-imagelabels.csv",
+    },
+}
+
+
+def rename_to_v6(root: Path) -> None:
+    """The V6 download's own names (train boxes keep their XClick columns)."""
+    for subset in ("train", "validation"):
+        (root / BOXES_FILE.format(subset=subset)).rename(root / V6_NAMES["boxes"][subset])
+        (root / LABELS_FILE.format(subset=subset)).rename(root / V6_NAMES["labels"][subset])
+    (root / "oidv6-class-descriptions.csv").write_text(
+        "LabelName,DisplayName\n/m/011k07,Tortoise\n"
+        f"{TIGER},Tiger\n{JAGUAR},Jaguar (Animal)\n{CAT},Cat\n/m/0dv5r,\"Camera, digital\"\n"
+    )
+
+
+def test_data_oid_reads_the_v6_download_as_it_is_named(spark, oid, make_cfg):
+    from bigcat_ml.oid.classes import load_selected_classes
+
+    rename_to_v6(oid)
+    cfg = config(make_cfg, oid, "data=oid", "classes.names=[Tiger,'Jaguar (Animal)']", "classes.descendants_of=[]")
+    selected = load_selected_classes(spark, cfg.data, cfg.classes)
+    assert sorted(selected["LabelName"]) == sorted([TIGER, JAGUAR])
+    _, boxes = load(spark, cfg)
+    assert box_keys(boxes) == [
+        ("train", "aa01", "Jaguar (Animal)", "xclick"),
+        ("train", "aa01", "Tiger", "xclick"),
+        ("train", "aa03", "Jaguar (Animal)", "activemil"),
+        ("validation", "bb01", "Jaguar (Animal)", "xclick"),
+    ]
+
+
+def test_class_descriptions_with_a_header_row_load_without_it(spark, oid):
+    from bigcat_ml.oid.classes import read_class_descriptions
+
+    rename_to_v6(oid)
+    table = read_class_descriptions(spark, str(oid / "oidv6-class-descriptions.csv"))
+    assert len(table) == 5 and "LabelName" not in set(table["LabelName"])
+    assert table.set_index("LabelName").loc["/m/0dv5r", "DisplayName"] == "Camera, digital"
+
+
+def test_v6_names_are_preferred_and_a_missing_file_lists_every_name_tried(tmp_path):
+    from bigcat_ml.oid import files
+
+    (tmp_path / "oidv6-train-annotations-bbox.csv").write_text("x")
+    (tmp_path / "train-annotations-bbox.csv").write_text("x")
+    per_subset = {s: files.candidates("boxes", str(tmp_path), s) for s in ("train", "test")}
+    assert readers.subset_files(per_subset, ["train"], "boxes") == {"train": str(tmp_path / "oidv6-train-annotations-bbox.csv")}
+    with pytest.raises(FileNotFoundError, match=re.escape(f"no boxes (test) file found; tried ['{tmp_path}/oidv6-test-annotations-bbox.csv', '{tmp_path}/test-annotations-bbox.csv']")):
+        readers.subset_files(per_subset, ["test"], "boxes")

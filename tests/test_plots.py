@@ -11,6 +11,7 @@ from matplotlib.container import BarContainer
 from matplotlib.figure import Figure
 
 from bigcat_ml.scoring.metrics import attribute_rates, calibration_table
+from bigcat_ml.scoring.imagenet import ClassTruth
 from bigcat_ml.reporting.figures import (
     attribute_rates_figure,
     boxes_per_class_subset_figure,
@@ -26,6 +27,11 @@ from bigcat_ml.reporting.figures import (
     reliability_diagram,
     reliability_overlay,
 )
+
+
+def _truth(pred):
+    """Each class's ImageNet class from the rows' true index."""
+    return {name: ClassTruth((int(index),), (), "config") for name, index in zip(pred["LabelText"], pred["true_index"])}
 
 
 def _pred(rows):
@@ -93,7 +99,7 @@ def test_confusion_matrix_of_one_class_and_of_many_classes():
 def test_confidence_histograms_split_right_and_wrong_overall_and_per_class():
     pred = _pred([("Tiger", 292, 292, 0.95), ("Tiger", 292, 291, 0.85), ("Lion", 291, 291, 0.15),
                   ("Lynx", 287, 281, 0.35)])
-    fig = confidence_histograms(pred, bins=10)
+    fig = confidence_histograms(pred, _truth(pred), bins=10)
     panels = [ax for ax in fig.axes if ax.axison]
     assert [ax.get_title() for ax in panels] == ["all classes (4 chips)", "Lion (1 chips)", "Lynx (1 chips)",
                                                  "Tiger (2 chips)"]
@@ -108,7 +114,8 @@ def test_confidence_histograms_split_right_and_wrong_overall_and_per_class():
 
 
 def test_confidence_histograms_with_no_mistakes():
-    fig = confidence_histograms(_pred([("Tiger", 292, 292, 0.95)]))
+    pred = _pred([("Tiger", 292, 292, 0.95)])
+    fig = confidence_histograms(pred, _truth(pred))
     right, wrong = fig.axes[0].containers
     assert sum(_heights(right)) == 1 and sum(_heights(wrong)) == 0
 
@@ -248,7 +255,7 @@ def test_figures_do_not_touch_pyplot_state_and_render_to_png():
     plt.close("all")
     figures = [
         confusion_matrix_figure(CONFUSION),
-        confidence_histograms(_pred([("Tiger", 292, 291, 0.5)])),
+        confidence_histograms(_pred([("Tiger", 292, 291, 0.5)]), {"Tiger": ClassTruth((292,), (), "config")}),
         reliability_diagram(calibration_table(pd.Series([0.5]), pd.Series([True]), n_bins=10)),
         mistakes_gallery([np.zeros((4, 4, 3), np.uint8)], ["x"]),
         confusions_side_by_side({"a": CONFUSION}),

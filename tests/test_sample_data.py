@@ -1,6 +1,8 @@
 """The Open Images V6-format sample generator: formats, ground truth, faults, looks, reuse."""
 from __future__ import annotations
 
+import dataclasses
+
 import io
 import json
 import os
@@ -15,10 +17,12 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from omegaconf import OmegaConf
 from PIL import Image, ImageOps
 
-from bigcat_ml.config.schema import SampleConfig, compose
-from bigcat_ml.synthetic import sample
+from bigcat_ml.config.compose import compose
+from bigcat_ml.config.schema import SampleConfig
+from bigcat_ml.synthetic import catalogue, ground_truth, plan, render, write
 from bigcat_ml.oid.schemas import (
     BOX_COLUMNS,
     BOX_FLAGS,
@@ -39,25 +43,33 @@ REAL_BIG_CAT_MIDS = {
     "Lynx": "/m/04g2r",
 }
 ENTITY, ANIMAL, MAMMAL, CARNIVORE = "/m/0bl9f", "/m/0jbk", "/m/04rky", "/m/01lrl"
-SMALL = SampleConfig(seed=0, images_per_subset={"train": 12, "validation": 6, "test": 6}, corrupt_images=2)
+
+
+def sample_config(**changes) -> SampleConfig:
+    """The configured sample (conf/data/sample.yaml) with ``changes``."""
+    configured = OmegaConf.to_object(compose([]).data.sample)
+    return dataclasses.replace(configured, **changes)
+
+
+SMALL = sample_config(seed=0, images_per_subset={"train": 12, "validation": 6, "test": 6}, corrupt_images=2)
 
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory) -> Tuple[Path, dict]:
     root = tmp_path_factory.mktemp("oid") / "sample"
-    return root, sample.generate_sample(root, SMALL)
+    return root, write.generate_sample(root, SMALL)
 
 
 def read_boxes(root: Path, subset: str) -> pd.DataFrame:
-    return pd.read_csv(root / sample.BOXES_FILE.format(subset=subset))
+    return pd.read_csv(root / write.BOXES_FILE.format(subset=subset))
 
 
 def read_labels(root: Path, subset: str) -> pd.DataFrame:
-    return pd.read_csv(root / sample.IMAGE_LABELS_FILE.format(subset=subset))
+    return pd.read_csv(root / write.IMAGE_LABELS_FILE.format(subset=subset))
 
 
 def read_descriptions(root: Path) -> pd.DataFrame:
-    return pd.read_csv(root / sample.CLASS_DESCRIPTIONS_FILE, header=None, names=list(CLASS_DESCRIPTION_COLUMNS))
+    return pd.read_csv(root / catalogue.CLASS_DESCRIPTIONS_FILE, header=None, names=list(CLASS_DESCRIPTION_COLUMNS))
 
 
 def displayed(path: Path) -> Image.Image:
@@ -115,7 +127,7 @@ def test_every_boxed_class_has_a_positive_label_and_negatives_are_absent_classes
 
 def test_coordinates_are_float32_fractions_printed_like_oid(generated):
     root, _ = generated
-    lines = (root / sample.BOXES_FILE.format(subset="train")).read_text().splitlines()[1:]
+    lines = (root / write.BOXES_FILE.format(subset="train")).read_text().splitlines()[1:]
     coordinates = [value for line in lines for value in line.split(",")[4:8]]
     assert all(value in ("0", "1") or (value.startswith("0.") and len(value) <= 12) for value in coordinates)
     assert all(np.float32(value) == np.float32(float(value)) for value in coordinates)
@@ -133,8 +145,8 @@ def test_boxes_are_valid_and_at_least_24_pixels_in_the_displayed_image(generated
         assert boxes[list(BOX_FLAGS)].isin([-1, 0, 1]).all().all()
         for row in boxes[boxes.ImageID.isin(sizes)].itertuples():
             width, height = sizes[row.ImageID]
-            assert round((row.XMax - row.XMin) * width) >= sample.MIN_BOX_SIDE
-            assert round((row.YMax - row.YMin) * height) >= sample.MIN_BOX_SIDE
+            assert round((row.XMax - row.XMin) * width) >= plan.MIN_BOX_SIDE
+            assert round((row.YMax - row.YMin) * height) >= plan.MIN_BOX_SIDE
             checked += 1
     assert checked > 24
 
@@ -153,7 +165,7 @@ def test_some_box_flags_are_unknown_and_truncated_boxes_touch_the_border(generat
 def test_every_mid_is_described_and_in_the_hierarchy(generated):
     root, _ = generated
     described = set(read_descriptions(root).LabelName)
-    hierarchy = json.loads((root / sample.HIERARCHY_FILE).read_text())
+    hierarchy = json.loads((root / catalogue.HIERARCHY_FILE).read_text())
     in_hierarchy = {child for _, _, child in hierarchy_edges(hierarchy)}
     used = set()
     for subset in SUBSETS:
@@ -169,12 +181,11 @@ def test_big_cats_carry_their_real_mids_and_display_names(generated):
     descriptions = read_descriptions(root)
     by_name = dict(zip(descriptions.DisplayName, descriptions.LabelName))
     assert {name: by_name[name] for name in REAL_BIG_CAT_MIDS} == REAL_BIG_CAT_MIDS
-    assert "/m/0449p,Jaguar (Animal)\n" in (root / sample.CLASS_DESCRIPTIONS_FILE).read_text()
+    assert "/m/0449p,Jaguar (Animal)\n" in (root / catalogue.CLASS_DESCRIPTIONS_FILE).read_text()
 
 
-@pytest.mark.skipif(not REAL_HIERARCHY.exists(), reason="needs ../shared/oid-metadata (the real hierarchy)")
 def test_embedded_hierarchy_is_a_pruned_copy_of_the_real_one():
-    pruned = json.loads(sample.resource_bytes(sample.HIERARCHY_FILE))
+    pruned = json.loads(catalogue.resource_bytes(catalogue.HIERARCHY_FILE))
     real = json.loads(REAL_HIERARCHY.read_text())
     edges = hierarchy_edges(pruned)
     assert edges <= hierarchy_edges(real)
@@ -189,31 +200,31 @@ def test_embedded_hierarchy_is_a_pruned_copy_of_the_real_one():
 
 
 def test_every_class_in_the_embedded_hierarchy_is_described():
-    hierarchy = json.loads(sample.resource_bytes(sample.HIERARCHY_FILE))
+    hierarchy = json.loads(catalogue.resource_bytes(catalogue.HIERARCHY_FILE))
     mids = {child for _, _, child in hierarchy_edges(hierarchy)}
-    assert mids == set(sample.class_descriptions().values())
-    assert set(sample.BOX_CLASSES) <= set(sample.class_descriptions())
+    assert mids == set(catalogue.class_descriptions().values())
+    assert set(catalogue.BOX_CLASSES) <= set(catalogue.class_descriptions())
 
 
 def test_same_seed_gives_identical_bytes_and_another_seed_differs(tmp_path, generated):
     root, _ = generated
     again = tmp_path / "again"
-    sample.generate_sample(again, SMALL)
-    written = sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file() and p.name != sample.IMAGES_PARQUET)
+    write.generate_sample(again, SMALL)
+    written = sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file() and p.name != write.IMAGES_PARQUET)
     assert written == sorted(
-        p.relative_to(again) for p in again.rglob("*") if p.is_file() and p.name != sample.IMAGES_PARQUET
+        p.relative_to(again) for p in again.rglob("*") if p.is_file() and p.name != write.IMAGES_PARQUET
     )
     for relative in written:
         assert (root / relative).read_bytes() == (again / relative).read_bytes(), relative
     other = tmp_path / "other"
-    sample.generate_sample(other, SampleConfig(**{**SMALL.__dict__, "seed": 1}))
-    name = sample.BOXES_FILE.format(subset="train")
+    write.generate_sample(other, dataclasses.replace(SMALL, seed=1))
+    name = write.BOXES_FILE.format(subset="train")
     assert (other / name).read_bytes() != (root / name).read_bytes()
 
 
 def test_parquet_and_image_folder_hold_the_same_bytes_per_image(generated):
     root, summary = generated
-    table = pd.read_parquet(root / sample.IMAGES_PARQUET)
+    table = pd.read_parquet(root / write.IMAGES_PARQUET)
     assert tuple(table.columns) == IMAGE_BYTES_COLUMNS
     assert table.ImageID.is_unique
     files = {path.stem: (path.parent.name, path.read_bytes()) for path in (root / "images").glob("*/*.jpg")}
@@ -223,7 +234,7 @@ def test_parquet_and_image_folder_hold_the_same_bytes_per_image(generated):
 
 def test_corrupt_images_fail_to_decode_and_missing_images_have_annotations_but_no_bytes(generated):
     root, summary = generated
-    table = pd.read_parquet(root / sample.IMAGES_PARQUET).set_index("ImageID")
+    table = pd.read_parquet(root / write.IMAGES_PARQUET).set_index("ImageID")
     boxed = set(pd.concat([read_boxes(root, s) for s in SUBSETS]).ImageID)
     assert len(summary["corrupt_images"]) == 2 and len(summary["missing_images"]) == 1
     for image_id in summary["corrupt_images"]:
@@ -243,7 +254,7 @@ def test_expected_chips_are_the_boxes_on_decodable_images(generated):
     for subset in SUBSETS:
         boxes = read_boxes(root, subset)
         counted = boxes[~boxes.ImageID.isin(faulty)].groupby("LabelName").size().to_dict()
-        assert sample.expected_chip_counts(summary)[subset] == counted
+        assert ground_truth.expected_chip_counts(summary)[subset] == counted
     lost = sum(sum(c.values()) for by_subset in summary["faulty_boxes"].values() for c in by_subset.values())
     all_boxes = pd.concat([read_boxes(root, s) for s in SUBSETS])
     assert lost == all_boxes.ImageID.isin(faulty).sum() > 0
@@ -257,7 +268,7 @@ def test_grayscale_cmyk_exif_rotated_portrait_and_landscape_images_exist(generat
     assert set(summary["exif_orientation"].values()) == {6, 8}
     for subset, image_id, path in good_images(root, summary):
         stored = Image.open(path)
-        orientation = stored.getexif().get(sample.EXIF_ORIENTATION_TAG, 1)
+        orientation = stored.getexif().get(render.EXIF_ORIENTATION_TAG, 1)
         assert orientation == summary["exif_orientation"].get(image_id, 1)
         if orientation != 1:
             assert displayed(path).size == stored.size[::-1]
@@ -269,7 +280,7 @@ def test_each_box_shows_its_class_pattern_once_exif_orientation_is_applied(gener
     root, summary = generated
     descriptions = read_descriptions(root)
     names = dict(zip(descriptions.LabelName, descriptions.DisplayName))
-    signatures = {name: sample.class_signature(name) for name in sample.BOX_CLASSES}
+    signatures = {name: catalogue.class_signature(name) for name in catalogue.BOX_CLASSES}
     boxes = pd.concat([read_boxes(root, s) for s in SUBSETS]).set_index("ImageID")
     checked_rotated = 0
     for _, image_id, path in good_images(root, summary):
@@ -293,16 +304,16 @@ def test_each_box_shows_its_class_pattern_once_exif_orientation_is_applied(gener
 
 def test_an_up_to_date_sample_is_kept_and_a_changed_config_regenerates(tmp_path, caplog):
     root = tmp_path / "sample"
-    tiny = SampleConfig(images_per_subset={"train": 3, "validation": 1, "test": 1})
-    first = sample.generate_sample(root, tiny)
-    stamp = (root / sample.GROUND_TRUTH_FILE).stat().st_mtime_ns
-    caplog.set_level("INFO", logger="bigcat_ml.synthetic.sample")
-    assert sample.generate_sample(root, tiny) == first
+    tiny = sample_config(images_per_subset={"train": 3, "validation": 1, "test": 1})
+    first = write.generate_sample(root, tiny)
+    stamp = (root / ground_truth.GROUND_TRUTH_FILE).stat().st_mtime_ns
+    caplog.set_level("INFO", logger="bigcat_ml.synthetic.write")
+    assert write.generate_sample(root, tiny) == first
     assert "not regenerating" in caplog.text
-    assert (root / sample.GROUND_TRUTH_FILE).stat().st_mtime_ns == stamp
-    changed = sample.generate_sample(root, SampleConfig(**{**tiny.__dict__, "seed": 5}))
+    assert (root / ground_truth.GROUND_TRUTH_FILE).stat().st_mtime_ns == stamp
+    changed = write.generate_sample(root, dataclasses.replace(tiny, seed=5))
     assert changed["fingerprint"] != first["fingerprint"]
-    assert sample.read_ground_truth(root) == changed
+    assert ground_truth.read_ground_truth(root) == changed
     assert {p.stem for p in (root / "images").glob("*/*.jpg")}.isdisjoint(first["corrupt_images"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sample"]
     assert not [p for p in root.iterdir() if p.name.startswith(".")]
@@ -310,8 +321,8 @@ def test_an_up_to_date_sample_is_kept_and_a_changed_config_regenerates(tmp_path,
 
 def test_a_failed_generation_leaves_the_previous_sample_untouched(tmp_path, monkeypatch):
     root = tmp_path / "sample"
-    tiny = SampleConfig(images_per_subset={"train": 3, "validation": 1, "test": 1})
-    before = sample.generate_sample(root, tiny)
+    tiny = sample_config(images_per_subset={"train": 3, "validation": 1, "test": 1})
+    before = write.generate_sample(root, tiny)
     calls = []
 
     def failing_encoder(*args, **kwargs):
@@ -320,11 +331,11 @@ def test_a_failed_generation_leaves_the_previous_sample_untouched(tmp_path, monk
             raise RuntimeError("disk full")
         return real_encoder(*args, **kwargs)
 
-    real_encoder = sample.encode_jpeg
-    monkeypatch.setattr(sample, "encode_jpeg", failing_encoder)
+    real_encoder = render.encode_jpeg
+    monkeypatch.setattr(render, "encode_jpeg", failing_encoder)
     with pytest.raises(RuntimeError, match="disk full"):
-        sample.generate_sample(root, SampleConfig(**{**tiny.__dict__, "seed": 9}))
-    assert sample.read_ground_truth(root) == before
+        write.generate_sample(root, dataclasses.replace(tiny, seed=9))
+    assert ground_truth.read_ground_truth(root) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sample"]
 
 
@@ -338,7 +349,7 @@ def test_a_failed_generation_leaves_the_previous_sample_untouched(tmp_path, monk
 )
 def test_a_config_that_cannot_give_a_valid_sample_is_refused_by_name(tmp_path, change, message):
     with pytest.raises(ValueError, match=message):
-        sample.generate_sample(tmp_path / "sample", SampleConfig(**{**SampleConfig().__dict__, **change}))
+        write.generate_sample(tmp_path / "sample", sample_config(**change))
     assert not (tmp_path / "sample").exists()
 
 
@@ -365,7 +376,7 @@ def test_entry_point_writes_the_sample_and_logs_an_mlflow_run(tmp_path):
         cwd=Path(__file__).resolve().parents[1],
         capture_output=True,
     )
-    summary = sample.read_ground_truth(tmp_path / "data" / "sample")
+    summary = ground_truth.read_ground_truth(tmp_path / "data" / "sample")
     assert summary["images"] == {"train": 4, "validation": 2, "test": 2}
     # A client, not mlflow.set_tracking_uri: that also sets MLFLOW_TRACKING_URI for later tests.
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow/mlflow.db")
@@ -374,7 +385,7 @@ def test_entry_point_writes_the_sample_and_logs_an_mlflow_run(tmp_path):
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
     assert runs[0].data.metrics["images.train"] == 4
     assert runs[0].data.metrics["boxes.train"] == sum(summary["boxes"]["train"].values())
-    logged = mlflow.artifacts.load_dict(f"{runs[0].info.artifact_uri}/{sample.GROUND_TRUTH_FILE}")
+    logged = mlflow.artifacts.load_dict(f"{runs[0].info.artifact_uri}/{ground_truth.GROUND_TRUTH_FILE}")
     assert logged == summary
 
 
@@ -384,9 +395,9 @@ def test_spark_reads_the_sample_with_the_oid_schemas(spark, generated):
 
     root, summary = generated
     boxes = spark.read.csv(
-        str(root / sample.BOXES_FILE.format(subset="train")), schema=BOXES_SCHEMA, header=True, mode="FAILFAST"
+        str(root / write.BOXES_FILE.format(subset="train")), schema=BOXES_SCHEMA, header=True, mode="FAILFAST"
     )
     assert boxes.count() == sum(summary["boxes"]["train"].values())
     assert boxes.where("XMin IS NULL OR IsOccluded IS NULL").count() == 0
-    images = spark.read.schema(IMAGE_BYTES_SCHEMA).parquet(str(root / sample.IMAGES_PARQUET))
+    images = spark.read.schema(IMAGE_BYTES_SCHEMA).parquet(str(root / write.IMAGES_PARQUET))
     assert images.count() == sum(summary["image_files"].values())

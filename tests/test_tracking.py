@@ -4,18 +4,54 @@ from __future__ import annotations
 import mlflow
 import pytest
 
-from bigcat_ml.tracking.names import STEP_KEY_TAG, STEP_TAG
+from bigcat_ml.tracking.names import CODE_VERSION_TAG, STEP_KEY_TAG, STEP_TAG
 from bigcat_ml.tracking.reuse import find_finished_run, step_key
-from bigcat_ml.tracking.runs import EXPERIMENT_KIND_TAG, setup_tracking, step_run
+from bigcat_ml.tracking.runs import code_version, setup_tracking, step_run
+from bigcat_ml.tracking.ui import experiment_url, how_to_open
 
 
-def test_local_store_is_sqlite_under_the_output_dir_with_runs_view(make_cfg, tmp_path):
+def test_local_store_is_sqlite_under_the_output_dir(make_cfg, tmp_path):
     cfg = make_cfg()
     experiment_id = setup_tracking(cfg.mlflow)
     assert (tmp_path / "outputs" / "mlflow" / "mlflow.db").exists()
     experiment = mlflow.get_experiment(experiment_id)
-    assert experiment.tags["mlflow.experimentKind"] == EXPERIMENT_KIND_TAG["mlflow.experimentKind"]
+    assert experiment.name == "bigcat_ml"
     assert experiment.artifact_location == (tmp_path / "outputs" / "mlflow" / "artifacts").as_uri()
+
+
+def test_the_experiment_handed_over_by_mlflow_run_wins_over_the_configured_name(make_cfg, monkeypatch):
+    cfg = make_cfg()
+    setup_tracking(cfg.mlflow)
+    handed_over = mlflow.create_experiment("chosen by mlflow run")
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", handed_over)
+    assert setup_tracking(cfg.mlflow) == handed_over
+    with step_run(cfg, "sample_data") as run:
+        assert run.info.experiment_id == handed_over
+
+
+def test_the_first_step_run_under_mlflow_run_is_the_project_run(make_cfg, monkeypatch):
+    cfg = make_cfg()
+    experiment_id = setup_tracking(cfg.mlflow)
+    project_run = mlflow.MlflowClient().create_run(experiment_id).info.run_id  # what `mlflow run` makes
+    monkeypatch.setenv("MLFLOW_RUN_ID", project_run)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", experiment_id)
+    with step_run(cfg, "preprocess") as run:
+        assert run.info.run_id == project_run
+    assert mlflow.get_run(project_run).data.tags[STEP_TAG] == "preprocess"
+
+
+def test_every_step_run_carries_the_code_version(make_cfg):
+    with step_run(make_cfg(), "main") as run:
+        run_id = run.info.run_id
+    assert mlflow.get_run(run_id).data.tags[CODE_VERSION_TAG] == code_version()
+
+
+def test_printed_ui_urls_open_the_experiment_on_model_training():
+    assert experiment_url("http://127.0.0.1:5000", "3") == "http://127.0.0.1:5000/#/experiments/3?workflowType=machine_learning"
+    assert "http://tracker:5000/#/experiments/7?workflowType=machine_learning" in how_to_open("http://tracker:5000", "7")
+    local = how_to_open("sqlite:////tmp/x/mlflow.db", "1")
+    assert "python -m bigcat_ml.cli.ui --backend-store-uri sqlite:////tmp/x/mlflow.db" in local
+    assert "http://127.0.0.1:5000/#/experiments/1?workflowType=machine_learning" in local
 
 
 def test_step_run_logs_flattened_config_yaml_and_step_tag(make_cfg):

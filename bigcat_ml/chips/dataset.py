@@ -2,20 +2,18 @@
 
 A preprocess output folder holds ``chips/`` (the Petastorm dataset), ``rejects/``
 (Parquet, :data:`bigcat_ml.chips.rejects.REJECTS_SCHEMA`) and ``summary.json`` (counts,
-selected classes, content digest). It is a local path or a Hadoop URI (hdfs://...).
+selected classes, content digest). It is a local path or a URI: Spark writes the tables,
+:mod:`bigcat_ml.storage.fs` everything else.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
-import os
-import shutil
 import time
 import uuid
 import warnings
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, Iterator, Mapping, Optional
 
 import numpy as np
@@ -24,12 +22,12 @@ from petastorm.codecs import CompressedImageCodec, ScalarCodec
 from petastorm.etl.dataset_metadata import materialize_dataset
 from petastorm.reader import Reader
 from petastorm.unischema import Unischema, UnischemaField
-from pyarrow import fs as pafs
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, IntegerType, StringType
 
 from bigcat_ml.oid.schemas import BOX_COORDINATES, BOX_FLAGS
+from bigcat_ml.storage import fs
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -40,10 +38,10 @@ CHIPS_DIR = "chips"
 REJECTS_DIR = "rejects"
 SUMMARY_FILE = "summary.json"
 
-# Columns that identify a chip and describe its box, in OID's own names and units
-# (coordinates are fractions of the image size; flags are 1/0, -1 = unknown).
-BOX_COLUMNS = BOX_COORDINATES
-ATTRIBUTE_COLUMNS = BOX_FLAGS
+# What identifies a chip: its image, its class and its box, in OID's own names and units
+# (coordinates are fractions of the image size). Evaluation, tests and benchmarks join
+# and sort chips on it.
+CHIP_KEY = ("ImageID", "LabelName", *BOX_COORDINATES)
 
 
 def _string(name: str) -> UnischemaField:
@@ -66,8 +64,8 @@ ChipSchema = Unischema(
         _string("Source"),
         _string("LabelName"),
         _string("LabelText"),
-        *[_double(c) for c in BOX_COLUMNS],
-        *[_int(c) for c in ATTRIBUTE_COLUMNS],
+        *[_double(c) for c in BOX_COORDINATES],
+        *[_int(c) for c in BOX_FLAGS],
         _int("image_width"),  # source image size in pixels, after EXIF orientation
         _int("image_height"),
         # RGB chip stored as JPEG bytes; petastorm decodes it to uint8 (h, w, 3).
@@ -81,21 +79,8 @@ ChipSchema = Unischema(
 # ---------------------------------------------------------------------------- locations
 
 
-def _join(base: str, name: str) -> str:
-    return f"{base.rstrip('/')}/{name}"
-
-
-def _is_uri(path: str) -> bool:
-    return "://" in path
-
-
-def _to_url(path: str) -> str:
-    """A URI as given; a local path as an absolute ``file://`` URL.
-
-    Spark would read a bare path on its default filesystem (HDFS on a cluster), so local
-    paths are always made explicit.
-    """
-    return path if _is_uri(path) else Path(path).resolve().as_uri()
+_join = fs.join
+_to_url = fs.to_url
 
 
 def dataset_url(output: str) -> str:
@@ -106,67 +91,6 @@ def dataset_url(output: str) -> str:
 def _sibling(output: str, tag: str) -> str:
     """A fresh path next to ``output``; not starting with ``.``/``_``, which Spark hides."""
     return f"{output.rstrip('/')}.{tag}-{uuid.uuid4().hex[:12]}"
-
-
-# --------------------------------------------------------------------------- filesystems
-
-
-class _LocalFiles:
-    """Folder operations on the local disk."""
-
-    def exists(self, path: str) -> bool:
-        return os.path.exists(path)
-
-    def mkdirs(self, path: str) -> None:
-        Path(path).mkdir(parents=True)
-
-    def rename(self, src: str, dst: str) -> None:
-        os.rename(src, dst)
-
-    def delete(self, path: str) -> None:
-        shutil.rmtree(path, ignore_errors=True)
-
-    def write_text(self, path: str, text: str) -> None:
-        Path(path).write_text(text, encoding="utf-8")
-
-
-class _HadoopFiles:
-    """The same operations on any Hadoop filesystem URI (hdfs://, s3a://, file://).
-
-    Goes through the JVM of the running SparkSession, so it needs no extra Python client
-    and uses the cluster's Hadoop configuration and credentials.
-    """
-
-    def __init__(self, spark: SparkSession, uri: str) -> None:
-        self._path = spark._jvm.org.apache.hadoop.fs.Path
-        self._fs = self._path(uri).getFileSystem(spark._jsc.hadoopConfiguration())
-
-    def exists(self, path: str) -> bool:
-        return bool(self._fs.exists(self._path(path)))
-
-    def mkdirs(self, path: str) -> None:
-        if not self._fs.mkdirs(self._path(path)):
-            raise OSError(f"Hadoop FileSystem could not create {path}")
-
-    def rename(self, src: str, dst: str) -> None:
-        # Hadoop renames return False instead of raising; a dst folder must not exist
-        # (it would receive src inside it), which the callers guarantee.
-        if not self._fs.rename(self._path(src), self._path(dst)):
-            raise OSError(f"Hadoop FileSystem could not rename {src} to {dst}")
-
-    def delete(self, path: str) -> None:
-        self._fs.delete(self._path(path), True)
-
-    def write_text(self, path: str, text: str) -> None:
-        stream = self._fs.create(self._path(path), False)
-        try:
-            stream.write(bytearray(text.encode("utf-8")))
-        finally:
-            stream.close()
-
-
-def _files_for(spark: SparkSession, output: str) -> Any:
-    return _HadoopFiles(spark, output) if _is_uri(output) else _LocalFiles()
 
 
 # -------------------------------------------------------------------------------- write
@@ -222,33 +146,28 @@ def _write_parts(
     rejects.write.parquet(_to_url(_join(folder, REJECTS_DIR)))
 
 
-def _swap_into_place(files: Any, staging: str, output: str) -> None:
+def _swap_into_place(staging: str, output: str) -> None:
     """Move the complete ``staging`` folder to ``output``, replacing an old one last."""
-    if not files.exists(output):
-        files.rename(staging, output)
+    if not fs.exists(output):
+        fs.rename(staging, output)
         return
     old = _sibling(output, "old")
-    files.rename(output, old)
+    fs.rename(output, old)
     try:
-        files.rename(staging, output)
+        fs.rename(staging, output)
     except BaseException:
-        files.rename(old, output)
+        fs.rename(old, output)
         raise
-    files.delete(old)
+    fs.delete(old)
 
 
-def check_output(spark: SparkSession, output: str, overwrite: bool) -> Any:
-    """Refuse an existing ``output`` unless ``overwrite``; cheap, so callers check first.
-
-    Returns the file-system helper for ``output`` (local or Hadoop).
-    """
-    files = _files_for(spark, output)
-    if files.exists(output) and not overwrite:
+def check_output(spark: SparkSession, output: str, overwrite: bool) -> None:
+    """Refuse an existing ``output`` unless ``overwrite``; cheap, so callers check first."""
+    if fs.exists(output) and not overwrite:
         raise FileExistsError(
             f"chip dataset {output} already exists; set preprocess.overwrite=true to replace it "
             "or choose another preprocess.output"
         )
-    return files
 
 
 def write_chip_dataset(
@@ -273,10 +192,10 @@ def write_chip_dataset(
     path or a Hadoop URI. ``chips`` and ``rejects`` are each computed once: persist
     their common parent if it is expensive.
     """
-    files = check_output(spark, output, overwrite)
+    check_output(spark, output, overwrite)
     staging = _sibling(output, "tmp")
     try:
-        files.mkdirs(staging)
+        fs.mkdirs(staging)
     except Exception as error:
         raise PermissionError(
             f"cannot write the chip dataset next to {output} (creating {staging} failed: {error}); "
@@ -285,10 +204,10 @@ def write_chip_dataset(
     try:
         _write_parts(spark, chips, rejects, staging, rows_per_file, row_group_size_mb)
         written = {**(summary or {}), **_measure(spark, staging)}
-        files.write_text(_join(staging, SUMMARY_FILE), json.dumps(written, indent=2, sort_keys=True))
-        _swap_into_place(files, staging, output)
+        fs.write_text(_join(staging, SUMMARY_FILE), json.dumps(written, indent=2, sort_keys=True))
+        _swap_into_place(staging, output)
     except BaseException:
-        files.delete(staging)
+        fs.delete(staging)
         raise
     log.info("wrote %d chips and %d rejects to %s", written["chips"], written["rejects"], output)
     return written
@@ -298,11 +217,9 @@ def write_chip_dataset(
 
 
 def read_summary(output: str) -> Dict[str, Any]:
-    """The ``summary.json`` of a chip dataset (local path or any pyarrow-supported URI)."""
-    filesystem, path = pafs.FileSystem.from_uri(_to_url(_join(output, SUMMARY_FILE)))
+    """The ``summary.json`` of a chip dataset (local path or URI, :mod:`bigcat_ml.storage.fs`)."""
     try:
-        with filesystem.open_input_stream(path) as stream:
-            return json.loads(stream.read())
+        return json.loads(fs.read_text(_join(output, SUMMARY_FILE)))
     except FileNotFoundError as error:
         raise FileNotFoundError(
             f"no {SUMMARY_FILE} in {output}: is it a chip dataset written by the preprocess step?"
@@ -357,6 +274,16 @@ def _after_first_ventilation(reader: Reader) -> Reader:
     return reader
 
 
+def _storage(output: str) -> Dict[str, Any]:
+    """petastorm's ``filesystem`` argument: local paths and file:// use petastorm's own;
+    any other scheme reads through :mod:`bigcat_ml.storage.fs` (e.g. ``s3a://``, which
+    petastorm does not resolve itself)."""
+    url = dataset_url(output)
+    if url.startswith("file://"):
+        return {}
+    return {"filesystem": fs.pyarrow_filesystem(url)[0]}
+
+
 def open_reader(output: str, **reader_kwargs: Any) -> Reader:
     """Petastorm ``make_reader`` over the chips: one row at a time, ``chip`` decoded.
 
@@ -364,7 +291,7 @@ def open_reader(output: str, **reader_kwargs: Any) -> Reader:
     (e.g. ``num_epochs``, ``shuffle_row_groups=False``, ``schema_fields``). Use this
     rather than ``make_reader`` directly: see :func:`_after_first_ventilation`.
     """
-    return _after_first_ventilation(make_reader(dataset_url(output), **reader_kwargs))
+    return _after_first_ventilation(make_reader(dataset_url(output), **_storage(output), **reader_kwargs))
 
 
 def open_batch_reader(output: str, **reader_kwargs: Any) -> Reader:
@@ -376,7 +303,7 @@ def open_batch_reader(output: str, **reader_kwargs: Any) -> Reader:
     """
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Please use make_reader")
-        reader = make_batch_reader(dataset_url(output), **reader_kwargs)
+        reader = make_batch_reader(dataset_url(output), **_storage(output), **reader_kwargs)
     return _after_first_ventilation(reader)
 
 

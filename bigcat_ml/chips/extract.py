@@ -26,7 +26,8 @@ from pyspark.sql.types import StringType, StructField, StructType
 
 from bigcat_ml.faults import fail_once, marker_name
 from bigcat_ml.chips.crop import ChipResult, crop_image_boxes
-from bigcat_ml.chips.dataset import ATTRIBUTE_COLUMNS, BOX_COLUMNS, ChipSchema
+from bigcat_ml.chips.dataset import ChipSchema
+from bigcat_ml.oid.schemas import BOX_COORDINATES, BOX_FLAGS
 from bigcat_ml.chips.rejects import REJECTS_SCHEMA
 from bigcat_ml.runtime.spark import ARROW_BATCH_ROWS_KEY
 
@@ -41,7 +42,7 @@ EXTRACTION_SCHEMA = StructType(
     + [StructField("reason", StringType(), True), StructField("detail", StringType(), True)]
 )
 _ARROW_SCHEMA = to_arrow_schema(EXTRACTION_SCHEMA)
-_BOX_FIELDS = (*BOX_TEXT_COLUMNS, *BOX_COLUMNS, *ATTRIBUTE_COLUMNS)
+_BOX_FIELDS = (*BOX_TEXT_COLUMNS, *BOX_COORDINATES, *BOX_FLAGS)
 _RESULT_FIELDS = tuple(f.name for f in dataclasses.fields(ChipResult))
 
 # Above this many images per Arrow batch a Python worker may hold gigabytes of image bytes.

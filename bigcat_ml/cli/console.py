@@ -1,6 +1,26 @@
-"""Console logging for entry points; library modules only call ``logging.getLogger``."""
+"""Console logging for entry points; library modules only call ``logging.getLogger``.
+
+Start-up noise of Spark (log4j notices such as ``WARN NativeCodeLoader``) and TensorFlow's
+C++ INFO/WARNING logs stay out of the terminal unless ``verbose`` (config key, or the
+``BIGCAT_VERBOSE=1`` environment variable, which Spark's Python workers inherit).
+"""
 import logging
+import os
 import warnings
+
+VERBOSE_ENV = "BIGCAT_VERBOSE"
+
+
+def verbose() -> bool:
+    """Whether the user asked for the libraries' full logs (``BIGCAT_VERBOSE``)."""
+    return os.environ.get(VERBOSE_ENV, "").lower() in ("1", "true", "yes")
+
+
+def set_verbose(on: bool) -> None:
+    """Export the choice for the processes this one starts (the JVM, Python workers) and
+    set TensorFlow's C++ log level before TensorFlow is imported."""
+    os.environ[VERBOSE_ENV] = "1" if on else "0"
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0" if on else "2"
 
 
 def configure_logging(level: int = logging.INFO) -> None:

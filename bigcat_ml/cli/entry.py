@@ -7,8 +7,8 @@ from typing import Any, Callable
 import hydra
 from omegaconf import DictConfig
 
-from bigcat_ml.config.schema import CONF_DIR, finalize
-from bigcat_ml.cli.console import configure_logging
+from bigcat_ml.config.compose import CONF_DIR, finalize
+from bigcat_ml.cli.console import configure_logging, set_verbose
 
 
 # TensorFlow's C++ start-up chatter hides the step's own output (workers inherit this).
@@ -24,6 +24,7 @@ def hydra_entry_point(task: Callable[[DictConfig], Any]) -> Callable[[], Any]:
 
     @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
     def _main(cfg: DictConfig) -> Any:
+        set_verbose(bool(cfg.verbose))
         configure_logging()
         return task(finalize(cfg))
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from bigcat_ml.cli import steps
-from bigcat_ml.config.schema import CONF_DIR
+from bigcat_ml.config.compose import CONF_DIR
 
 MLPROJECT_FILE = CONF_DIR.parent / "MLproject"
 

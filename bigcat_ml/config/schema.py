@@ -9,26 +9,17 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, OmegaConf
+from omegaconf import MISSING
 
 
-def absolute_path(path: str) -> str:
-    """Resolve a local path against the caller's working directory; leave URIs alone.
+class ImagesFormat(str, enum.Enum):
+    """How the images are stored: files in folders, or a Parquet of (ImageID, Data[, Subset])."""
 
-    Hydra does not change the working directory here (``hydra.job.chdir=false``), so a
-    relative path means what the user typed it relative to.
-    """
-    if "://" in path:
-        return path
-    return str(Path(path).expanduser().resolve())
-
-
-if not OmegaConf.has_resolver("abspath"):
-    OmegaConf.register_new_resolver("abspath", absolute_path)
+    dir = "dir"
+    parquet = "parquet"
 
 
 @dataclass
@@ -57,24 +48,38 @@ class SampleConfig:
 
 @dataclass
 class DataConfig:
-    """Where the Open Images V6 files are and which parts of them to read.
+    """Where the Open Images files are and which parts of them to read.
 
-    ``image_labels`` and ``boxes`` are patterns with ``{subset}``; every file may be a
-    local path or any URI Spark reads (hdfs://, s3a://).
+    ``class_descriptions`` is a file or a list of candidate files (the first that exists
+    is read); ``image_labels`` and ``boxes`` map each subset to the same. Defaults come
+    from :mod:`bigcat_ml.oid.files` (V6 and V5 names). Every file may be a local path or
+    a URI (see the README for the schemes that are tested).
     """
 
     name: str = MISSING
     root: str = MISSING
     subsets: List[str] = MISSING
-    class_descriptions: str = MISSING
+    class_descriptions: Any = MISSING
     hierarchy: str = MISSING
-    image_labels: str = MISSING
-    boxes: str = MISSING
-    # "dir": <images_path>/<subset>/<ImageID>.jpg ; "parquet": a Parquet of (ImageID, Data)
-    images_format: str = MISSING
+    image_labels: Dict[str, Any] = MISSING
+    boxes: Dict[str, Any] = MISSING
+    images_format: ImagesFormat = MISSING
     images_path: str = MISSING
+    # dir format: folders to look for <ImageID>.jpg in, tried in order; {subset} and
+    # {shard} (the ImageID's first character, as in the tar shards train_0..train_f).
+    images_dirs: List[str] = MISSING
+    # Where OID CSVs are cached as Parquet after their first parse; null: parse every run.
+    csv_cache: Optional[str] = MISSING
     # Only set for generated data: the sample generator's knobs.
     sample: Optional[SampleConfig] = MISSING
+
+
+@dataclass
+class FamilyConfig:
+    """A class group: the ImageNet classes that count as "the right family" for its classes."""
+
+    classes: List[str] = MISSING
+    imagenet: List[int] = MISSING
 
 
 @dataclass
@@ -84,10 +89,11 @@ class ClassesConfig:
     name: str = MISSING
     names: List[str] = MISSING
     descendants_of: List[str] = MISSING
-    # Ground truth for ImageNet classifiers: OID display name -> ImageNet class index.
-    imagenet_map: Dict[str, int] = MISSING
-    # ImageNet indices that count as "the right family" (e.g. all big cats).
-    family: List[int] = MISSING
+    # Ground-truth overrides: OID display name -> an ImageNet index or a list of them
+    # (every other class: the WordNet-derived table, bigcat_ml/scoring/resources).
+    imagenet_map: Dict[str, Any] = MISSING
+    # Family accuracy per class group: group name -> its classes and ImageNet indices.
+    families: Dict[str, FamilyConfig] = MISSING
 
 
 @dataclass
@@ -227,6 +233,7 @@ class BigcatConfig:
     compare: CompareConfig = field(default_factory=CompareConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     force: bool = MISSING
+    verbose: bool = MISSING
 
 
 def register_configs() -> None:
@@ -235,28 +242,3 @@ def register_configs() -> None:
 
 
 register_configs()
-
-
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
-
-
-def compose(overrides: Optional[List[str]] = None) -> Any:
-    """Compose the project config outside ``@hydra.main`` (tests, notebooks, benchmarks)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return finalize(hydra_compose(config_name="config", overrides=list(overrides or [])))
-
-
-def finalize(cfg: Any) -> Any:
-    """Make every ``paths.*`` absolute, even one overridden with a relative value.
-
-    Entry points call this first, so whatever reads a path later (Spark executors, the
-    MLflow tracking URI) sees the location the user meant from their working directory.
-    """
-    for key, value in cfg.paths.items():
-        cfg.paths[key] = absolute_path(str(value))
-    return cfg

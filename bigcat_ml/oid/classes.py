@@ -16,8 +16,8 @@ import pandas as pd
 from pyspark.sql import SparkSession
 
 from bigcat_ml.config.schema import ClassesConfig, DataConfig
-from bigcat_ml.oid import hierarchy
-from bigcat_ml.oid.readers import check_rows, read_csv
+from bigcat_ml.oid import files, hierarchy
+from bigcat_ml.oid.readers import FILE_HINT, check_rows, read_csv
 from bigcat_ml.oid.schemas import CLASS_DESCRIPTION_COLUMNS, CLASS_DESCRIPTIONS_SCHEMA
 
 log = logging.getLogger(__name__)
@@ -27,12 +27,14 @@ MAX_SUGGESTIONS = 3
 
 
 def read_class_descriptions(spark: SparkSession, path: str) -> pd.DataFrame:
-    """``class-descriptions-boxable.csv`` (no header: MID, display name) as pandas.
+    """The class descriptions (MID, display name) as pandas.
 
-    Small (601 rows in V6), so it is collected to the driver; read through Spark so that
-    ``path`` may be any URI Spark reads.
+    ``class-descriptions-boxable.csv`` (600 boxable classes) has no header;
+    ``oidv6-class-descriptions.csv`` (all 19,957 classes) starts ``LabelName,DisplayName``:
+    the first line decides. Small enough (19,957 rows at most) to collect to the driver.
     """
-    df = read_csv(spark, path, CLASS_DESCRIPTIONS_SCHEMA, header=False).persist()
+    header = files.has_header(path)
+    df = read_csv(spark, path, CLASS_DESCRIPTIONS_SCHEMA, header=header).persist()
     try:
         check_rows(df, CLASS_DESCRIPTIONS_SCHEMA, path)
         descriptions = df.select(*CLASS_DESCRIPTION_COLUMNS).toPandas()
@@ -125,13 +127,14 @@ def select_classes(
 
 def load_selected_classes(spark: SparkSession, data_cfg: DataConfig, classes_cfg: ClassesConfig) -> pd.DataFrame:
     """:func:`select_classes` on the configured files (the hierarchy is read only if needed)."""
-    descriptions = read_class_descriptions(spark, data_cfg.class_descriptions)
+    path = files.resolve_file(data_cfg.class_descriptions, "data.class_descriptions", FILE_HINT)
+    descriptions = read_class_descriptions(spark, path)
     tree = hierarchy.read_hierarchy(spark, data_cfg.hierarchy) if classes_cfg.descendants_of else None
     return select_classes(
         descriptions,
         tree,
         list(classes_cfg.names),
         list(classes_cfg.descendants_of),
-        descriptions_source=data_cfg.class_descriptions,
+        descriptions_source=path,
         hierarchy_source=data_cfg.hierarchy,
     )

@@ -1,7 +1,7 @@
 """Typed Spark readers for the Open Images CSV files, with errors a user can act on.
 
-Every path may be local or any URI Spark reads (hdfs://, s3a://), so even small files
-and header rows are read through Spark, never with ``open()``.
+Every path may be local or a URI; the CSVs themselves are read by Spark. Which of the
+configured candidate files exists is asked of :mod:`bigcat_ml.storage.fs`.
 
 The annotation files are large (V6 train boxes: 14.6 M rows), so malformed rows are not
 looked for in a separate pass: :func:`read_csv` keeps Spark's raw text of any row it
@@ -13,12 +13,14 @@ from __future__ import annotations
 import csv
 import logging
 from functools import reduce
-from typing import Callable, Dict, List, Mapping, Sequence, Union
+from typing import Any, Callable, Dict, List, Mapping, Sequence, Union
 
 from pyspark.errors import AnalysisException
 from pyspark.sql import Column, DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
+
+from bigcat_ml.oid import files
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +28,6 @@ log = logging.getLogger(__name__)
 CORRUPT_COLUMN = "_corrupt_record"
 SUBSET_COLUMN = "Subset"
 IMAGE_ID = "ImageID"
-SUBSET_PLACEHOLDER = "{subset}"
 MAX_REPORTED_ROWS = 5
 FILE_HINT = "check data.root and the data.* file settings (for the generated sample, run `python -m bigcat_ml.sample_data`)"
 
@@ -104,17 +105,13 @@ def read_csv(spark: SparkSession, path: str, schema: StructType, header: bool = 
     return df
 
 
-def subset_paths(pattern: str, subsets: Sequence[str]) -> Dict[str, str]:
-    """Subset -> file, from a ``data.*`` pattern such as ``<root>/{subset}-annotations-bbox.csv``."""
-    if SUBSET_PLACEHOLDER not in pattern:
-        raise ValueError(f"{pattern}: the file pattern must contain {SUBSET_PLACEHOLDER} (one file per subset)")
-    if not subsets:
-        raise ValueError("data.subsets is empty: list at least one of train, validation, test")
-    return {subset: pattern.replace(SUBSET_PLACEHOLDER, subset) for subset in subsets}
+def subset_files(per_subset: Mapping[str, Any], subsets: Sequence[str], setting: str) -> Dict[str, str]:
+    """Subset -> the existing file of a ``data.<setting>`` per-subset setting (candidates tried in order)."""
+    return files.resolve_subsets(per_subset, subsets, setting, FILE_HINT)
 
 
 def read_subsets(spark: SparkSession, files: Mapping[str, str], schema: StructType) -> DataFrame:
-    """The files of every subset (``subset_paths``) read with :func:`read_csv` and
+    """The files of every subset (:func:`subset_files`) read with :func:`read_csv` and
     unioned, with a ``Subset`` column saying which file each row came from."""
     frames = [
         read_csv(spark, path, schema).withColumn(SUBSET_COLUMN, F.lit(subset)) for subset, path in files.items()

@@ -6,8 +6,9 @@ The order of work keeps real scale (14.6 M boxes, 9 M images) affordable:
    classes (broadcast) and cut down to their rows (plus any malformed row, which fails
    the run with the file and row named), then persisted;
 2. images are chosen by image-level labels (a human-verified positive by default);
-3. image files are listed by path only, kept if a selected box needs them, and only
-   those are read.
+3. the needed images are looked up by ImageID (file paths built from it, or the row
+   groups of a Parquet of bytes that hold it) and only those are read
+   (:mod:`bigcat_ml.oid.images`).
 
 Every selected box ends up either in an image's ``boxes`` or as a ``missing_image``
 reject; :func:`attach_images` checks that sum.
@@ -16,8 +17,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import ExitStack, contextmanager
-from functools import reduce
-from typing import Dict, Iterator, List, NamedTuple, Sequence, Tuple
+from typing import Callable, Dict, Iterator, NamedTuple, Optional, Sequence, Tuple
 
 import pandas as pd
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -32,14 +32,14 @@ from bigcat_ml.oid.readers import (
     SUBSET_COLUMN,
     bad_row,
     check_rows,
-    load_or_explain,
     normalize_image_id,
     read_subsets,
-    subset_paths,
+    subset_files,
 )
+from bigcat_ml.oid import images
+from bigcat_ml.oid.csv_cache import read_subsets_cached
 from bigcat_ml.oid.schemas import BOX_COORDINATES, BOX_FLAGS, BOXES_SCHEMA, IMAGE_LABELS_SCHEMA
 from bigcat_ml.chips.rejects import MISSING_IMAGE, REJECTS_SCHEMA
-from bigcat_ml.runtime.spark import session_conf
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +51,7 @@ KEYS = [SUBSET_COLUMN, IMAGE_ID]
 BOX_FIELDS = ("Source", LABEL_NAME, LABEL_TEXT, "Confidence", *BOX_COORDINATES, *BOX_FLAGS)
 SELECTED_BOX_COLUMNS = (IMAGE_ID, SUBSET_COLUMN, *BOX_FIELDS)
 IMAGE_COLUMNS = (IMAGE_ID, SUBSET_COLUMN, DATA, BOXES)
-IMAGE_GLOB = "*.{jpg,jpeg,JPG,JPEG}"
 _SELECTED = "_selected"
-_PATH = "path"
 
 
 def _classes_frame(spark: SparkSession, selected: pd.DataFrame) -> DataFrame:
@@ -62,14 +60,23 @@ def _classes_frame(spark: SparkSession, selected: pd.DataFrame) -> DataFrame:
     return spark.createDataFrame(rows, schema).withColumn(_SELECTED, F.lit(True))
 
 
-def _scan_selected(spark: SparkSession, files: Dict[str, str], schema: StructType, selected: pd.DataFrame) -> DataFrame:
+def _scan_selected(
+    spark: SparkSession, files: Dict[str, str], schema: StructType, selected: pd.DataFrame, cache_dir: Optional[str]
+) -> DataFrame:
     """The rows of the selected classes in ``files`` (every subset), with LabelText; persisted.
 
-    One scan per file: rows are kept if their class is selected (broadcast join) OR they
-    are malformed, the small result is cached and checked, then the selected rows are
-    cached on their own.
+    With ``cache_dir`` (``data.csv_cache``) the files are read from their checked Parquet
+    copies (:mod:`bigcat_ml.oid.csv_cache`), filtered on LabelName where the scan can skip
+    row groups. Without, one scan per CSV: rows are kept if their class is selected
+    (broadcast join) OR they are malformed, the small result is cached and checked, then
+    the selected rows are cached on their own.
     """
     classes = F.broadcast(_classes_frame(spark, selected))
+    if cache_dir:
+        source = read_subsets_cached(spark, files, schema, cache_dir).filter(F.col(LABEL_NAME).isin(list(selected[LABEL_NAME])))
+        rows = source.join(classes, LABEL_NAME).drop(_SELECTED).persist()
+        log.info("%d rows of the selected classes in %s (Parquet copies)", rows.count(), ", ".join(files.values()))
+        return rows
     kept = (
         read_subsets(spark, files, schema)
         .join(classes, LABEL_NAME, "left")
@@ -91,7 +98,8 @@ def read_selected_labels(spark: SparkSession, data_cfg: DataConfig, selected: pd
     Columns: ImageID (normalised), Source, LabelName, LabelText, Confidence, Subset.
     ``selected`` is :func:`bigcat_ml.oid.classes.select_classes`' table.
     """
-    return _scan_selected(spark, subset_paths(data_cfg.image_labels, data_cfg.subsets), IMAGE_LABELS_SCHEMA, selected)
+    files = subset_files(data_cfg.image_labels, data_cfg.subsets, "image_labels")
+    return _scan_selected(spark, files, IMAGE_LABELS_SCHEMA, selected, data_cfg.csv_cache)
 
 
 def _is_positive(preprocess_cfg: PreprocessConfig) -> Column:
@@ -123,8 +131,8 @@ def load_selected_boxes(
     ``labels`` is :func:`read_selected_labels`' frame. Columns: :data:`SELECTED_BOX_COLUMNS`
     (coordinates are fractions of the image size; flags 1/0, -1 = unknown). Persisted.
     """
-    files = subset_paths(data_cfg.boxes, data_cfg.subsets)
-    all_boxes = _scan_selected(spark, files, BOXES_SCHEMA, selected)
+    files = subset_files(data_cfg.boxes, data_cfg.subsets, "boxes")
+    all_boxes = _scan_selected(spark, files, BOXES_SCHEMA, selected, data_cfg.csv_cache)
     try:
         boxes = (
             all_boxes.join(positive_images(labels, preprocess_cfg), KEYS, "left_semi")
@@ -145,65 +153,24 @@ def load_selected_boxes(
 # --------------------------------------------------------------------------- images
 
 
-def _empty(spark: SparkSession, *columns: str) -> DataFrame:
-    return spark.createDataFrame([], StructType([StructField(c, StringType(), True) for c in columns]))
+# (index of the needed images found: Subset, ImageID + where; reads their bytes into an index-joined frame)
+_ImageSource = Tuple[DataFrame, Callable[[DataFrame], DataFrame]]
 
 
-def _listed_images(spark: SparkSession, images_path: str, subsets: Sequence[str]) -> DataFrame:
-    """(Subset, ImageID, path) of every JPEG in ``<images_path>/<subset>/``, content unread.
-
-    Spark's binaryFile source opens a file only when the ``content`` column is selected,
-    so this lists 9 M files without reading them.
-    """
-    frames = []
-    for subset in subsets:
-        folder = f"{images_path.rstrip('/')}/{subset}"
-        listing = load_or_explain(
-            folder, lambda: spark.read.format("binaryFile").option("pathGlobFilter", IMAGE_GLOB).load(folder)
-        )
-        image_id = normalize_image_id(F.regexp_extract(_PATH, r"([^/]+)\.[^./]+$", 1))
-        frames.append(listing.select(F.lit(subset).alias(SUBSET_COLUMN), image_id.alias(IMAGE_ID), _PATH))
-    return reduce(DataFrame.unionByName, frames) if frames else _empty(spark, *KEYS, _PATH)
-
-
-_LISTING_PARALLELISM_KEY = "spark.sql.sources.parallelPartitionDiscovery.parallelism"
-_LISTING_TASKS_PER_CORE = 4
-
-# (index of the needed images found: Subset, ImageID[, path]; their bytes: <join keys>, Data; join keys)
-_ImageSource = Tuple[DataFrame, DataFrame, List[str]]
-
-
-def _dir_images(spark: SparkSession, images_path: str, needed: DataFrame) -> _ImageSource:
-    """The needed images of ``<images_path>/<subset>/``, joined to their bytes by path."""
-    subsets = sorted(r[0] for r in needed.select(SUBSET_COLUMN).distinct().collect())
-    index = _listed_images(spark, images_path, subsets).join(needed, KEYS, "left_semi").persist()
-    # Only the needed files are read: their paths come from Spark's own listing.
-    paths = [r[0] for r in index.select(_PATH).collect()]
-    if not paths:
-        return index, _empty(spark, _PATH).withColumn(DATA, F.lit(None).cast("binary")), [_PATH]
-    # Spark looks up an explicit list of files in a job of one task per file (up to
-    # 10000 tasks). A few tasks per core do the same lookups: for 5920 images (16x bench
-    # sample, local[2]) that job went from 14.4 s to 0.3 s, build_chip_dataset from 37.8 s to 23.8 s.
-    listing_tasks = str(spark.sparkContext.defaultParallelism * _LISTING_TASKS_PER_CORE)
-    with session_conf(spark, _LISTING_PARALLELISM_KEY, listing_tasks):
-        content = spark.read.format("binaryFile").load(paths).select(_PATH, F.col("content").alias(DATA))
-    return index, content, [_PATH]
+def _dir_images(spark: SparkSession, data_cfg: DataConfig, needed: DataFrame) -> _ImageSource:
+    """The needed images' paths, looked for in ``data.images_dirs`` (no folder is listed)."""
+    index = images.find_image_files(spark, list(data_cfg.images_dirs), needed).persist()
+    return index, images.with_file_bytes
 
 
 def _parquet_images(spark: SparkSession, images_path: str, needed: DataFrame) -> _ImageSource:
-    """The needed images of a Parquet of (ImageID, Data[, Subset]), joined to their bytes
-    by (Subset, ImageID), or by ImageID alone when the Parquet has no Subset column."""
-    table = load_or_explain(images_path, lambda: spark.read.parquet(images_path))
-    missing = [c for c in (IMAGE_ID, DATA) if c not in table.columns]
-    if missing:
-        raise ValueError(
-            f"{images_path}: missing column(s) {missing}; columns found: {table.columns}. "
-            f"data.images_format=parquet expects (ImageID, Data[, Subset])"
-        )
-    keys = KEYS if SUBSET_COLUMN in table.columns else [IMAGE_ID]
-    table = table.withColumn(IMAGE_ID, normalize_image_id(F.col(IMAGE_ID)))
-    index = table.select(*keys).join(needed, keys).select(*KEYS).persist()
-    return index, table.select(*keys, DATA), keys
+    """The needed images' rows in a Parquet of (ImageID, Data[, Subset]), matched by
+    (Subset, ImageID), or by ImageID alone when the Parquet has no Subset column; only
+    the row groups holding them are read."""
+    rows, keys = images.parquet_row_index(spark, images_path)
+    rows = rows.withColumn(IMAGE_ID, normalize_image_id(F.col(IMAGE_ID)))
+    index = rows.join(needed, keys).select(*KEYS, images.FILE, images.ROW_GROUP, images.ROW).persist()
+    return index, images.with_parquet_bytes
 
 
 def _check_unique(index: DataFrame, images_path: str) -> None:
@@ -222,8 +189,8 @@ def _group_boxes(boxes: DataFrame) -> DataFrame:
 def _missing_rejects(boxes: DataFrame, index: DataFrame, data_cfg: DataConfig) -> DataFrame:
     """One ``missing_image`` reject per selected box whose image is not in the image source."""
     if data_cfg.images_format == "dir":
-        folder = F.concat(F.lit(data_cfg.images_path.rstrip("/") + "/"), F.col(SUBSET_COLUMN), F.lit("/"))
-        detail = F.concat(F.lit("no image file "), folder, F.col(IMAGE_ID), F.lit(".jpg (any case)"))
+        folders = ", ".join(data_cfg.images_dirs)
+        detail = F.concat(F.lit("no image file "), F.col(IMAGE_ID), F.lit(f".jpg (any case) in data.images_dirs [{folders}] for subset "), F.col(SUBSET_COLUMN))
     else:
         detail = F.concat(F.lit(f"no row in {data_cfg.images_path} for ImageID "), F.col(IMAGE_ID))
     missing = boxes.join(index.select(*KEYS), KEYS, "left_anti")
@@ -244,15 +211,16 @@ def attach_images(spark: SparkSession, boxes: DataFrame, data_cfg: DataConfig) -
     rejects differ from the boxes given. The small frames cached on the way are released
     when the block exits, so consume both inside it.
 
-    ``data_cfg.images_format``: ``dir`` reads ``<images_path>/<subset>/<ImageID>.jpg``
-    (listing everything, opening only the needed files); ``parquet`` reads a Parquet of
-    (ImageID, Data[, Subset]) at ``images_path`` (its Data column is scanned whole).
+    ``data_cfg.images_format``: ``dir`` looks for ``<ImageID>.jpg`` in ``images_dirs``
+    (nothing listed, only the needed files opened); ``parquet`` reads a Parquet of
+    (ImageID, Data[, Subset]) at ``images_path`` (only row groups with needed images).
+    See :mod:`bigcat_ml.oid.images`.
     """
     needed = boxes.select(*KEYS).distinct()
     if data_cfg.images_format == "dir":
-        index, content, join_on = _dir_images(spark, data_cfg.images_path, needed)
+        index, read_bytes = _dir_images(spark, data_cfg, needed)
     elif data_cfg.images_format == "parquet":
-        index, content, join_on = _parquet_images(spark, data_cfg.images_path, needed)
+        index, read_bytes = _parquet_images(spark, data_cfg.images_path, needed)
     else:
         raise ValueError(f"data.images_format={data_cfg.images_format!r}: expected 'dir' or 'parquet'")
     with_boxes = _group_boxes(boxes).join(index, KEYS).persist()
@@ -260,7 +228,7 @@ def attach_images(spark: SparkSession, boxes: DataFrame, data_cfg: DataConfig) -
     try:
         _check_unique(index, data_cfg.images_path)
         _reconcile(boxes, with_boxes, rejects)
-        yield with_boxes.join(content, join_on).select(*IMAGE_COLUMNS), rejects
+        yield read_bytes(with_boxes).select(*IMAGE_COLUMNS), rejects
     finally:
         for frame in (rejects, with_boxes, index):
             frame.unpersist()

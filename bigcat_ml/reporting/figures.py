@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
 from matplotlib.ticker import MaxNLocator
 
+from bigcat_ml.scoring.imagenet import ClassTruth
 from bigcat_ml.scoring.metrics import chip_outcomes, expected_calibration_error
 
 RIGHT_COLOR = "tab:green"
@@ -104,13 +105,13 @@ def confusion_matrix_figure(confusion: pd.DataFrame, normalize: bool = True, tit
     return fig
 
 
-def confidence_histograms(pred: pd.DataFrame, bins: int = 10) -> Figure:
+def confidence_histograms(pred: pd.DataFrame, truth: Mapping[str, ClassTruth], bins: int = 10) -> Figure:
     """Top-1 confidence of right vs wrong predictions: all chips, then one panel per class.
 
     A well-separated model has its wrong chips at low confidence; wrong chips piled up
     near 1 are the confident mistakes worth looking at. Classes are ``LabelText``.
     """
-    outcomes = chip_outcomes(pred)
+    outcomes = chip_outcomes(pred, truth)
     panels = [("all classes", outcomes)]
     panels += [(str(name), outcomes.loc[group.index]) for name, group in pred.groupby("LabelText", sort=True)]
     rows, cols = _grid(len(panels), 3)

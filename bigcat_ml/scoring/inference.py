@@ -53,6 +53,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, FloatType, IntegerType, StringType, StructField, StructType
 
 from bigcat_ml.chips import dataset
+from bigcat_ml.cli.progress import progress
 from bigcat_ml.config.schema import ModelConfig
 from bigcat_ml.faults import fail_once, marker_name
 from bigcat_ml.scoring.fine_tuned import load_classifier_file
@@ -396,13 +397,14 @@ def predict_local(
     # An explicit identity function: petastorm 0.13.1 calls TransformSpec.func unchecked when
     # a predicate (the subset filter) is set.
     as_bytes = TransformSpec(_unchanged, edit_fields=[(CHIP, np.bytes_, (), False)])
+    stored = dataset.count_chips(dataset_output_path, subset)
     with dataset.open_batch_reader(
         dataset_output_path,
         transform_spec=as_bytes,
         num_epochs=1,
         shuffle_row_groups=False,
         predicate=dataset.subset_predicate(subset),
-    ) as reader:
+    ) as reader, progress(f"predict {model_cfg.name}", stored, "chip") as done:
         for row_group in make_petastorm_dataset(reader).as_numpy_iterator():
             frame = _row_group_frame(row_group)
             read += len(frame)
@@ -411,7 +413,7 @@ def predict_local(
                 good, bad = _split(batch, classifier.score(list(batch[CHIP])))
                 predicted.append(good)
                 rejected.append(bad)
-    stored = dataset.count_chips(dataset_output_path, subset)
+                done.update(len(batch))
     if read != stored:
         raise RuntimeError(f"read {read} chips from {dataset_output_path} but its Parquet files hold {stored}")
     predictions = _concat(predicted, [*METADATA_COLUMNS, *PREDICTION_COLUMNS])

@@ -2,15 +2,16 @@
 
 The input is the predictions table (pandas, one row per chip) written by inference: the
 chip's OID columns (``LabelText``, the box flags ``IsOccluded`` … ``IsInside`` as 1/0/-1,
-``chip_width``/``chip_height`` in pixels), ``true_index`` (the ImageNet index the class
-map gives the chip's OID class) and the model's ``top_k_indices``/``top_k_labels``/
-``top_k_probs`` (ImageNet indices, names and probabilities, best first).
+``chip_width``/``chip_height`` in pixels) and the model's ``top_k_indices``/``top_k_labels``/
+``top_k_probs`` (ImageNet indices, names and probabilities, best first). The ground truth
+comes beside it: per OID class (``LabelText``) a :class:`~bigcat_ml.scoring.imagenet.ClassTruth`,
+the *set* of ImageNet classes that are right for it (Dog: 118 breeds) and its family's.
 
-How a prediction outside the evaluated classes counts: the evaluated classes are the true
-classes present in the table. A top-1 prediction of any other ImageNet class (say
-"tabby cat" for a Lynx chip) is a miss for the chip's true class (recall and accuracy go
-down) and a false positive for no evaluated class; the confusion matrix shows it in the
-``other`` column.
+How a prediction counts: right when the top-1 class is in the chip's class set. Otherwise
+it is attributed to the first evaluated class (the true classes present, in the truth's
+order) whose set holds it — a false positive of that class — or, when none does (say
+"tabby cat" for a Lynx chip with no Cat chips), to ``other``: a miss for the true class
+and a false positive for no evaluated class; the confusion matrix shows it in ``other``.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from bigcat_ml.tracking.names import metric_name
 from bigcat_ml.oid.schemas import BOX_FLAGS, UNKNOWN_FLAG
+from bigcat_ml.scoring.imagenet import ClassTruth
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +40,11 @@ PREDICTION_COLUMNS = (
     *BOX_FLAGS,
     "chip_width",
     "chip_height",
-    "true_index",
     "top_k_indices",
     "top_k_labels",
     "top_k_probs",
 )
 
-_OTHER_INDEX = -1  # stands for OTHER in sklearn's label list; ImageNet indices are >= 0
 _SCALARS = (
     "n_chips",
     "top1_accuracy",
@@ -136,25 +136,49 @@ def _stack(pred: pd.DataFrame, column: str) -> np.ndarray:
     return np.stack(pred[column].to_numpy())
 
 
-def chip_outcomes(pred: pd.DataFrame, family: Sequence[int] = ()) -> pd.DataFrame:
+def chip_outcomes(pred: pd.DataFrame, truth: Mapping[str, ClassTruth]) -> pd.DataFrame:
     """Per chip (same index as ``pred``): the top-1 ``predicted_index`` and ``confidence``
-    (its probability), and whether the chip counts as ``top1_correct``, ``top5_correct``
-    (true class among the first five predictions, or all of them when fewer than five
-    were kept) and ``family_correct`` (top-1 prediction in ``family``)."""
-    _require_columns(pred, ("true_index", "top_k_indices", "top_k_probs"))
+    (its probability), whether the chip counts as ``top1_correct``, ``top5_correct`` (a
+    class of its set among the first five predictions, or all of them when fewer than five
+    were kept) and ``family_correct`` (top-1 prediction in its class's family), and the
+    ``predicted_class`` it is attributed to (see the module docstring)."""
+    _require_columns(pred, ("LabelText", "top_k_indices", "top_k_probs"))
     indices = _stack(pred, "top_k_indices").astype(int)
     probs = _stack(pred, "top_k_probs").astype(float)
     if indices.shape[1] < TOP5:
         k = indices.shape[1]
         log.warning("predictions keep only the top %d classes: top5_accuracy is top-%d", k, k)
-    true = pred["true_index"].to_numpy()
+    labels = pred["LabelText"].to_numpy()
+    unknown = sorted(set(labels) - {name for name, t in truth.items() if t.mapped})
+    if unknown:
+        row = int(np.flatnonzero(labels == unknown[0])[0])
+        raise ValueError(
+            f"{int(np.isin(labels, unknown).sum())} chips are of classes {unknown} with no ImageNet classes in the "
+            f"ground truth (e.g. row {pred.index[row]}); map them in classes.imagenet_map or drop unmapped chips "
+            "before evaluating"
+        )
+    top1 = indices[:, 0]
+    top1_correct = np.zeros(len(pred), bool)
+    top5_correct = np.zeros(len(pred), bool)
+    family_correct = np.zeros(len(pred), bool)
+    for name in set(labels):
+        rows = labels == name
+        right = list(truth[name].indices)
+        top1_correct[rows] = np.isin(top1[rows], right)
+        top5_correct[rows] = np.isin(indices[rows, :TOP5], right).any(axis=1)
+        family_correct[rows] = np.isin(top1[rows], list(truth[name].family))
+    predicted_class = np.full(len(pred), OTHER, dtype=object)
+    for name in reversed([n for n in truth if n in set(labels)]):  # the first listed class wins
+        predicted_class[np.isin(top1, list(truth[name].indices))] = name
+    predicted_class[top1_correct] = labels[top1_correct]
     return pd.DataFrame(
         {
-            "predicted_index": indices[:, 0],
+            "predicted_index": top1,
             "confidence": probs[:, 0],
-            "top1_correct": indices[:, 0] == true,
-            "top5_correct": (indices[:, :TOP5] == true[:, None]).any(axis=1),
-            "family_correct": np.isin(indices[:, 0], list(family)),
+            "top1_correct": top1_correct,
+            "top5_correct": top5_correct,
+            "family_correct": family_correct,
+            "predicted_class": predicted_class,
         },
         index=pred.index,
     )
@@ -162,38 +186,27 @@ def chip_outcomes(pred: pd.DataFrame, family: Sequence[int] = ()) -> pd.DataFram
 
 def evaluate_predictions(
     pred: pd.DataFrame,
-    class_names: Mapping[int, str],
-    family: Sequence[int],
+    truth: Mapping[str, ClassTruth],
     n_bins: int = 10,
     size_buckets: Sequence[int] = (32, 64, 128, 256),
 ) -> EvaluationReport:
     """Score a predictions table against its ground truth.
 
-    ``class_names`` maps the true ImageNet index to the display name used in tables
-    (``{292: "Tiger"}``); its order is the class order of every table. ``family`` lists the
-    ImageNet indices that count for ``family_accuracy``; ``n_bins`` equal-width confidence
-    bins feed the ECE; ``size_buckets`` are the edges in pixels of the chip-size slices.
+    ``truth`` maps each class's display name (``LabelText``) to its :class:`ClassTruth`;
+    its order is the class order of every table. ``n_bins`` equal-width confidence bins
+    feed the ECE; ``size_buckets`` are the edges in pixels of the chip-size slices.
     Precision/recall/F1 use the true classes present as sklearn ``labels`` (see the module
     docstring for predictions outside them); a class never predicted has precision 0.
     """
     _require_columns(pred, PREDICTION_COLUMNS)
     if pred.empty:
         raise ValueError("the predictions table is empty: there is nothing to evaluate")
-    unmapped = pred[~pred["true_index"].isin(list(class_names))]
-    if not unmapped.empty:
-        first = unmapped.iloc[0]
-        raise ValueError(
-            f"{len(unmapped)} chips have a true_index missing from class_names "
-            f"(e.g. row {unmapped.index[0]}: LabelText {first['LabelText']!r}, true_index {first['true_index']!r}); "
-            "add the class to classes.imagenet_map or drop unmapped chips before evaluating"
-        )
-    outcomes = chip_outcomes(pred, family)
-    true = pred["true_index"].astype(int).to_numpy()
+    outcomes = chip_outcomes(pred, truth)
+    true = pred["LabelText"].to_numpy()
     present = set(true.tolist())
-    labels = [index for index in class_names if index in present]
-    names = [class_names[index] for index in labels]
+    names = [name for name in truth if name in present]
 
-    per_class, averages = _per_class(true, outcomes, labels, names)
+    per_class, averages = _per_class(true, outcomes, names)
     calibration = calibration_table(outcomes["confidence"], outcomes["top1_correct"], n_bins)
     correct = outcomes["top1_correct"]
     return EvaluationReport(
@@ -206,40 +219,38 @@ def evaluate_predictions(
         mean_confidence_wrong=float(outcomes.loc[~correct, "confidence"].mean()),
         ece=expected_calibration_error(calibration),
         per_class=per_class,
-        confusion=_confusion(true, outcomes["predicted_index"].to_numpy(), labels, names),
+        confusion=_confusion(true, outcomes["predicted_class"].to_numpy(), names),
         calibration=calibration,
         slices=slice_accuracy(pred, outcomes, size_buckets),
-        other_predictions=_other_predictions(pred, outcomes, labels, class_names),
+        other_predictions=_other_predictions(pred, outcomes),
     )
 
 
-def _per_class(
-    true: np.ndarray, outcomes: pd.DataFrame, labels: List[int], names: List[str]
-) -> Tuple[pd.DataFrame, Dict[str, float]]:
-    predicted = outcomes["predicted_index"].to_numpy()
+def _per_class(true: np.ndarray, outcomes: pd.DataFrame, names: List[str]) -> Tuple[pd.DataFrame, Dict[str, float]]:
+    predicted = outcomes["predicted_class"].to_numpy()
     precision, recall, f1, support = precision_recall_fscore_support(
-        true, predicted, labels=labels, zero_division=0
+        true, predicted, labels=names, zero_division=0
     )
     per_class = pd.DataFrame(
         {"class": names, "support": support, "precision": precision, "recall": recall, "f1": f1}
     )
     rates = outcomes[["top1_correct", "top5_correct", "family_correct"]].groupby(true).mean()
-    rates = rates.reindex(labels).set_axis(["top1_accuracy", "top5_accuracy", "family_accuracy"], axis=1)
+    rates = rates.reindex(names).set_axis(["top1_accuracy", "top5_accuracy", "family_accuracy"], axis=1)
     per_class = pd.concat([per_class, rates.reset_index(drop=True)], axis=1)
 
     averages: Dict[str, float] = {}
     for average in ("macro", "weighted"):
         p, r, f, _ = precision_recall_fscore_support(
-            true, predicted, labels=labels, average=average, zero_division=0
+            true, predicted, labels=names, average=average, zero_division=0
         )
         averages.update({f"precision_{average}": float(p), f"recall_{average}": float(r), f"f1_{average}": float(f)})
     return per_class, averages
 
 
-def _confusion(true: np.ndarray, predicted: np.ndarray, labels: List[int], names: List[str]) -> pd.DataFrame:
-    mapped = np.where(np.isin(predicted, labels), predicted, _OTHER_INDEX)
+def _confusion(true: np.ndarray, predicted: np.ndarray, names: List[str]) -> pd.DataFrame:
+    mapped = np.where(np.isin(predicted, names), predicted, OTHER)
     # No chip is truly "other", so the last row of sklearn's square matrix is all zeros.
-    matrix = confusion_matrix(true, mapped, labels=[*labels, _OTHER_INDEX])[:-1]
+    matrix = confusion_matrix(true, mapped, labels=[*names, OTHER])[:-1]
     return pd.DataFrame(
         matrix,
         index=pd.Index(names, name="true"),
@@ -247,14 +258,12 @@ def _confusion(true: np.ndarray, predicted: np.ndarray, labels: List[int], names
     )
 
 
-def _other_predictions(
-    pred: pd.DataFrame, outcomes: pd.DataFrame, labels: List[int], class_names: Mapping[int, str]
-) -> pd.DataFrame:
+def _other_predictions(pred: pd.DataFrame, outcomes: pd.DataFrame) -> pd.DataFrame:
     """Counts of (true class, top-1 ImageNet class) for the chips in the ``other`` column."""
-    outside = ~outcomes["predicted_index"].isin(labels)
+    outside = outcomes["predicted_class"] == OTHER
     table = pd.DataFrame(
         {
-            "class": pred.loc[outside, "true_index"].map(class_names),
+            "class": pred.loc[outside, "LabelText"],
             "predicted_index": outcomes.loc[outside, "predicted_index"],
             "predicted_label": pred.loc[outside, "top_k_labels"].map(lambda top: top[0]),
         }
@@ -359,7 +368,7 @@ def _group_accuracy(name: str, keys: pd.Series, outcomes: pd.DataFrame, order: L
     )
 
 
-def most_confident_mistakes(pred: pd.DataFrame, n: int) -> pd.DataFrame:
+def most_confident_mistakes(pred: pd.DataFrame, truth: Mapping[str, ClassTruth], n: int) -> pd.DataFrame:
     """The ``n`` wrong top-1 predictions the model was surest of, surest first.
 
     Rows of ``pred`` plus ``predicted_index``, ``predicted_label`` and ``confidence``;
@@ -368,7 +377,7 @@ def most_confident_mistakes(pred: pd.DataFrame, n: int) -> pd.DataFrame:
     if n < 0:
         raise ValueError(f"number of mistakes must be >= 0, got {n}")
     _require_columns(pred, ("ImageID", "top_k_labels"))
-    outcomes = chip_outcomes(pred)
+    outcomes = chip_outcomes(pred, truth)
     wrong = ~outcomes["top1_correct"]
     mistakes = pred.loc[wrong].assign(
         predicted_index=outcomes.loc[wrong, "predicted_index"],

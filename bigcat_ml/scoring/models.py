@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import shutil
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from PIL import Image
 
 from bigcat_ml.config.schema import ModelConfig
 from bigcat_ml.scoring.imagenet import NUM_CLASSES
+from bigcat_ml.storage import fs
 
 if TYPE_CHECKING:
     import keras
@@ -130,15 +130,11 @@ def local_weights_file(model_cfg: Any) -> Iterator[Optional[Path]]:
             raise missing
         yield path.resolve()
         return
-    from pyarrow import fs as pafs
-
-    filesystem, remote = pafs.FileSystem.from_uri(weights)
-    if filesystem.get_file_info(remote).type != pafs.FileType.File:
+    if not fs.is_file(weights):
         raise missing
     with tempfile.TemporaryDirectory(prefix="bigcat_ml-weights-") as folder:
-        local = Path(folder) / Path(remote).name
-        with filesystem.open_input_stream(remote) as source, open(local, "wb") as target:
-            shutil.copyfileobj(source, target)
+        local = Path(folder) / weights.rstrip("/").rsplit("/", 1)[-1]
+        fs.copy_to_local(weights, local)
         log.info("downloaded weights %s to %s", weights, local)
         yield local
 

@@ -15,7 +15,8 @@ import mlflow
 from omegaconf import DictConfig
 
 from bigcat_ml.tracking.names import STEP_KEY_TAG, STEP_TAG
-from bigcat_ml.tracking.runs import code_version, flatten, resolved_container
+from bigcat_ml.config.compose import flatten
+from bigcat_ml.tracking.runs import code_version, resolved_container
 
 
 def step_key(

@@ -3,41 +3,57 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 import subprocess
 from pathlib import Path
-from typing import Any, Dict, Iterator, Mapping, Optional, Sequence
+from typing import Any, Dict, Iterator, Mapping, Optional
 
 import mlflow
+from mlflow.data.dataset_source_registry import resolve_dataset_source
+from mlflow.data.meta_dataset import MetaDataset
+from mlflow.environment_variables import MLFLOW_EXPERIMENT_ID
 from omegaconf import DictConfig, OmegaConf
 
-from bigcat_ml.config.schema import CONF_DIR
+from bigcat_ml.config.compose import CONF_DIR, flatten
+from bigcat_ml.tracking import names
 from bigcat_ml.tracking.names import STEP_KEY_TAG, STEP_TAG, metric_name
 
 log = logging.getLogger(__name__)
 
-# Opens the experiment on runs, metrics and charts instead of MLflow 3's GenAI view.
-EXPERIMENT_KIND_TAG = {"mlflow.experimentKind": "custom_model_development"}
+# MLflow caps a dataset digest at 36 characters; the full sha256 is in the run's tags.
+_MLFLOW_DIGEST_CHARS = 32
 
 
 def setup_tracking(mlflow_cfg: Any) -> str:
-    """Point MLflow at the configured store and experiment; return the experiment id."""
+    """Point MLflow at the configured store and experiment; return the experiment id.
+
+    Under ``mlflow run`` the project run already exists in the experiment MLflow chose
+    (``--experiment-name``/``--experiment-id``, else ``Default``) and the environment
+    hands it over (``MLFLOW_RUN_ID``, ``MLFLOW_EXPERIMENT_ID``): the steps log under that
+    experiment, since MLflow refuses to resume a run in any other one.
+    """
     uri = mlflow_cfg.tracking_uri
     if uri.startswith("sqlite:///"):
         Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
-    experiment = mlflow.get_experiment_by_name(mlflow_cfg.experiment_name)
-    if experiment is None:
-        experiment_id = mlflow.create_experiment(
-            mlflow_cfg.experiment_name,
-            artifact_location=_artifact_uri(mlflow_cfg.artifact_location),
-            tags=EXPERIMENT_KIND_TAG,
-        )
+    handed_over = MLFLOW_EXPERIMENT_ID.get()
+    if handed_over:
+        experiment_id = str(handed_over)
+        name = mlflow.get_experiment(experiment_id).name
+        if name != mlflow_cfg.experiment_name:
+            log.info(
+                "logging under experiment '%s' (id %s) from the environment (as `mlflow run` sets it), "
+                "not mlflow.experiment_name='%s'",
+                name, experiment_id, mlflow_cfg.experiment_name,
+            )
     else:
-        experiment_id = experiment.experiment_id
-        if experiment.tags.get("mlflow.experimentKind") is None:  # e.g. made by `mlflow run`
-            mlflow.MlflowClient().set_experiment_tag(experiment_id, *next(iter(EXPERIMENT_KIND_TAG.items())))
+        experiment = mlflow.get_experiment_by_name(mlflow_cfg.experiment_name)
+        if experiment is None:
+            experiment_id = mlflow.create_experiment(
+                mlflow_cfg.experiment_name, artifact_location=_artifact_uri(mlflow_cfg.artifact_location)
+            )
+        else:
+            experiment_id = experiment.experiment_id
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
 
@@ -46,18 +62,6 @@ def _artifact_uri(location: Optional[str]) -> Optional[str]:
     if not location:
         return None
     return location if "://" in location else Path(location).resolve().as_uri()
-
-
-def flatten(cfg: Mapping[str, Any], prefix: str = "") -> Dict[str, Any]:
-    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; lists are kept whole as their string."""
-    flat: Dict[str, Any] = {}
-    for key, value in cfg.items():
-        name = f"{prefix}.{key}" if prefix else str(key)
-        if isinstance(value, Mapping):
-            flat.update(flatten(value, name))
-        else:
-            flat[name] = value
-    return flat
 
 
 def _git(*args: str) -> Optional[str]:
@@ -100,9 +104,11 @@ def step_run(
     """Open the run for one pipeline step and log the resolved config.
 
     Nested under an active parent run (the ``main`` chain) when there is one; ``key``
-    (see :func:`bigcat_ml.tracking.reuse.step_key`) is tagged so that ``main`` can find and reuse it. Logs the
-    flattened config as params and the YAML as ``config.yaml``; ``mlflow.start_run``
-    ends the run as FAILED when the body raises.
+    (see :func:`bigcat_ml.tracking.reuse.step_key`) is tagged so that ``main`` can find and
+    reuse it. Logs the flattened config as params, the YAML as ``config.yaml`` and the code
+    version (commit plus a hash of uncommitted changes) as a tag; ``mlflow.start_run`` ends
+    the run as FAILED when the body raises. The first run opened in a process started by
+    ``mlflow run`` is the project run itself (``MLFLOW_RUN_ID``).
     """
     setup_tracking(cfg.mlflow)
     container = resolved_container(cfg)
@@ -112,6 +118,7 @@ def step_run(
     commit = git_commit()
     if commit:
         all_tags["mlflow.source.git.commit"] = commit
+    all_tags[names.CODE_VERSION_TAG] = code_version()
     nested = mlflow.active_run() is not None
     with mlflow.start_run(run_name=run_name or step, nested=nested, tags=all_tags) as run:
         mlflow.log_params({metric_name(k): _param_value(v) for k, v in flatten(container).items()})
@@ -122,3 +129,16 @@ def step_run(
 def _param_value(value: Any) -> str:
     text = str(value)
     return text if len(text) <= 6000 else text[:5997] + "..."
+
+
+def log_chip_dataset_input(
+    url: str, name: str, digest: str, context: str, tags: Optional[Mapping[str, str]] = None
+) -> None:
+    """Log a chip dataset as an input of the active run, where the UI's Datasets column shows it.
+
+    ``digest`` is the dataset's full content sha256; MLflow keeps its first characters.
+    """
+    source = resolve_dataset_source(url)
+    mlflow.log_input(
+        MetaDataset(source=source, name=name, digest=digest[:_MLFLOW_DIGEST_CHARS]), context=context, tags=dict(tags or {})
+    )

@@ -15,8 +15,6 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import mlflow
 import pandas as pd
-from mlflow.data.dataset_source_registry import resolve_dataset_source
-from mlflow.data.meta_dataset import MetaDataset
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
@@ -25,13 +23,12 @@ from bigcat_ml.config.schema import TrainStrategy
 from bigcat_ml.scoring.fine_tuned import CLASSIFIER_FILE, save_classifier
 from bigcat_ml.scoring.models import as_model_config, weights_source
 from bigcat_ml.tracking import names
+from bigcat_ml.tracking.runs import log_chip_dataset_input
 from bigcat_ml.training.data import SubsetStats, labelled_chips
 from bigcat_ml.training.pyfunc import INPUT_COLUMN, log_classifier
 
 log = logging.getLogger(__name__)
 
-# MLflow caps a dataset digest at 36 characters; the full sha256 goes in a tag.
-_MLFLOW_DIGEST_CHARS = 36
 INPUT_EXAMPLE_CHIPS = 2
 
 
@@ -67,13 +64,12 @@ def subset_digest(spark: SparkSession, output: str, subset: str) -> str:
 
 def log_subset_inputs(spark: SparkSession, train_cfg: Any, dataset_name: str) -> Dict[str, str]:
     """``mlflow.log_input`` for the train and validation Subsets; returns their digests."""
-    source = resolve_dataset_source(dataset.dataset_url(train_cfg.dataset))
     digests = {}
     for subset, context in ((train_cfg.train_subset, names.TRAINING_CONTEXT), (train_cfg.validation_subset, names.VALIDATION_CONTEXT)):
         digest = subset_digest(spark, train_cfg.dataset, subset)
         digests[subset] = digest
-        mlflow.log_input(MetaDataset(source=source, name=f"{dataset_name} [{subset}]", digest=digest[:_MLFLOW_DIGEST_CHARS]), context=context)
-        mlflow.set_tag(f"bigcat.dataset_digest.{subset}", digest)
+        log_chip_dataset_input(dataset.dataset_url(train_cfg.dataset), f"{dataset_name} [{subset}]", digest, context)
+        mlflow.set_tag(f"{names.DATASET_DIGEST_TAG}.{subset}", digest)
     return digests
 
 

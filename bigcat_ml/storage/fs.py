@@ -1,0 +1,127 @@
+"""The one file-system layer for every project read and write that does not go through Spark.
+
+Spark reads and writes through Hadoop's file systems; everything else (chip-dataset
+summaries and staging renames, weights files, the local Petastorm reader, the OID file
+look-ups, the CSV->Parquet cache and the image reads inside Spark tasks) goes through
+this module, built on fsspec, which knows the same URI schemes: ``file://`` and plain
+paths, ``hdfs://`` (pyarrow's libhdfs client), ``s3://``/``s3a://`` (s3fs), ``gs://``
+(gcsfs), ``abfs://`` (adlfs). Only the local ones ship with the project; a scheme whose
+client is not installed fails with fsspec's message naming the package to install.
+Which schemes are *tested* is stated in the README.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Iterable, Optional, Tuple
+
+import fsspec
+from fsspec.core import url_to_fs
+from fsspec.implementations.local import LocalFileSystem as _FsspecLocal
+
+log = logging.getLogger(__name__)
+
+
+def is_uri(path: str) -> bool:
+    """Whether ``path`` names its scheme (``file:///x``, ``hdfs://nn/x``) rather than a local path."""
+    return "://" in path
+
+
+def to_url(path: str) -> str:
+    """A URI as given; a local path as an absolute ``file://`` URL.
+
+    Spark would read a bare path on its default file system (HDFS on a cluster), so local
+    paths are always made explicit before they reach Spark or petastorm.
+    """
+    return path if is_uri(path) else Path(path).expanduser().resolve().as_uri()
+
+
+def join(base: str, *names: str) -> str:
+    """``base/name/...`` for paths and URIs alike (no normalisation of the scheme part)."""
+    return "/".join([base.rstrip("/"), *(n.strip("/") for n in names)])
+
+
+def resolve(path: str) -> Tuple[fsspec.AbstractFileSystem, str]:
+    """The fsspec file system serving ``path`` and the path within it."""
+    return url_to_fs(path)
+
+
+def exists(path: str) -> bool:
+    fs, inner = resolve(path)
+    return bool(fs.exists(inner))
+
+
+def is_file(path: str) -> bool:
+    fs, inner = resolve(path)
+    return bool(fs.isfile(inner))
+
+
+def first_existing(candidates: Iterable[str]) -> Optional[str]:
+    """The first of ``candidates`` that is a file, or None."""
+    for candidate in candidates:
+        if is_file(candidate):
+            return candidate
+    return None
+
+
+def stat(path: str) -> Tuple[int, float]:
+    """(size in bytes, modification time in seconds since the epoch; 0 when the store has none)."""
+    fs, inner = resolve(path)
+    info = fs.info(inner)
+    modified = info.get("mtime") or info.get("LastModified") or info.get("last_modified") or 0
+    if hasattr(modified, "timestamp"):
+        modified = modified.timestamp()
+    return int(info.get("size") or 0), float(modified)
+
+
+def read_bytes(path: str) -> bytes:
+    fs, inner = resolve(path)
+    with fs.open(inner, "rb") as stream:
+        return stream.read()
+
+
+def read_text(path: str) -> str:
+    return read_bytes(path).decode("utf-8")
+
+
+def write_text(path: str, text: str) -> None:
+    fs, inner = resolve(path)
+    with fs.open(inner, "wb") as stream:
+        stream.write(text.encode("utf-8"))
+
+
+def mkdirs(path: str) -> None:
+    """Create ``path`` (and parents); an existing folder is an error, as for ``Path.mkdir``."""
+    fs, inner = resolve(path)
+    if fs.exists(inner):
+        raise FileExistsError(f"{path} already exists")
+    fs.makedirs(inner, exist_ok=False)
+
+
+def rename(src: str, dst: str) -> None:
+    """Move ``src`` to ``dst`` (a folder move on stores that have folders)."""
+    fs, inner_src = resolve(src)
+    _, inner_dst = resolve(dst)
+    fs.mv(inner_src, inner_dst, recursive=True)
+
+
+def delete(path: str) -> None:
+    """Remove ``path`` and everything below it; a missing path is fine."""
+    fs, inner = resolve(path)
+    if fs.exists(inner):
+        fs.rm(inner, recursive=True)
+
+
+def copy_to_local(path: str, local: Path) -> None:
+    fs, inner = resolve(path)
+    fs.get(inner, str(local))
+
+
+def pyarrow_filesystem(path: str) -> Tuple[Any, str]:
+    """A pyarrow FileSystem over the same fsspec file system, for pyarrow/petastorm readers."""
+    from pyarrow.fs import FSSpecHandler, LocalFileSystem, PyFileSystem
+
+    fs, inner = resolve(path)
+    if isinstance(fs, _FsspecLocal):
+        return LocalFileSystem(), inner
+    return PyFileSystem(FSSpecHandler(fs)), inner

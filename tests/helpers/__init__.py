@@ -1,0 +1,1 @@
+"""Code the tests share: fixtures' builders, fault injection, a standalone Spark cluster."""

@@ -1,0 +1,230 @@
+"""``mlflow run .`` as the README shows it, and the MLflow UI that opens on its runs.
+
+The README's ``mlflow run`` lines run word for word from the project folder; only the
+store and the output folder are the test's own (``MLFLOW_TRACKING_URI`` instead of the
+README's ``export`` line, ``BIGCAT_OUTPUT_DIR``). The store is then served with
+``python -m bigcat_ml.cli.ui`` (``mlflow server`` on loopback) and read back over REST
+and, where Chromium is installed, in a headless browser.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Dict, Iterator, List
+
+import mlflow
+import pandas as pd
+import pytest
+
+from bigcat_ml.cli.launch import SWEEP_STEP
+from bigcat_ml.tracking import names
+from bigcat_ml.tracking.names import STEP_TAG
+from bigcat_ml.tracking.ui import WORKFLOW_PARAMETER
+import readme
+from conftest import TINY_SAMPLE
+
+PROJECT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+CHROMIUM = Path("/usr/bin/chromium")
+README_STORE_LINE = "export MLFLOW_TRACKING_URI=sqlite:///$PWD/outputs/mlflow/mlflow.db"
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+
+def _env(out: Path) -> Dict[str, str]:
+    """A user's shell with the venv activated, pointed at the test's store and outputs."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    return {
+        **env,
+        "MLFLOW_TRACKING_URI": f"sqlite:///{out}/mlflow/mlflow.db",
+        "BIGCAT_OUTPUT_DIR": str(out),
+        "PATH": f"{BIN}{os.pathsep}{env['PATH']}",
+    }
+
+
+def _init_store(out: Path, experiment: str) -> None:
+    """Create the store and ``experiment`` from ``out``, as ``python -m bigcat_ml.main`` would:
+    an experiment or store that ``mlflow run`` creates keeps its artifacts under ``./mlruns``
+    of the folder it runs from, which must not be the project's."""
+    (out / "mlflow").mkdir(parents=True)
+    artifacts = (out / "mlflow" / "artifacts").as_uri()
+    script = f"import mlflow; mlflow.create_experiment({experiment!r}, artifact_location={artifacts!r})"
+    subprocess.run([sys.executable, "-c", script], cwd=out, env=_env(out), check=True)
+
+
+def _shell(command: str, out: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", "-c", command], cwd=PROJECT, env=_env(out), capture_output=True, text=True, timeout=1200)
+
+
+def _runs(out: Path, experiment: str) -> pd.DataFrame:
+    mlflow.set_tracking_uri(f"sqlite:///{out}/mlflow/mlflow.db")
+    return mlflow.search_runs(experiment_names=[experiment])
+
+
+def _by_step(runs: pd.DataFrame, step: str) -> pd.DataFrame:
+    return runs[runs[f"tags.{STEP_TAG}"] == step]
+
+
+@pytest.fixture(scope="module")
+def readme_store(tmp_path_factory) -> Path:
+    """Every ``mlflow run`` line of the README, in order, on one store."""
+    commands = readme.bash_commands()
+    assert README_STORE_LINE in commands  # the store the README points at, replaced here
+    runs = [c for c in commands if c.startswith("mlflow run ")]
+    assert len(runs) >= 4
+    out = tmp_path_factory.mktemp("readme") / "outputs"
+    _init_store(out, "bigcat_ml")
+    for command in runs:
+        done = _shell(command, out)
+        assert done.returncode == 0, f"{command}\n{done.stderr[-4000:]}"
+    return out
+
+
+def test_readme_mlflow_run_without_experiment_name_logs_under_the_handed_over_experiment(readme_store):
+    runs = _runs(readme_store, "Default")
+    steps = runs[f"tags.{STEP_TAG}"]
+    assert steps.notna().all()  # every project run became a step's run: none is left empty
+    assert (runs["status"] == "FINISHED").all()
+    assert sorted(steps) == sorted(
+        ["main", SWEEP_STEP, "main", "main", "sample_data", "preprocess", "evaluate", "evaluate", "compare", "preprocess"]
+    )
+    # `main` is the project run itself; its steps are its children
+    first_main = _by_step(runs, "main").sort_values("start_time").iloc[0]
+    assert first_main["tags.mlflow.project.entryPoint"] == "main"
+    children = runs[runs["tags.mlflow.parentRunId"] == first_main["run_id"]]
+    assert sorted(children[f"tags.{STEP_TAG}"]) == ["evaluate", "preprocess", "sample_data"]
+
+
+def test_a_readme_sweep_keeps_the_project_run_as_parent_of_every_job(readme_store):
+    runs = _runs(readme_store, "Default")
+    sweep = _by_step(runs, SWEEP_STEP).iloc[0]
+    jobs = runs[runs["tags.mlflow.parentRunId"] == sweep["run_id"]]
+    assert sorted(jobs[f"tags.{STEP_TAG}"]) == ["main", "main"]
+    assert sorted(jobs["params.model.name"]) == ["mobilenet", "resnet50"]
+    evaluations = _by_step(runs, "evaluate")
+    assert sorted(evaluations[f"tags.{names.MODEL_TAG}"]) == ["mobilenet", "resnet50"]  # resnet50 reused
+
+
+def test_readme_mlflow_run_with_experiment_name_logs_there(readme_store):
+    runs = _runs(readme_store, "bigcat_ml")
+    assert sorted(runs[f"tags.{STEP_TAG}"]) == ["evaluate", "main", "preprocess", "sample_data"]
+    assert (runs["status"] == "FINISHED").all()
+
+
+def test_main_carries_the_params_and_code_version_of_its_children(readme_store):
+    runs = _runs(readme_store, "bigcat_ml")
+    parent, child = _by_step(runs, "main").iloc[0], _by_step(runs, "evaluate").iloc[0]
+    assert child["tags.mlflow.parentRunId"] == parent["run_id"]
+    params = [c for c in runs.columns if c.startswith("params.") and c != "params.overrides"]
+    assert parent[params].equals(child[params])
+    assert parent[f"tags.{names.CODE_VERSION_TAG}"] == child[f"tags.{names.CODE_VERSION_TAG}"]
+
+
+def test_every_entry_point_runs_with_experiment_name(tmp_path):
+    out = tmp_path / "outputs"
+    _init_store(out, "tiny")
+    tiny = " ".join(TINY_SAMPLE)
+    for entry, overrides in [
+        ("sample_data", tiny),
+        ("preprocess", tiny),
+        ("evaluate", f"{tiny} model.weights=null"),
+        ("compare", ""),
+    ]:
+        command = f'mlflow run . --env-manager local --experiment-name tiny -e {entry} -P overrides="{overrides}"'
+        done = _shell(command, out)
+        assert done.returncode == 0, f"{command}\n{done.stderr[-4000:]}"
+    runs = _runs(out, "tiny")
+    assert sorted(runs[f"tags.{STEP_TAG}"]) == ["compare", "evaluate", "preprocess", "sample_data"]
+    assert (runs["tags.mlflow.project.entryPoint"] == runs[f"tags.{STEP_TAG}"]).all()  # one run per project run
+    assert "workflowType=machine_learning" in done.stdout  # compare says where the UI shows them
+
+
+# --- the UI on the README's store -------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ui(readme_store) -> Iterator[Dict[str, str]]:
+    """``python -m bigcat_ml.cli.ui`` serving the README's store on a free loopback port."""
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "bigcat_ml.cli.ui", "--backend-store-uri", f"sqlite:///{readme_store}/mlflow/mlflow.db",
+         "--experiment-name", "Default", "--port", str(port)],
+        cwd=readme_store, env=_env(readme_store), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        printed: List[str] = []
+        for line in server.stdout:  # blocks until the server says it listens, or exits
+            printed.append(line)
+            if "Uvicorn running on" in line or "Listening at" in line:
+                break
+        assert server.poll() is None, "".join(printed)
+        url = next(line.split(": ", 1)[1].strip() for line in printed if line.startswith("MLflow UI"))
+        yield {"base": f"http://127.0.0.1:{port}", "url": url}
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+
+def _get(base: str, path: str, **query: str) -> dict:
+    with urllib.request.urlopen(f"{base}{path}?{urllib.parse.urlencode(query)}", timeout=60) as response:
+        return json.loads(response.read())
+
+
+def test_the_printed_ui_url_is_the_experiments_runs_in_model_training_mode(ui):
+    experiment = _get(ui["base"], "/api/2.0/mlflow/experiments/get-by-name", experiment_name="Default")["experiment"]
+    assert ui["url"] == f"{ui['base']}/#/experiments/{experiment['experiment_id']}?{WORKFLOW_PARAMETER}"
+
+
+def test_the_server_shows_the_runs_dataset_inputs_figures_and_tables_of_evaluate(ui):
+    base = ui["base"]
+    experiment_id = _get(base, "/api/2.0/mlflow/experiments/get-by-name", experiment_name="Default")["experiment"]["experiment_id"]
+    request = urllib.request.Request(
+        f"{base}/api/2.0/mlflow/runs/search", method="POST", headers={"Content-Type": "application/json"},
+        data=json.dumps({"experiment_ids": [experiment_id], "filter": f"tags.`{STEP_TAG}` = 'evaluate'"}).encode(),
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        evaluations = json.loads(response.read())["runs"]
+    assert len(evaluations) == 2
+    for run in evaluations:
+        tags = {tag["key"]: tag["value"] for tag in run["data"]["tags"]}
+        (dataset_input,) = run["inputs"]["dataset_inputs"]
+        assert dataset_input["dataset"]["digest"] == tags[names.DATASET_DIGEST_TAG][: len(dataset_input["dataset"]["digest"])]
+        input_tags = {tag["key"]: tag["value"] for tag in dataset_input["tags"]}
+        assert input_tags[names.DATASET_SUBSET_INPUT_TAG] == "train,validation,test"
+        assert input_tags["mlflow.data.context"] == names.EVALUATE_DATASET_CONTEXT
+        run_id = run["info"]["run_id"]
+        figures = {f["path"] for f in _get(base, "/api/2.0/mlflow/artifacts/list", run_id=run_id, path="figures")["files"]}
+        assert "figures/confusion_matrix.png" in figures and "figures/reliability_diagram.png" in figures
+        tables = {f["path"] for f in _get(base, "/api/2.0/mlflow/artifacts/list", run_id=run_id, path="tables")["files"]}
+        assert {names.PER_CLASS_TABLE, names.CONFUSION_TABLE, names.CALIBRATION_TABLE, names.SLICES_TABLE} <= tables
+        per_class = _get(base, "/get-artifact", path=names.PER_CLASS_TABLE, run_uuid=run_id)
+        assert "Tiger" in {row[per_class["columns"].index("class")] for row in per_class["data"]}
+
+
+def _chromium(*args: str, profile: Path) -> subprocess.CompletedProcess:
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
+             "--window-size=1600,1000", "--virtual-time-budget=30000"]
+    return subprocess.run([str(CHROMIUM), *flags, *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium (apt-get install chromium) for the browser check")
+def test_a_browser_on_the_printed_url_shows_the_runs_table(ui, tmp_path):
+    dom = _chromium("--dump-dom", ui["url"], profile=tmp_path / "profile").stdout
+    assert "evaluate resnet50" in dom and "evaluate mobilenet" in dom  # run names in the runs table
+    screenshot = Path(os.environ.get("BIGCAT_UI_SCREENSHOT", tmp_path / "ui.png"))
+    _chromium(f"--screenshot={screenshot}", ui["url"], profile=tmp_path / "profile2")
+    assert screenshot.stat().st_size > 10_000

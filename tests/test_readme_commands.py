@@ -1,0 +1,99 @@
+"""Every command the README shows is run: by a named test, by ``make demo``, or here.
+
+A command added to the README without a row below fails the first test, so what is not
+tested is not advertised.
+"""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import readme
+from conftest import TINY_SAMPLE
+
+PROJECT = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
+
+# Runs here, word for word, on the tiny sample with random weights (no internet): the test
+# appends its own data size, weights and output folder, which win as Hydra's last word.
+RUN_HERE = "run here"
+COVERED = {
+    "make demo": "Makefile demo (.ci/run)",
+    "make test": "Makefile test (.ci/run)",
+    "make mlflow-ui": "tests/test_mlflow_project.py::test_the_printed_ui_url_is_the_experiments_runs_in_model_training_mode",
+    "export MLFLOW_TRACKING_URI=sqlite:///$PWD/outputs/mlflow/mlflow.db":
+        "tests/test_mlflow_project.py::test_readme_mlflow_run_without_experiment_name_logs_under_the_handed_over_experiment",
+    'mlflow run . --env-manager local -P overrides="model=resnet50 model.weights=null"':
+        "tests/test_mlflow_project.py::test_readme_mlflow_run_without_experiment_name_logs_under_the_handed_over_experiment",
+    'mlflow run . --env-manager local -P overrides="-m model=mobilenet,resnet50 model.weights=null"':
+        "tests/test_mlflow_project.py::test_a_readme_sweep_keeps_the_project_run_as_parent_of_every_job",
+    "mlflow run . --env-manager local -e compare":
+        "tests/test_mlflow_project.py::test_the_server_shows_the_runs_dataset_inputs_figures_and_tables_of_evaluate",
+    'mlflow run . --env-manager local -e preprocess -P overrides="preprocess.padding=0.1 preprocess.overwrite=true"':
+        "tests/test_mlflow_project.py::test_readme_mlflow_run_without_experiment_name_logs_under_the_handed_over_experiment",
+    'mlflow run . --env-manager local --experiment-name bigcat_ml -P overrides="model.weights=null"':
+        "tests/test_mlflow_project.py::test_readme_mlflow_run_with_experiment_name_logs_there",
+    "python -m bigcat_ml.main model=resnet50 preprocess.padding=0.1": RUN_HERE,
+    "python -m bigcat_ml.main -m model=mobilenet,mobilenet_v2,resnet50": RUN_HERE,
+    "python -m bigcat_ml.main spark.conf.spark.driver.memory=8g": RUN_HERE,
+    "python -m bigcat_ml.main 'classes.names=[Tiger,Lion]' classes.name=two_cats": RUN_HERE,
+    "python -m bigcat_ml.main --cfg job": RUN_HERE,
+    "export OID_ROOT=/data/open-images-v6": RUN_HERE,
+    "python -m bigcat_ml.main data=oid model.weights=imagenet": RUN_HERE,
+}
+
+
+def test_every_readme_command_is_covered():
+    assert readme.bash_commands() and set(readme.bash_commands()) == set(COVERED)
+
+
+@pytest.mark.parametrize("where", sorted({w for w in COVERED.values() if "::" in w}))
+def test_the_covering_tests_exist(where):
+    path, name = where.split("::")
+    assert re.search(rf"^def {name}\(", (PROJECT / path).read_text(), re.M), where
+
+
+def test_the_make_targets_run_what_the_readme_says():
+    makefile = (PROJECT / "Makefile").read_text()
+    assert re.search(r"^mlflow-ui:.*\n\t\$\(PY\) -m bigcat_ml\.cli\.ui$", makefile, re.M)
+    assert re.search(r"^demo:.*\n\t\$\(PY\) -m bigcat_ml\.main -m model=mobilenet,resnet50", makefile, re.M)
+    ci = (PROJECT / ".ci" / "run").read_text()
+    assert "make test" in ci and "make demo" in ci
+
+
+def _env(out: Path) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    return {**env, "BIGCAT_OUTPUT_DIR": str(out), "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"}
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_readme_python_commands_run_on_the_tiny_sample(tmp_path):
+    """In README order on one output folder, so later commands reuse earlier steps."""
+    out = tmp_path / "outputs"
+    commands = [c for c, where in COVERED.items() if where == RUN_HERE and c in readme.bash_commands()]
+    test_words = " ".join(f"'{word}'" for word in [*TINY_SAMPLE, "model.weights=null"])
+    oid_root = None
+    for command in commands:
+        if command.startswith("export OID_ROOT="):
+            # the generated sample is in the Open Images layout, with its images one level down
+            oid_root = out / "data" / "sample"
+            continue
+        if "data=oid" in command:
+            # data=oid has no data.sample.* keys; the images are where the sample put them
+            words = f"'{TINY_SAMPLE[1]}' 'model.weights=null' 'data.images_path={oid_root}/images'"
+        else:
+            words = test_words
+        env = _env(out) if oid_root is None else {**_env(out), "OID_ROOT": str(oid_root)}
+        done = subprocess.run(["bash", "-c", f"{command} {words}"], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=1800)
+        assert done.returncode == 0, f"{command}\n{done.stderr[-4000:]}"
+        if command.endswith("--cfg job"):
+            assert "model:" in done.stdout
+        else:
+            assert "workflowType=machine_learning" in done.stdout  # main says where the UI shows it
