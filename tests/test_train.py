@@ -12,7 +12,7 @@ from test_bad_input import clean_tracking_env
 from bigcat_ml import compare, evaluate, preprocess, train
 from bigcat_ml.chips import dataset
 from bigcat_ml.config.compose import compose
-from bigcat_ml.synthetic.sample import generate_sample
+from bigcat_ml.synthetic.write import generate_sample
 from bigcat_ml.tracking import names
 from bigcat_ml.training.augment import augment_chip
 from bigcat_ml.training.data import labelled_chips
