@@ -14,9 +14,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # MLflow projects export this; the tests must always use their own temporary store.
 os.environ.pop("MLFLOW_TRACKING_URI", None)
 
-# The real Open Images hierarchy, copied into the repository (public data; provenance in
-# tests/data/oid-metadata/README.md), so the suite needs nothing beside the checkout.
-REAL_HIERARCHY = Path(__file__).resolve().parent / "data" / "oid-metadata" / "bbox_labels_600_hierarchy.json"
 
 # A few images per subset: enough for every class and fault, fast on 2 cores.
 TINY_SAMPLE = [

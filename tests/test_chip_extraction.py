@@ -13,9 +13,9 @@ from pyspark.sql.types import (
     StructField,
     StructType,
 )
-from test_chips import BLUE, GREEN, assert_colour, blocks_image, box, centre, decoded, encode
+from helpers.images import BLUE, GREEN, assert_colour, blocks_image, box, centre, decoded, encode
 
-from bigcat_ml.chips.extract import FAIL_ONCE_MARKER, extract_chips, split_chips_and_rejects
+from bigcat_ml.chips.extract import extract_chips, split_chips_and_rejects
 from bigcat_ml.chips.dataset import ChipSchema
 from bigcat_ml.oid.schemas import BOXES_SCHEMA
 from bigcat_ml.chips.rejects import BAD_BOX, DECODE_ERROR, MISSING_IMAGE, REJECTS_SCHEMA, TOO_LARGE, TOO_SMALL
@@ -131,13 +131,3 @@ def test_chip_rows_carry_the_box_attributes_and_sizes(spark, preprocess_cfg):
 def test_input_without_the_boxes_column_is_refused_naming_it(spark, preprocess_cfg):
     with pytest.raises(ValueError, match="missing \\['boxes'\\]"):
         extract_chips(mixed_images(spark).drop("boxes"), preprocess_cfg)
-
-
-def test_fail_once_fault_fails_the_first_attempt_only(spark, make_cfg, tmp_path):
-    cfg = make_cfg([f"+preprocess.fault_injection.fail_once_marker_dir={tmp_path}"]).preprocess
-    images = images_frame(spark, [("good", "train", encode(blocks_image()), [oid_box(0.5, 1.0, 0.0, 0.5)])])
-
-    with pytest.raises(Exception, match="injected fault"):
-        extract_chips(images, cfg).collect()
-    assert (tmp_path / FAIL_ONCE_MARKER).exists()
-    assert [r.reason for r in extract_chips(images, cfg).collect()] == [None]

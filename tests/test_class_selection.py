@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from bigcat_ml.oid import classes, hierarchy
-from conftest import REAL_HIERARCHY
+from helpers.oid_metadata import REAL_HIERARCHY
 
 NAMES = {
     "/m/07dm6": "Tiger",

@@ -17,7 +17,7 @@ from typing import Dict, List
 
 import pandas as pd
 import pytest
-from standalone_cluster import standalone_cluster
+from helpers.cluster import standalone_cluster
 from test_bad_input import SAMPLE, runs
 from test_faults import model_overrides, predictions, result_metrics, save_tiny_weights
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from pyspark.sql import DataFrame, SparkSession
-from test_chips import RED, assert_colour, encode
+from helpers.images import RED, assert_colour, encode
 
 import bigcat_ml.chips.dataset as dataset
 from bigcat_ml.oid.schemas import BOX_COORDINATES

@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import mlflow
 import pandas as pd
@@ -21,9 +21,10 @@ import pytest
 from test_bad_input import SAMPLE, TINY_MODEL, cfg_for, clean_tracking_env, runs
 from test_models import calibrated_mobilenet
 
+from helpers.faults import fail_once_in_workers, marker
+
 from bigcat_ml import evaluate, preprocess
 from bigcat_ml.tracking.names import PREDICTIONS, THROUGHPUT_METRIC
-from bigcat_ml.chips.extract import FAIL_ONCE_MARKER as EXTRACTION_MARKER
 from bigcat_ml.config.compose import compose
 from bigcat_ml.chips import dataset
 from bigcat_ml.chips.dataset import read_summary
@@ -89,8 +90,8 @@ def reference_overrides(reference, *overrides: str) -> List[str]:
     return [f"paths.output_dir={reference['out']}", *SAMPLE, *model_overrides(reference["weights"]), *overrides]
 
 
-def python(args: List[str]) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+def python(args: List[str], extra_env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
+    env = {**{k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}, **(extra_env or {})}
     return subprocess.run([sys.executable, *args], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=600)
 
 
@@ -123,13 +124,11 @@ def result_metrics(cfg, run_id: str) -> Dict[str, float]:
 
 def test_a_chip_extraction_task_that_fails_once_is_retried_and_the_dataset_is_unchanged(reference, tmp_path):
     output = tmp_path / "retried"
-    done = python([
-        "-m", "bigcat_ml.preprocess",
-        *reference_overrides(reference, RETRYING, f"preprocess.output={output}", f"+preprocess.fault_injection.fail_once_marker_dir={tmp_path}"),
-    ])
+    fault, env = fail_once_in_workers("bigcat_ml.chips.extract", "_extract_partition", tmp_path)
+    done = python(["-m", "bigcat_ml.preprocess", *reference_overrides(reference, RETRYING, f"preprocess.output={output}", *fault)], env)
     assert done.returncode == 0, done.stderr[-4000:]
-    assert (tmp_path / EXTRACTION_MARKER).exists()  # an attempt failed...
-    assert "injected fault: chip_extraction fails once" in done.stderr  # ...and Spark logged the lost task
+    assert marker(tmp_path, "_extract_partition").exists()  # an attempt failed...
+    assert "injected fault: _extract_partition fails once" in done.stderr  # ...and Spark logged the lost task
     retried, expected = read_summary(str(output)), reference["summary"]
     assert retried["content_digest"] == expected["content_digest"]
     assert (retried["chips"], retried["rejects_by_reason"]) == (expected["chips"], expected["rejects_by_reason"])

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bigcat_ml.oid import hierarchy
-from conftest import REAL_HIERARCHY
+from helpers.oid_metadata import REAL_HIERARCHY
 
 ENTITY, CARNIVORE, PERSON, HUMAN_BODY, HUMAN_FACE = "/m/0bl9f", "/m/01lrl", "/m/01g317", "/m/02p0tk3", "/m/0dzct"
 BIG_CATS = {"/m/07dm6", "/m/096mb", "/m/0cd4d", "/m/0c29q", "/m/0449p", "/m/04g2r"}

@@ -32,7 +32,7 @@ from bigcat_ml.oid.schemas import (
     SUBSETS,
 )
 from bigcat_ml.sample_data import run
-from conftest import REAL_HIERARCHY
+from helpers.oid_metadata import REAL_HIERARCHY
 
 REAL_BIG_CAT_MIDS = {
     "Tiger": "/m/07dm6",

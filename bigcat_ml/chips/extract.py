@@ -7,16 +7,15 @@ bytes in every row, keep that small (tens of images) or a Python worker holds a 
 batch of full-size images in memory.
 
 ``mapInArrow`` rather than ``mapInPandas``: the rows are built in Python either way, and
-skipping pandas (nested box structs to dicts, nullable integer columns) made
-``extract_chips`` 1.1-1.35x faster here (776 boxes on 160-480 px images: 1.67 s -> 1.24 s;
-1456 boxes on 768-1024 px images: 4.5 s -> 4.05-4.09 s, local[2], best of 3).
+skipping pandas (nested box structs to dicts, nullable integer columns) is faster
+(measurements in docs/decisions.md).
 """
 from __future__ import annotations
 
 import dataclasses
 import logging
 from functools import partial
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Tuple
 
 import pyarrow as pa
 from pyspark.sql import DataFrame
@@ -24,7 +23,6 @@ from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import to_arrow_schema
 from pyspark.sql.types import StringType, StructField, StructType
 
-from bigcat_ml.faults import fail_once, marker_name
 from bigcat_ml.chips.crop import ChipResult, crop_image_boxes
 from bigcat_ml.chips.dataset import ChipSchema
 from bigcat_ml.oid.schemas import BOX_COORDINATES, BOX_FLAGS
@@ -47,7 +45,6 @@ _RESULT_FIELDS = tuple(f.name for f in dataclasses.fields(ChipResult))
 
 # Above this many images per Arrow batch a Python worker may hold gigabytes of image bytes.
 ARROW_BATCH_ROWS_ADVICE = 256
-FAIL_ONCE_MARKER = marker_name("chip_extraction")
 
 
 def extract_chips(images_with_boxes: DataFrame, preprocess_cfg: Any) -> DataFrame:
@@ -66,10 +63,7 @@ def extract_chips(images_with_boxes: DataFrame, preprocess_cfg: Any) -> DataFram
             f"(got {images_with_boxes.columns})"
         )
     _advise_on_arrow_batch_size(images_with_boxes)
-    fault = preprocess_cfg.fault_injection or {}
-    crop = partial(
-        _extract_partition, fail_once_marker_dir=fault.get("fail_once_marker_dir"), **crop_settings(preprocess_cfg)
-    )
+    crop = partial(_extract_partition, **crop_settings(preprocess_cfg))
     return images_with_boxes.select(*INPUT_COLUMNS).mapInArrow(crop, schema=EXTRACTION_SCHEMA)
 
 
@@ -102,11 +96,7 @@ def _advise_on_arrow_batch_size(df: DataFrame) -> None:
         )
 
 
-def _extract_partition(
-    batches: Iterator[pa.RecordBatch], *, fail_once_marker_dir: Optional[str], **crop_args: Any
-) -> Iterator[pa.RecordBatch]:
-    if fail_once_marker_dir:
-        fail_once(fail_once_marker_dir, "chip_extraction")
+def _extract_partition(batches: Iterator[pa.RecordBatch], **crop_args: Any) -> Iterator[pa.RecordBatch]:
     for images in batches:
         yield _extract_batch(images, **crop_args)
 
