@@ -13,14 +13,14 @@ from bigcat_ml.tracking import names
 from bigcat_ml.chips import dataset
 
 from bigcat_ml.reporting import figures
-from bigcat_ml.scoring.evaluation import Evaluation, choose_path, evaluate_dataset, mistake_chips
+from bigcat_ml.scoring.evaluation import Evaluation, choose_path, evaluate_dataset, evaluated_subset, mistake_chips
 from bigcat_ml.cli.entry import hydra_entry_point
 from bigcat_ml.cli.steps import Step
 from bigcat_ml.tracking.names import metric_name
 from bigcat_ml.config.schema import InferencePath
 from bigcat_ml.scoring.models import RANDOM_INIT, as_precision, weights_source
 from bigcat_ml.runtime.spark import get_spark
-from bigcat_ml.tracking.runs import log_chip_dataset_input, step_run
+from bigcat_ml.tracking.runs import log_chip_dataset_input, setup_tracking, step_run
 
 RANDOM_WEIGHTS_NOTE = "random-init weights (model.weights=null): predictions and accuracy are meaningless"
 
@@ -32,9 +32,10 @@ def run(cfg: DictConfig) -> Dict[str, Any]:
     weights = weights_source(cfg.model)
     path = choose_path(cfg, int(summary["chips"]))
     tags = {
-        names.MODEL_TAG: cfg.model.name,
+        **model_tags(cfg),
         names.WEIGHTS_TAG: weights,
         names.DATASET_DIGEST_TAG: digest,
+        names.SUBSET_TAG: evaluated_subset(cfg) or names.ALL_SUBSETS,
         "bigcat.dataset": cfg.evaluate.dataset,
         names.INFERENCE_PATH_TAG: path.value,
         names.PRECISION_TAG: as_precision(cfg.model.precision).value,
@@ -59,12 +60,32 @@ def run(cfg: DictConfig) -> Dict[str, Any]:
         return {"run_id": active.info.run_id, "metrics": report.scalar_metrics()}
 
 
+def model_tags(cfg: DictConfig) -> Dict[str, str]:
+    """Kind and backbone; a fine-tuned model's backbone and training come from its metadata
+    (read from the configured tracking store, where ``models:/`` URIs resolve)."""
+    model_cfg = cfg.model
+    if not model_cfg.source:
+        return {names.KIND_TAG: names.ZERO_SHOT, names.MODEL_TAG: model_cfg.name}
+    setup_tracking(cfg.mlflow)
+    metadata = mlflow.models.get_model_info(model_cfg.source).metadata or {}
+    return {
+        names.KIND_TAG: names.FINE_TUNED,
+        names.MODEL_TAG: str(metadata.get("backbone", model_cfg.name)),
+        names.TRAINING_TAG: str(metadata.get("training", "")),
+    }
+
+
 def _log_evaluation(evaluation: Evaluation, cfg: DictConfig) -> None:
     report = evaluation.report
     reasons = evaluation.rejects["reason"].value_counts()
     mlflow.log_metrics(
         {
             **report.scalar_metrics(),
+            **{
+                names.subset_metric(subset, name): value
+                for subset, metrics in evaluation.subset_metrics.items()
+                for name, value in metrics.items()
+            },
             names.THROUGHPUT_METRIC: evaluation.chips_per_second,
             "chips_read": evaluation.chips_read,
             "rejects": len(evaluation.rejects),

@@ -1,4 +1,4 @@
-"""``main``: the chain of steps (sample_data -> preprocess -> evaluate) as one MLflow parent run.
+"""``main``: the chain of steps (sample_data -> preprocess [-> train] -> evaluate) as one MLflow parent run.
 
 Each step is a child run. A step whose reuse key (config, inputs and code version) matches
 a finished run whose output is still there is reused instead of recomputed
@@ -39,8 +39,9 @@ def run(cfg: DictConfig) -> Dict[str, Any]:
                 log.info("%s: reusing finished run %s (same config and code)", step.name, previous)
                 mlflow.set_tag(REUSED_TAG_PREFIX + step.name, previous)
                 step_runs[step.name] = previous
-                continue
-            step_runs[step.name] = step.run(cfg)["run_id"]
+            else:
+                step_runs[step.name] = step.run(cfg)["run_id"]
+            step.hand_over(cfg, step_runs[step.name])
         mlflow.set_tags({STEP_RUN_TAG_PREFIX + name: run_id for name, run_id in step_runs.items()})
         step_runs["main"] = parent.info.run_id
     print(f"main: runs {step_runs} in experiment {experiment_id} at {cfg.mlflow.tracking_uri}")

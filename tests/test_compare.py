@@ -1,6 +1,8 @@
 """compare: the table and figures of finished evaluation runs, and the dataset guard."""
 from __future__ import annotations
 
+from typing import Dict, Optional
+
 import mlflow
 import pandas as pd
 import pytest
@@ -15,13 +17,17 @@ from bigcat_ml.tracking.runs import setup_tracking
 CLASSES = ["Tiger", "Lion"]
 
 
-def _fake_evaluation(model: str, digest: str, top1: float, f1_tiger: float, status: str = "FINISHED") -> str:
-    """An evaluation run as evaluate logs it: tags, headline metrics and the three tables."""
+def _fake_evaluation(model: str, digest: str, top1: float, f1_tiger: float, status: str = "FINISHED",
+                     kind_tags: Optional[Dict[str, str]] = None, test_top1: Optional[float] = None) -> str:
+    """An evaluation run as evaluate logs it: tags, headline metrics (over its chips and on the
+    test Subset) and the three tables. ``kind_tags`` makes it a fine-tuned model's."""
     tags = {STEP_TAG: "evaluate", names.MODEL_TAG: model, names.WEIGHTS_TAG: "random-init",
-            names.DATASET_DIGEST_TAG: digest}
+            names.DATASET_DIGEST_TAG: digest, **(kind_tags or {})}
     with mlflow.start_run(tags=tags) as run:
-        mlflow.log_metrics({"top1_accuracy": top1, "top5_accuracy": 0.9, "family_accuracy": 0.8,
-                            "f1_macro": 0.5, "ece": 0.1, "chips_per_second": 42.0})
+        headline = {"top1_accuracy": top1, "top5_accuracy": 0.9, "family_accuracy": 0.8, "f1_macro": 0.5, "ece": 0.1}
+        on_test = {**headline, "top1_accuracy": top1 if test_top1 is None else test_top1}
+        mlflow.log_metrics({**headline, "chips_per_second": 42.0,
+                            **{names.subset_metric("test", m): v for m, v in on_test.items()}})
         per_class = pd.DataFrame({"class": CLASSES, "f1": [f1_tiger, 0.25], "support": [3, 1]})
         calibration = pd.DataFrame({"bin": [0, 1], "lower": [0, 0.5], "upper": [0.5, 1.0], "count": [2, 2],
                                     "confidence": [0.3, 0.8], "accuracy": [0.5, top1]})
@@ -81,3 +87,21 @@ def test_filter_tag_selects_runs_and_nothing_found_is_a_clear_error(make_cfg):
     assert list(compare.run(cfg)["table"]["model"]) == ["resnet50"]
     with pytest.raises(LookupError, match="no finished evaluation runs"):
         compare.run(make_cfg(["compare.filter_tag='bigcat.model=vgg16'"]))
+
+
+def test_compare_shows_zero_shot_and_fine_tuned_runs_with_kind_training_and_test_metrics(make_cfg, capsys):
+    cfg = make_cfg()
+    setup_tracking(cfg.mlflow)
+    _fake_evaluation("mobilenet", "d" * 64, top1=0.1, f1_tiger=0.1, test_top1=0.05)
+    fine_tuned = {names.KIND_TAG: names.FINE_TUNED, names.TRAINING_TAG: "unfrozen backbone, <= 8 epochs",
+                  names.SUBSET_TAG: "test", names.WEIGHTS_TAG: "fine-tuned:models:/bigcat_bigcats_mobilenet/1"}
+    _fake_evaluation("mobilenet", "d" * 64, top1=0.9, f1_tiger=0.9, kind_tags=fine_tuned)
+
+    table = compare.run(cfg)["table"].set_index("kind")
+
+    assert table.loc[names.ZERO_SHOT, "test/top1_accuracy"] == 0.05 and table.loc[names.ZERO_SHOT, "top1_accuracy"] == 0.1
+    assert table.loc[names.FINE_TUNED, "test/top1_accuracy"] == 0.9
+    assert table.loc[names.FINE_TUNED, "training"] == "unfrozen backbone, <= 8 epochs"
+    assert table.loc[names.FINE_TUNED, "evaluated"] == "test" and table.loc[names.ZERO_SHOT, "evaluated"] == "all"
+    printed = capsys.readouterr().out
+    assert "mobilenet [fine-tuned:models:/bigcat_bigcats_mobilenet/1]" in printed and "0.05" in printed

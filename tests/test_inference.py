@@ -98,7 +98,7 @@ def trained(tmp_path_factory) -> Tuple[keras.Model, Path]:
 
 def model_config() -> ModelConfig:
     return ModelConfig(name="tiny_mobilenet", keras_module="mobilenet", keras_class="MobileNet", input_size=TINY,
-                       weights=None, precision=Precision.float32)
+                       weights=None, precision=Precision.float32, source=None)
 
 
 def overrides(weights: str, *extra: str) -> List[str]:

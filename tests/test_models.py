@@ -33,7 +33,7 @@ TINY = 32  # pixels: the smallest input MobileNet accepts, keeps every build fas
 
 def tiny_cfg(weights=None, **overrides) -> ModelConfig:
     fields = dict(name="tiny_mobilenet", keras_module="mobilenet", keras_class="MobileNet", input_size=TINY,
-                  precision=Precision.float32)
+                  precision=Precision.float32, source=None)
     return ModelConfig(**{**fields, **overrides}, weights=weights)
 
 
@@ -237,7 +237,7 @@ def test_weights_of_another_architecture_are_refused_naming_file_and_model(tmp_p
 
 def test_a_model_that_does_not_output_imagenet_probabilities_is_refused():
     head = keras.Sequential([keras.Input((TINY, TINY, 3)), keras.layers.Flatten(), keras.layers.Dense(10)])
-    with pytest.raises(ValueError, match=r"must output 1000 ImageNet class probabilities.*shape \(10,\)"):
+    with pytest.raises(ValueError, match=r"must output 1000 class probabilities.*shape \(10,\)"):
         check_model(head, tiny_cfg())
 
 

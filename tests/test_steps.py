@@ -33,5 +33,5 @@ def test_a_reuse_key_covers_the_step_sections_and_nothing_else(make_cfg):
 
 
 def test_an_unknown_step_name_lists_the_steps_there_are():
-    with pytest.raises(KeyError, match="sample_data, preprocess, evaluate, main, compare"):
+    with pytest.raises(KeyError, match="sample_data, preprocess, train, evaluate, main, compare"):
         steps.get("trian")

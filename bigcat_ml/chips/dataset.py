@@ -231,6 +231,27 @@ def read_chips_spark(spark: SparkSession, output: str) -> DataFrame:
     return spark.read.parquet(dataset_url(output))
 
 
+def count_chips(output: str, subset: Optional[str] = None) -> int:
+    """Chips stored in the dataset (of one ``Subset``, when given), from the Parquet files."""
+    import pyarrow.dataset as pads
+
+    stored = pads.dataset(dataset_url(output), format="parquet")
+    return stored.count_rows(filter=None if subset is None else pads.field("Subset") == subset)
+
+
+def subset_predicate(subset: Optional[str]) -> Optional[Any]:
+    """A petastorm reader ``predicate`` keeping the chips of one ``Subset`` (None: all).
+
+    Petastorm reads the ``Subset`` column first and loads the other columns, chip bytes
+    included, only for the rows it keeps.
+    """
+    if subset is None:
+        return None
+    from petastorm.predicates import in_lambda
+
+    return in_lambda(["Subset"], lambda value: value == subset)
+
+
 def decode_chip(jpeg: bytes) -> np.ndarray:
     """JPEG chip bytes to a uint8 RGB array of shape (height, width, 3), as make_reader does."""
     field = ChipSchema.fields["chip"]

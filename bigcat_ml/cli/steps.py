@@ -30,6 +30,10 @@ def _never(cfg: DictConfig) -> bool:
     return False
 
 
+def _hands_over_nothing(cfg: DictConfig, run_id: str) -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class Step:
     """A runnable step.
@@ -38,6 +42,8 @@ class Step:
     inside them that change how it runs but not what it produces; ``inputs`` adds what is
     not config (a chip dataset's digest). ``in_chain`` says whether ``main`` runs it for a
     config, ``output_exists`` whether a finished run's output can still be reused.
+    ``hand_over`` tells the later steps of ``main``'s chain what a run (new or reused)
+    produced, by setting their config (``train`` sets ``model.source`` to its model).
     """
 
     name: str
@@ -47,6 +53,7 @@ class Step:
     inputs: Callable[[DictConfig], Mapping[str, str]] = field(default=_no_inputs)
     in_chain: Callable[[DictConfig], bool] = field(default=_never)
     output_exists: Callable[[DictConfig], bool] = field(default=_always)
+    hand_over: Callable[[DictConfig, str], None] = field(default=_hands_over_nothing)
 
     def key(self, cfg: DictConfig) -> str:
         """The reuse key of this step under ``cfg`` (see :func:`step_key`)."""
@@ -59,9 +66,12 @@ def registry() -> Dict[str, Step]:
 
     Imported here, on first use, because ``main`` itself is a step that reads the registry.
     """
-    from bigcat_ml import compare, evaluate, main, preprocess, sample_data
+    from bigcat_ml import compare, evaluate, main, preprocess, sample_data, train
 
-    return {step.name: step for step in (sample_data.STEP, preprocess.STEP, evaluate.STEP, main.STEP, compare.STEP)}
+    return {
+        step.name: step
+        for step in (sample_data.STEP, preprocess.STEP, train.STEP, evaluate.STEP, main.STEP, compare.STEP)
+    }
 
 
 def get(name: str) -> Step:

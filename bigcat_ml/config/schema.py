@@ -138,6 +138,9 @@ class ModelConfig:
     input_size: int = MISSING
     weights: Optional[str] = MISSING
     precision: Precision = MISSING
+    # A fine-tuned classifier logged by ``train`` (``models:/<name>/<version>``, ``runs:/...``):
+    # when set, ``evaluate`` scores it instead of the ImageNet classifier built from the fields above.
+    source: Optional[str] = MISSING
 
 
 @dataclass
@@ -181,6 +184,47 @@ class EvaluateConfig:
     calibration_bins: int = MISSING
     size_buckets: List[int] = MISSING
     gallery_size: int = MISSING
+    # Only the chips of this Subset (null: every chip for ImageNet models, test for fine-tuned ones).
+    subset: Optional[str] = MISSING
+
+
+class TrainStrategy(enum.Enum):
+    """Where ``train`` runs: this process, or data-parallel over Spark executors."""
+
+    single = "single"
+    # tf.distribute.MultiWorkerMirroredStrategy, one worker per Spark barrier task.
+    spark_barrier = "spark_barrier"
+
+
+@dataclass
+class AugmentConfig:
+    """Random chip changes while training (see ``bigcat_ml.training.augment``)."""
+
+    flip: bool = MISSING
+    crop: float = MISSING
+    colour: float = MISSING
+
+
+@dataclass
+class TrainConfig:
+    """Fine-tuning a ``model`` backbone with a new softmax head over the selected classes."""
+
+    dataset: str = MISSING
+    train_subset: str = MISSING
+    validation_subset: str = MISSING
+    freeze_backbone: bool = MISSING
+    epochs: int = MISSING
+    batch_size: int = MISSING
+    learning_rate: float = MISSING
+    early_stopping_patience: int = MISSING
+    batchnorm_momentum: Optional[float] = MISSING
+    shuffle_buffer: int = MISSING
+    seed: int = MISSING
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    strategy: TrainStrategy = MISSING
+    num_workers: int = MISSING
+    registered_model_name: str = MISSING
+    in_main: bool = MISSING
 
 
 @dataclass
@@ -205,6 +249,7 @@ class BigcatConfig:
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     compare: CompareConfig = field(default_factory=CompareConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
     force: bool = MISSING
     verbose: bool = MISSING
 

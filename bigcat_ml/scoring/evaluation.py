@@ -15,8 +15,12 @@ import pandas as pd
 import pyarrow.dataset as pads
 from pyspark.sql import SparkSession
 
+import mlflow
+from pyspark.sql import functions as F
+
 from bigcat_ml.chips import dataset
 from bigcat_ml.config.schema import InferencePath
+from bigcat_ml.tracking import names
 
 from bigcat_ml.scoring import inference
 from bigcat_ml.scoring.imagenet import ClassTruth, ground_truth_map
@@ -41,6 +45,9 @@ class Evaluation:
     truth: Dict[str, ClassTruth]
     seconds: Dict[str, float] = field(default_factory=dict)
     path: InferencePath = InferencePath.spark  # the path that ran
+    subset: Optional[str] = None  # the Subset scored; None: every chip
+    # Scalar metrics of each Subset's chips (see EvaluationReport.scalar_metrics), by Subset.
+    subset_metrics: Dict[str, Dict[str, float]] = field(default_factory=dict)
 
     @property
     def unmapped_classes(self) -> List[str]:
@@ -84,37 +91,74 @@ def choose_path(cfg: Any, chips: int) -> InferencePath:
     return InferencePath.local if local_mode and chips < int(cfg.evaluate.auto_local_max_chips) else InferencePath.spark
 
 
+def evaluated_subset(cfg: Any) -> Optional[str]:
+    """``evaluate.subset``, or its default: ``test`` for a fine-tuned model (its other
+    Subsets trained and selected it), every chip (None) for an ImageNet model."""
+    if cfg.evaluate.subset:
+        return str(cfg.evaluate.subset)
+    return names.COMPARISON_SUBSET if cfg.model.source else None
+
+
+def fine_tuned_truth(source: str, selected: List[str]) -> Dict[str, ClassTruth]:
+    """Class name -> the truth of a fine-tuned model's chips, from its logged metadata.
+
+    Its labels are the selected classes themselves: a chip is right when the model's
+    output of its class (that index) wins; every output is a selected class, so the family
+    is all of them. A selected class the model was not trained on is an error naming both lists.
+    """
+    metadata = mlflow.models.get_model_info(source).metadata or {}
+    trained = list(metadata.get("class_names", []))
+    missing = sorted(set(selected) - set(trained))
+    if not trained or missing:
+        raise ValueError(
+            f"model.source {source} was trained on classes {trained}; the chip dataset's {missing or selected} "
+            "are not among them: evaluate it on a dataset of the classes it was trained on"
+        )
+    family = tuple(range(len(trained)))
+    return {name: ClassTruth(indices=(index,), family=family, source=names.FINE_TUNED) for index, name in enumerate(trained)}
+
+
 def evaluate_dataset(spark: Optional[SparkSession], cfg: Any, path: Optional[InferencePath] = None) -> Evaluation:
-    """Predict every chip of ``cfg.evaluate.dataset`` and compute the metrics.
+    """Predict the chips of ``cfg.evaluate.dataset`` (of :func:`evaluated_subset`) and
+    compute the metrics, over all of them and per ``Subset``.
 
     ``path`` (default: :func:`choose_path` for ``cfg.evaluate.path``): ``spark``
     (predict_batch_udf on the session's executors) or ``local`` (one process over
-    tf.data); both give the same predictions for the same chips. Predictions + rejects
-    must equal the chips the dataset holds; a mismatch is an error.
+    tf.data); both give the same predictions for the same chips. Predictions + rejects must equal the chips the
+    dataset holds (in that Subset); a mismatch is an error. An ImageNet model's truth is
+    ``classes.imagenet_map``; a fine-tuned model's (``model.source``) is its own classes.
     """
     output = cfg.evaluate.dataset
     summary = dataset.read_summary(output)
-    path = path or choose_path(cfg, int(summary["chips"]))
-    truth = ground_truth_map(cfg.classes, selected_classes(summary), cfg.evaluate.allow_unmapped)
+    subset = evaluated_subset(cfg)
+    if cfg.model.source:
+        truth = fine_tuned_truth(cfg.model.source, [name for _, name in selected_classes(summary)])
+    else:
+        truth = ground_truth_map(cfg.classes, selected_classes(summary), cfg.evaluate.allow_unmapped)
+    expected = summary["chips"] if subset is None else dataset.count_chips(output, subset)
+    path = path or choose_path(cfg, int(expected))
     seconds: Dict[str, float] = {}
     start = time.perf_counter()
     if path is InferencePath.spark:
         if spark is None:
             raise ValueError("evaluate.path=spark needs a SparkSession")
         chips = dataset.read_chips_spark(spark, output)
+        if subset is not None:
+            chips = chips.filter(F.col("Subset") == subset)
         with inference.predict_spark(spark, chips, cfg.model, cfg.evaluate) as scored:
             seconds["predict"] = time.perf_counter() - start
             predictions, rejects = scored.to_pandas()
         seconds["collect"] = time.perf_counter() - start - seconds["predict"]
     elif path is InferencePath.local:
-        predictions, rejects = inference.predict_local(output, cfg.model, cfg.evaluate)
+        predictions, rejects = inference.predict_local(output, cfg.model, cfg.evaluate, subset)
         seconds["predict"] = time.perf_counter() - start
     else:
         raise ValueError(f"evaluate_dataset needs the spark or local path, got {path!r}")
     chips_read = len(predictions) + len(rejects)
-    if chips_read != summary["chips"]:
+    if chips_read != expected:
+        where = "" if subset is None else f" in Subset {subset!r}"
         raise EvaluationReconciliationError(
-            f"{output} holds {summary['chips']} chips but evaluation produced {len(predictions)} predictions "
+            f"{output} holds {expected} chips{where} but evaluation produced {len(predictions)} predictions "
             f"+ {len(rejects)} rejects = {chips_read}; this is a bug, please report it"
         )
     unknown = sorted(set(predictions["LabelText"]) - set(truth))
@@ -130,15 +174,19 @@ def evaluate_dataset(spark: Optional[SparkSession], cfg: Any, path: Optional[Inf
             "map at least one in classes.imagenet_map"
         )
     start = time.perf_counter()
-    report = evaluate_predictions(
-        scored,
-        mapped,
-        n_bins=cfg.evaluate.calibration_bins,
-        size_buckets=list(cfg.evaluate.size_buckets),
-    )
+
+    def measure(frame: pd.DataFrame) -> EvaluationReport:
+        return evaluate_predictions(
+            frame, mapped, n_bins=cfg.evaluate.calibration_bins, size_buckets=list(cfg.evaluate.size_buckets)
+        )
+
+    report = measure(scored)
+    by_subset = {str(name): measure(part).scalar_metrics() for name, part in scored.groupby("Subset", sort=True)}
     seconds["metrics"] = time.perf_counter() - start
     log.info("evaluated %d chips (%d rejects, %d unmapped): top-1 %.3f", chips_read, len(rejects), len(predictions) - len(scored), report.top1_accuracy)
-    return Evaluation(predictions, rejects, report, chips_read, len(predictions) - len(scored), truth, seconds, path)
+    return Evaluation(
+        predictions, rejects, report, chips_read, len(predictions) - len(scored), truth, seconds, path, subset, by_subset
+    )
 
 
 

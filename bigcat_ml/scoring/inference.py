@@ -46,7 +46,6 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
-import pyarrow.dataset as pads
 from petastorm.transform import TransformSpec
 from pyspark import SparkFiles
 from pyspark.ml.functions import predict_batch_udf
@@ -57,6 +56,7 @@ from pyspark.sql.types import ArrayType, FloatType, IntegerType, StringType, Str
 from bigcat_ml.chips import dataset
 from bigcat_ml.cli.progress import progress
 from bigcat_ml.config.schema import ModelConfig
+from bigcat_ml.scoring.fine_tuned import load_classifier_file
 from bigcat_ml.scoring.imagenet import NUM_CLASSES, class_names, top_k
 from bigcat_ml.scoring.models import (
     RANDOM_INIT,
@@ -106,6 +106,12 @@ class ChipClassifier:
     application: KerasApplication
     input_size: int
     k: int
+    # Class names by output index for a fine-tuned head; None = the 1000 ImageNet classes.
+    labels: Optional[np.ndarray] = None
+
+    @property
+    def n_classes(self) -> int:
+        return NUM_CLASSES if self.labels is None else len(self.labels)
 
     def score(self, jpegs: Sequence[bytes]) -> Dict[str, np.ndarray]:
         """One entry per chip, in order: ``top_k_indices`` (n, k) int32, ``top_k_labels``
@@ -128,7 +134,8 @@ class ChipClassifier:
             ok = np.array([reason[i] is None for i in rows], dtype=bool)
             if ok.any():
                 indices[rows[ok]], probs[rows[ok]] = top_k(softmax[ok], self.k)
-        labels = np.where(indices >= 0, class_names(np.maximum(indices, 0)), "")
+        names = class_names(np.maximum(indices, 0)) if self.labels is None else self.labels[np.maximum(indices, 0)]
+        labels = np.where(indices >= 0, names, "")
         return {"top_k_indices": indices, "top_k_labels": labels, "top_k_probs": probs, _REASON: reason, _DETAIL: detail}
 
     def _softmax(self, chips: List[np.ndarray], rows: np.ndarray, reason: np.ndarray, detail: np.ndarray) -> np.ndarray:
@@ -142,7 +149,7 @@ class ChipClassifier:
             out = self._predict(chips)
         except Exception:
             log.warning("a batch of %d chips failed to predict; retrying chip by chip", len(chips), exc_info=True)
-            out = np.full((len(chips), NUM_CLASSES), np.nan, np.float32)
+            out = np.full((len(chips), self.n_classes), np.nan, np.float32)
             for j, (row, chip) in enumerate(zip(rows, chips)):
                 try:
                     out[j] = self._predict([chip])[0]
@@ -176,12 +183,30 @@ def _decode_rgb(jpeg: bytes) -> np.ndarray:
 
 
 def load_classifier(model_cfg: Any, weights_file: Optional[Path], k: int) -> ChipClassifier:
-    """Build and check the model (see :func:`bigcat_ml.scoring.models.check_model`)."""
+    """Build and check the model (see :func:`bigcat_ml.scoring.models.check_model`).
+
+    With ``model.source`` set, ``weights_file`` is the fine-tuned classifier file: its own
+    class names label the outputs and its backbone config chooses the preprocessing; ``k``
+    is capped at its number of classes.
+    """
+    if model_cfg.source:
+        if weights_file is None:
+            raise ValueError(f"model.source {model_cfg.source}: its classifier file was not fetched; pass weights_file")
+        return fine_tuned_classifier(weights_file, k)
     if not 1 <= k <= NUM_CLASSES:
         raise ValueError(f"evaluate.top_k must be between 1 and {NUM_CLASSES}; got {k}")
     model = build_model(model_cfg, weights_file)
     check_model(model, model_cfg)
     return ChipClassifier(model, keras_application(model_cfg), model_cfg.input_size, k)
+
+
+def fine_tuned_classifier(classifier_file: Path, k: Optional[int] = None) -> ChipClassifier:
+    """The classifier saved by ``train``: its class names label the outputs, its backbone
+    config picks the preprocessing; ``k`` (default: every class) is capped at its classes."""
+    model, names, backbone = load_classifier_file(classifier_file)
+    check_model(model, backbone, len(names))
+    k = len(names) if k is None else min(k, len(names))
+    return ChipClassifier(model, keras_application(backbone), backbone.input_size, k, np.array(names, dtype=object))
 
 
 def shared_classifier(model_cfg: Any, weights_file: Optional[Path], k: int) -> ChipClassifier:
@@ -415,8 +440,11 @@ def _file_digest(path: str, size: int, mtime_ns: int) -> str:
 # ------------------------------------------------------------------------ one process
 
 
-def predict_local(dataset_output_path: str, model_cfg: Any, eval_cfg: Any) -> Tuple[pd.DataFrame, pd.DataFrame]:
-    """Predict every chip of the dataset at ``<dataset_output_path>/chips`` in this process.
+def predict_local(
+    dataset_output_path: str, model_cfg: Any, eval_cfg: Any, subset: Optional[str] = None
+) -> Tuple[pd.DataFrame, pd.DataFrame]:
+    """Predict every chip of the dataset at ``<dataset_output_path>/chips`` in this process
+    (only those of one ``Subset`` when ``subset`` is given).
 
     Reads with petastorm's batch reader into ``tf.data`` (``make_petastorm_dataset``).
     The ``chip`` field is re-typed to bytes (a TransformSpec) so the JPEGs arrive
@@ -435,10 +463,16 @@ def predict_local(dataset_output_path: str, model_cfg: Any, eval_cfg: Any) -> Tu
     predicted: List[pd.DataFrame] = []
     rejected: List[pd.DataFrame] = []
     read = 0
-    as_bytes = TransformSpec(edit_fields=[(CHIP, np.bytes_, (), False)])
-    stored = pads.dataset(dataset.dataset_url(dataset_output_path), format="parquet").count_rows()
+    # An explicit identity function: petastorm 0.13.1 calls TransformSpec.func unchecked when
+    # a predicate (the subset filter) is set.
+    as_bytes = TransformSpec(_unchanged, edit_fields=[(CHIP, np.bytes_, (), False)])
+    stored = dataset.count_chips(dataset_output_path, subset)
     with dataset.open_batch_reader(
-        dataset_output_path, transform_spec=as_bytes, num_epochs=1, shuffle_row_groups=False
+        dataset_output_path,
+        transform_spec=as_bytes,
+        num_epochs=1,
+        shuffle_row_groups=False,
+        predicate=dataset.subset_predicate(subset),
     ) as reader, progress(f"predict {model_cfg.name}", stored, "chip") as done:
         for row_group in make_petastorm_dataset(reader).as_numpy_iterator():
             frame = _row_group_frame(row_group)
@@ -455,6 +489,10 @@ def predict_local(dataset_output_path: str, model_cfg: Any, eval_cfg: Any) -> Tu
     rejects = _concat(rejected, list(REJECT_COLUMNS))
     _check_counts(read, len(predictions), len(rejects))
     return predictions, rejects
+
+
+def _unchanged(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame
 
 
 def _row_group_frame(row_group: Any) -> pd.DataFrame:

@@ -12,6 +12,11 @@
 * a path or URI of a weights file (Keras 3 ``.weights.h5``, or legacy ``.h5``) saved from
   the same architecture. URIs are read with pyarrow (``file://``, ``hdfs://``, ``s3://``…).
 
+``model.source`` (``models:/<name>/<version>``, ``runs:/<run>/model``) names a fine-tuned
+classifier logged by the ``train`` step instead; :func:`local_weights_file` then fetches
+its classifier file (:mod:`bigcat_ml.scoring.fine_tuned`), which travels as a weights
+file does.
+
 Keras is imported inside the functions: it takes seconds, and callers that only need
 :func:`weights_source` (tags, reports) should not pay for it.
 """
@@ -40,6 +45,7 @@ log = logging.getLogger(__name__)
 
 IMAGENET = "imagenet"
 RANDOM_INIT = "random-init"
+FINE_TUNED = "fine-tuned"
 RANDOM_INIT_SEED = 0
 KERAS_APPLICATIONS = "keras.applications"
 
@@ -52,7 +58,10 @@ def as_model_config(model_cfg: Any) -> ModelConfig:
 
 
 def weights_source(model_cfg: Any) -> str:
-    """``imagenet``, ``random-init`` or ``file:<path or URI>``: what to tag every output with."""
+    """``imagenet``, ``random-init``, ``file:<path or URI>`` or ``fine-tuned:<model URI>``:
+    what to tag every output with."""
+    if model_cfg.source:
+        return f"{FINE_TUNED}:{model_cfg.source}"
     if model_cfg.weights is None:
         return RANDOM_INIT
     if model_cfg.weights == IMAGENET:
@@ -98,8 +107,15 @@ def local_weights_file(model_cfg: Any) -> Iterator[Optional[Path]]:
 
     A local path is used as it is; a URI is downloaded to a temporary folder that is
     removed when the block exits. ``None`` for ``imagenet`` and random initialisation.
-    A missing file is a :class:`FileNotFoundError` naming the file and the model.
+    A missing file is a :class:`FileNotFoundError` naming the file and the model. With
+    ``model.source`` set, the fine-tuned classifier file of that MLflow model.
     """
+    if model_cfg.source:
+        from bigcat_ml.scoring.fine_tuned import download_classifier
+
+        with tempfile.TemporaryDirectory(prefix="bigcat_ml-model-") as folder:
+            yield download_classifier(model_cfg.source, Path(folder))
+        return
     weights = model_cfg.weights
     if weights is None or weights == IMAGENET:
         yield None
@@ -214,17 +230,17 @@ def _load_weights(model: "keras.Model", weights_file: Path, model_cfg: Any) -> N
         ) from error
 
 
-def check_model(model: "keras.Model", model_cfg: Any) -> None:
-    """Fail unless the model maps one input to 1000 ImageNet probabilities.
+def check_model(model: "keras.Model", model_cfg: Any, classes: int = NUM_CLASSES) -> None:
+    """Fail unless the model maps one input to ``classes`` probabilities (ImageNet's 1000).
 
     One dry run on an all-zero input: cheap, and it catches a classifier head of another
     size or one without softmax before any Spark task starts.
     """
     size = model_cfg.input_size
     probs = np.asarray(model.predict_on_batch(np.zeros((1, size, size, 3), np.float32)))
-    if probs.shape != (1, NUM_CLASSES) or not np.isclose(probs.sum(), 1.0, atol=1e-3) or (probs < 0).any():
+    if probs.shape != (1, classes) or not np.isclose(probs.sum(), 1.0, atol=1e-3) or (probs < 0).any():
         raise ValueError(
-            f"model {model_cfg.name!r} must output {NUM_CLASSES} ImageNet class probabilities (softmax) per image; "
+            f"model {model_cfg.name!r} must output {classes} class probabilities (softmax) per image; "
             f"it gave shape {probs.shape[1:]} summing to {probs.sum():.4f}"
         )
 

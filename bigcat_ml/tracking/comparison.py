@@ -90,14 +90,17 @@ class Comparison:
 def build_comparison(runs: pd.DataFrame, download_dir: Path) -> Comparison:
     """Gather metrics from the runs and their logged tables (downloaded to ``download_dir``)."""
     labels = run_labels(runs)
-    metric_columns = [*names.HEADLINE_METRICS, names.THROUGHPUT_METRIC]
+    metric_columns = [*names.HEADLINE_METRICS, names.THROUGHPUT_METRIC, *subset_columns()]
     table = pd.DataFrame(
         {
             "run": labels,
+            "kind": _column(runs, f"tags.{names.KIND_TAG}", names.ZERO_SHOT),
             "model": runs[f"tags.{names.MODEL_TAG}"].values,
             "weights": runs[f"tags.{names.WEIGHTS_TAG}"].values,
             PRECISION: run_precisions(runs).values,
-            **{m: runs.get(f"metrics.{m}", pd.Series([float("nan")] * len(runs))).values for m in metric_columns},
+            "training": _column(runs, f"tags.{names.TRAINING_TAG}", ""),
+            "evaluated": _column(runs, f"tags.{names.SUBSET_TAG}", names.ALL_SUBSETS),
+            **{m: _column(runs, f"metrics.{m}", float("nan")) for m in metric_columns},
             "dataset_digest": runs[f"tags.{names.DATASET_DIGEST_TAG}"].str[:12].values,
             "run_id": runs["run_id"].values,
         }
@@ -115,6 +118,17 @@ def build_comparison(runs: pd.DataFrame, download_dir: Path) -> Comparison:
     return Comparison(table=table, per_class_f1=per_class_f1, calibrations=calibrations, confusions=confusions)
 
 
+def subset_columns() -> list:
+    """The headline metrics on :data:`names.COMPARISON_SUBSET`, where every kind of run meets."""
+    return [names.subset_metric(names.COMPARISON_SUBSET, m) for m in names.HEADLINE_METRICS]
+
+
+def _column(runs: pd.DataFrame, name: str, missing: object) -> "pd.Series":
+    """A column of ``search_runs``' result, ``missing`` where a run (or every run) lacks it."""
+    values = runs[name] if name in runs else pd.Series([missing] * len(runs), index=runs.index)
+    return values.where(values.notna(), missing).values
+
+
 def _download_tables(run_id: str, target: Path) -> Dict[str, pd.DataFrame]:
     target.mkdir(parents=True, exist_ok=True)
     tables = {}
@@ -126,9 +140,15 @@ def _download_tables(run_id: str, target: Path) -> Dict[str, pd.DataFrame]:
 
 def comparison_figures(comparison: Comparison) -> Dict[str, Figure]:
     """The figures ``compare`` logs, by artifact file name."""
-    headline = comparison.table.set_index("run")[list(names.HEADLINE_METRICS)]
+    on_subset = comparison.table.set_index("run")[subset_columns()]
+    if on_subset.notna().all().all():
+        headline = on_subset.set_axis(list(names.HEADLINE_METRICS), axis=1)
+        title = f"Headline metrics on the {names.COMPARISON_SUBSET} chips by run (ECE: lower is better)"
+    else:  # runs logged before per-Subset metrics: each on the chips it scored
+        headline = comparison.table.set_index("run")[list(names.HEADLINE_METRICS)]
+        title = "Headline metrics by run (ECE: lower is better)"
     return {
-        "headline_metrics.png": figures.metric_bars(headline, "Headline metrics by run (ECE: lower is better)"),
+        "headline_metrics.png": figures.metric_bars(headline, title),
         "reliability_overlay.png": figures.reliability_overlay(comparison.calibrations),
         "per_class_f1.png": figures.per_class_f1_grouped(comparison.per_class_f1),
         "confusions.png": figures.confusions_side_by_side(comparison.confusions),
@@ -136,6 +156,7 @@ def comparison_figures(comparison: Comparison) -> Dict[str, Figure]:
 
 
 def short_table(comparison: Comparison) -> pd.DataFrame:
-    """The printed summary: one row per run, the headline metrics and throughput."""
-    columns = ["run", PRECISION, *names.HEADLINE_METRICS, names.THROUGHPUT_METRIC]
+    """The printed summary: one row per run, its kind, precision and training, the headline
+    metrics on the comparison Subset's chips (NaN for runs logged before per-Subset metrics), throughput."""
+    columns = ["run", "kind", PRECISION, "training", *subset_columns(), names.THROUGHPUT_METRIC]
     return comparison.table[columns].round(4)

@@ -61,3 +61,23 @@ def metric_name(*parts: str) -> str:
         text = str(part).replace(">=", "ge").replace("<", "lt")
         cleaned.append(re.sub(r"[^A-Za-z0-9_\-. ]", "_", text))
     return ".".join(cleaned)
+
+
+# Fine-tuned models (train step) beside the zero-shot ImageNet ones.
+KIND_TAG = "bigcat.kind"
+ZERO_SHOT = "zero-shot"
+FINE_TUNED = "fine-tuned"
+TRAINING_TAG = "bigcat.training"  # the training config in one line, on train and evaluate runs
+SUBSET_TAG = "bigcat.subset"  # the Subset an evaluation scored ("all": every chip)
+ALL_SUBSETS = "all"
+MODEL_URI_TAG = "bigcat.model_uri"  # the registered model version a train run produced
+# Subset-level metrics: <subset>/<metric>; compare puts every run side by side on this Subset.
+COMPARISON_SUBSET = "test"
+# Dataset inputs of a train run (mlflow.log_input contexts).
+TRAINING_CONTEXT = "training"
+VALIDATION_CONTEXT = "validation"
+
+
+def subset_metric(subset: str, metric: str) -> str:
+    """``test/top1_accuracy``: MLflow's UI groups metrics by the part before the slash."""
+    return f"{subset}/{metric}"

@@ -1,0 +1,87 @@
+"""The fine-tuned classifier file: a Keras model that knows its classes and its backbone.
+
+A model trained by the ``train`` step is saved as one ``.keras`` file (Keras' own zip
+format) with one extra entry, :data:`DESCRIPTION_ENTRY`: the class names in output order
+and the backbone's ``model`` config (``keras_module`` picks ``preprocess_input``,
+``input_size`` the resize). One self-describing file, because it travels where a weights
+file travels: ``local_weights_file`` fetches it and inference ships it to the Spark
+executors with ``addFile``, which handles single files; a sidecar file could be separated
+from it. Keras ignores entries it does not know when loading.
+
+The same file is the artifact of the MLflow pyfunc model (:mod:`bigcat_ml.training.pyfunc`),
+so the registered model and ``evaluate`` score chips with the same code.
+"""
+from __future__ import annotations
+
+import json
+import zipfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Dict, List, Sequence, Tuple
+
+from bigcat_ml.config.schema import ModelConfig
+
+if TYPE_CHECKING:
+    import keras
+
+DESCRIPTION_ENTRY = "bigcat_classifier.json"
+CLASSIFIER_FILE = "classifier.keras"
+# The Keras file inside a logged pyfunc model (relative to the MLflow model folder).
+PYFUNC_ARTIFACT = "classifier"
+
+
+def save_classifier(model: "keras.Model", path: Path, class_names: Sequence[str], backbone: ModelConfig) -> Path:
+    """Save ``model`` to ``path`` (``.keras``) with its class names and backbone config."""
+    outputs = int(model.output_shape[-1])
+    if outputs != len(class_names):
+        raise ValueError(f"the model has {outputs} outputs but {len(class_names)} class names were given")
+    model.save(str(path))
+    description = {"class_names": list(class_names), "backbone": asdict(backbone)}
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr(DESCRIPTION_ENTRY, json.dumps(description, indent=2))
+    return path
+
+
+def read_description(path: Path) -> Tuple[List[str], ModelConfig]:
+    """The class names (output order) and the backbone config stored in a classifier file."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            description: Dict[str, Any] = json.loads(archive.read(DESCRIPTION_ENTRY))
+    except (zipfile.BadZipFile, KeyError) as error:
+        raise ValueError(
+            f"{path} is not a classifier saved by the train step (no {DESCRIPTION_ENTRY} inside): "
+            "set model.source to a model registered by `python -m bigcat_ml.train`"
+        ) from error
+    return list(description["class_names"]), ModelConfig(**description["backbone"])
+
+
+def load_classifier_file(path: Path) -> Tuple["keras.Model", List[str], ModelConfig]:
+    """The Keras model, its class names and its backbone config."""
+    import keras
+
+    class_names, backbone = read_description(path)
+    return keras.saving.load_model(str(path), compile=False), class_names, backbone
+
+
+def download_classifier(source: str, folder: Path) -> Path:
+    """The classifier file of the MLflow model at ``source``, downloaded into ``folder``.
+
+    ``source`` is any model URI MLflow resolves (``models:/<name>/<version>``,
+    ``runs:/<run>/model``, a local folder); the file is found through the model's
+    ``MLmodel`` (its python_function artifacts), not by guessing a path.
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+    from mlflow.models import Model
+
+    try:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(folder)))
+    except (MlflowException, OSError) as error:
+        raise ValueError(
+            f"model.source {source!r} could not be fetched from MLflow ({error}); use models:/<name>/<version> "
+            "of a model registered by the train step, or runs:/<run id>/model"
+        ) from error
+    artifacts = Model.load(str(local)).flavors.get("python_function", {}).get("artifacts", {})
+    if PYFUNC_ARTIFACT not in artifacts:
+        raise ValueError(f"model.source {source!r} is not a classifier logged by the train step (no {PYFUNC_ARTIFACT!r} artifact)")
+    return local / artifacts[PYFUNC_ARTIFACT]["path"]

@@ -1,0 +1,96 @@
+"""Fit the classifier: seeded, early-stopped on the validation Subset, best epoch kept.
+
+The same function runs in one process and in every worker of a data-parallel run (given
+the worker's ``tf.distribute`` strategy), so the two paths train the same model.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
+
+from bigcat_ml.chips import dataset
+from bigcat_ml.scoring.models import local_weights_file
+from bigcat_ml.training.data import ChipExamples, SubsetStats, quiet_petastorm, subset_pipeline
+from bigcat_ml.training.model import build_classifier, compile_classifier
+
+if TYPE_CHECKING:
+    import keras
+    import tensorflow as tf
+
+log = logging.getLogger(__name__)
+
+MONITOR = "val_loss"  # early stopping and best-epoch choice; accuracy ties on small validation sets
+
+
+@dataclass
+class FitResult:
+    """The model at its best epoch, the per-epoch history and what each Subset supplied."""
+
+    model: "keras.Model"
+    history: Dict[str, List[float]]
+    best_epoch: int  # 0-based
+    train_stats: SubsetStats
+    validation_stats: SubsetStats
+
+    @property
+    def best_metrics(self) -> Dict[str, float]:
+        return {name: values[self.best_epoch] for name, values in self.history.items()}
+
+
+def augmentation(train_cfg: Any) -> Optional[Any]:
+    """The augment config, or None when every augmentation is off."""
+    augment = train_cfg.augment
+    return augment if (augment.flip or augment.crop > 0 or augment.colour > 0) else None
+
+
+def seed_everything(seed: int) -> None:
+    """Python, NumPy and TensorFlow generators, and deterministic TensorFlow kernels."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def fit_classifier(
+    cfg: Any,
+    class_names: Sequence[str],
+    strategy: Optional["tf.distribute.Strategy"] = None,
+    callbacks: Sequence["keras.callbacks.Callback"] = (),
+    verbose: int = 2,
+) -> FitResult:
+    """Train ``cfg.model``'s backbone + a head over ``class_names`` (output order) on ``cfg.train``."""
+    import keras
+
+    if cfg.model.source:
+        raise ValueError("model.source names an already trained model; unset it (model.source=null) to train")
+    train_cfg = cfg.train
+    if train_cfg.epochs < 1 or train_cfg.batch_size < 1:
+        raise ValueError(f"train.epochs and train.batch_size must be at least 1; got {train_cfg.epochs}, {train_cfg.batch_size}")
+    quiet_petastorm()
+    seed_everything(int(train_cfg.seed))
+    with local_weights_file(cfg.model) as weights_file, (strategy.scope() if strategy else contextlib.nullcontext()):
+        model = build_classifier(
+            cfg.model, weights_file, len(class_names), bool(train_cfg.freeze_backbone), train_cfg.batchnorm_momentum
+        )
+        compile_classifier(model, float(train_cfg.learning_rate))
+    seed = int(train_cfg.seed)
+    train = ChipExamples(train_cfg.dataset, train_cfg.train_subset, class_names, cfg.model, augmentation(train_cfg), seed)
+    validation = ChipExamples(train_cfg.dataset, train_cfg.validation_subset, class_names, cfg.model, None, seed)
+    buffer = min(int(train_cfg.shuffle_buffer), max(1, dataset.count_chips(train_cfg.dataset, train_cfg.train_subset)))
+    stopper = keras.callbacks.EarlyStopping(
+        monitor=MONITOR, patience=int(train_cfg.early_stopping_patience), restore_best_weights=True
+    )
+    history = model.fit(
+        subset_pipeline(train, int(train_cfg.batch_size), buffer, seed),
+        validation_data=subset_pipeline(validation, int(train_cfg.batch_size)),
+        epochs=int(train_cfg.epochs),
+        callbacks=[stopper, *callbacks],
+        verbose=verbose,
+    )
+    values = {name: [float(v) for v in series] for name, series in history.history.items()}
+    best = int(stopper.best_epoch) if stopper.best_weights is not None else len(values[MONITOR]) - 1
+    log.info("trained %d epochs; best epoch %d: %s", len(values[MONITOR]), best + 1, {k: round(v[best], 4) for k, v in values.items()})
+    return FitResult(model, values, best, train.stats, validation.stats)

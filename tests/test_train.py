@@ -1,0 +1,131 @@
+"""train: a tiny backbone fine-tuned on the generated sample, logged, registered, scored, compared."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from test_bad_input import clean_tracking_env
+
+from bigcat_ml import compare, evaluate, preprocess, train
+from bigcat_ml.chips import dataset
+from bigcat_ml.config.compose import compose
+from bigcat_ml.synthetic.write import generate_sample
+from bigcat_ml.tracking import names
+from bigcat_ml.training.augment import augment_chip
+from bigcat_ml.training.data import labelled_chips
+from bigcat_ml.training.fit import fit_classifier
+from bigcat_ml.training.pyfunc import LABEL, PROBABILITIES, REASON
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+# A 32-pixel random-init MobileNet on a sample of 12/6/6 images: seconds per epoch.
+TINY = [
+    "data.sample.images_per_subset={train:12,validation:6,test:6}",
+    "spark.master='local[2]'",
+    "spark.conf.spark.driver.memory=2g",
+    "model.name=tiny_mobilenet",
+    "model.input_size=32",
+    "model.weights=null",
+    "train.epochs=2",
+    "train.batch_size=8",
+    "evaluate.path=local",
+    "evaluate.batch_size=8",
+]
+REGISTERED = "bigcat_bigcats_tiny_mobilenet"
+
+
+def cfg_for(out: Path, *overrides: str):
+    return compose([f"paths.output_dir={out}", *TINY, *overrides])
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, spark):
+    """The sample, its chips, one train run and one zero-shot evaluation, in this process."""
+    out = tmp_path_factory.mktemp("train") / "outputs"
+    cfg = cfg_for(out)
+    generate_sample(Path(cfg.data.root), cfg.data.sample)
+    with clean_tracking_env():
+        preprocess.run(cfg)
+        result = train.run(cfg)
+        zero_shot = evaluate.run(cfg)["run_id"]
+    return {"out": out, "cfg": cfg, "result": result, "zero_shot": zero_shot}
+
+
+def test_augmentation_is_reproducible_from_its_seed_and_changes_the_chip():
+    chip = np.random.default_rng(1).integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    first = augment_chip(chip, np.random.default_rng(7), flip=True, crop=0.2, colour=0.2)
+    again = augment_chip(chip, np.random.default_rng(7), flip=True, crop=0.2, colour=0.2)
+    np.testing.assert_array_equal(first, again)
+    assert 32 <= first.shape[0] <= 40 and 48 <= first.shape[1] <= 60 and first.dtype == np.uint8
+    assert not np.array_equal(first[:32, :48], chip[:32, :48])
+    np.testing.assert_array_equal(augment_chip(chip, np.random.default_rng(7), flip=False, crop=0, colour=0), chip)
+
+
+def test_a_train_run_logs_epochs_inputs_and_registers_one_model_version(trained):
+    run = mlflow.get_run(trained["result"]["run_id"])
+    client = mlflow.MlflowClient()
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "val_loss")] == [0, 1]
+    assert {"loss", "accuracy", "val_loss", "val_accuracy", "best_val_loss"} <= set(run.data.metrics)
+    contexts = {i.tags[0].value: i.dataset.name for i in run.inputs.dataset_inputs}
+    assert contexts == {"training": "chips sample/bigcats [train]", "validation": "chips sample/bigcats [validation]"}
+    assert run.data.tags[names.KIND_TAG] == names.FINE_TUNED
+    assert run.data.params["train.learning_rate"] == "0.001"
+    versions = client.search_model_versions(f"name = '{REGISTERED}'")
+    assert [v.version for v in versions] == ["1"] and versions[0].run_id == run.info.run_id
+    assert trained["result"]["model_uri"] == f"models:/{REGISTERED}/1"
+
+
+def test_the_registered_model_predicts_the_selected_classes_from_jpeg_bytes(trained):
+    cfg = trained["cfg"]
+    chips = [jpeg for jpeg, _ in labelled_chips(cfg.train.dataset, "test")][:3]
+    model = mlflow.pyfunc.load_model(trained["result"]["model_uri"])
+    out = model.predict(pd.DataFrame({"chip": [*chips, b"not a jpeg"]}))
+    classes = model.metadata.metadata["class_names"]
+    assert classes == sorted(classes) and "Tiger" in classes  # the dataset's selected classes, in its order
+    assert set(out[LABEL][:3]) <= set(classes)
+    np.testing.assert_allclose([sum(p) for p in out[PROBABILITIES][:3]], 1.0, atol=1e-4)
+    assert out[REASON].tolist()[:3] == [None] * 3 and out[REASON].iloc[3] == "decode_error"
+    assert model.metadata.get_input_schema().input_names() == ["chip"]
+
+
+def test_training_is_deterministic_with_a_fixed_seed(trained):
+    cfg = cfg_for(trained["out"], "train.epochs=1")
+    classes = dataset.read_summary(cfg.train.dataset)["selected_classes"]
+    names_ = [c["DisplayName"] for c in classes]
+    first, second = (fit_classifier(cfg, names_, verbose=0) for _ in range(2))
+    assert first.history == second.history
+    for a, b in zip(first.model.get_weights(), second.model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.fixture(scope="module")
+def fine_tuned_evaluation(trained) -> str:
+    """The registered model evaluated as a user does: ``evaluate model.source=models:/...``."""
+    with clean_tracking_env():
+        return evaluate.run(cfg_for(trained["out"], f"model.source={trained['result']['model_uri']}"))["run_id"]
+
+
+def test_evaluate_scores_the_fine_tuned_model_on_the_test_chips_with_its_own_classes(trained, fine_tuned_evaluation):
+    cfg = trained["cfg"]
+    run = mlflow.get_run(fine_tuned_evaluation)
+    assert run.data.tags[names.KIND_TAG] == names.FINE_TUNED and run.data.tags[names.SUBSET_TAG] == "test"
+    assert run.data.tags[names.MODEL_TAG] == "tiny_mobilenet" and "unfrozen backbone" in run.data.tags[names.TRAINING_TAG]
+    assert run.data.metrics["chips_read"] == dataset.count_chips(cfg.evaluate.dataset, "test")
+    assert run.data.metrics["test/top1_accuracy"] == run.data.metrics["top1_accuracy"]
+    assert run.data.metrics["family_accuracy"] == 1.0  # every output is a selected class
+    zero_shot = mlflow.get_run(trained["zero_shot"])
+    assert zero_shot.data.tags[names.DATASET_DIGEST_TAG] == run.data.tags[names.DATASET_DIGEST_TAG]
+    assert {"train/top1_accuracy", "validation/top1_accuracy", "test/top1_accuracy"} <= set(zero_shot.data.metrics)
+
+
+def test_compare_puts_zero_shot_and_fine_tuned_runs_side_by_side_on_the_test_chips(trained, fine_tuned_evaluation, capsys):
+    with clean_tracking_env():
+        table = compare.run(cfg_for(trained["out"]))["table"].set_index("kind")
+    assert sorted(table.index) == [names.FINE_TUNED, names.ZERO_SHOT]
+    assert table.loc[names.FINE_TUNED, "evaluated"] == "test" and table.loc[names.ZERO_SHOT, "evaluated"] == "all"
+    assert table.loc[names.ZERO_SHOT, "test/top1_accuracy"] == mlflow.get_run(trained["zero_shot"]).data.metrics["test/top1_accuracy"]
+    assert table.loc[names.FINE_TUNED, "training"].startswith("unfrozen backbone")
+    assert "fine-tuned" in capsys.readouterr().out
