@@ -264,8 +264,8 @@ def _after_first_ventilation(reader: Reader) -> Reader:
     Works around a race in petastorm 0.13.1's pools: ``get_results`` checks "all queued
     work is done" and then "the ventilator has finished" non-atomically, so a first read
     issued while the ventilator thread is still queueing (it shuffles first) can see
-    "nothing queued, nothing left" and end the read with no rows at all (measured: ~5%
-    of reads of a 2-file dataset). With all row groups queued up front the first check
+    "nothing queued, nothing left" and end the read with no rows at all (it happened
+    often enough to see; docs/decisions.md). With all row groups queued up front the first check
     stays false until they are consumed. Multi-epoch reads are left as they are.
     """
     if reader.num_epochs == 1:

@@ -148,8 +148,8 @@ def get_spark(cfg: SparkConfig) -> SparkSession:
         # Counts rows, and a row here can be a whole image: Spark's 10000 is far too many.
         ARROW_BATCH_ROWS_KEY: "64",
         # Spark packs files into read tasks as if each cost 4 MB more than its size; images
-        # are small files, so at that price thousands of them made 186 tasks where 8 do
-        # (16x sample: 15.5 s -> 5.4 s of reading, benchmarks/results).
+        # are small files, so at that price thousands of them make a task each where a few
+        # do (docs/decisions.md).
         FILE_OPEN_COST_KEY: str(128 * 1024),
         **spark_conf_keys(cfg.conf),
     }

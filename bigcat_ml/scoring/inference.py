@@ -18,17 +18,9 @@ predicting, so a worker holds one model batch of JPEG bytes rather than Spark's 
 10000 rows. The chips are re-spread in equal partitions over the task slots only
 when their own partitions would leave a core idle (:func:`spread_evenly`).
 
-Measured on this 2-core machine (local[2], 200 JPEG chips of 40-200 px, MobileNet at
-224 px random-init, batch 32, the model built once per worker per run as in real use;
-best of 3 warm runs, two sessions):
-
-* ``predict_batch_udf`` on the binary column, decode+resize inside: 3.25-3.5 s
-* ``mapInPandas`` with the model cached per worker (pyspark's ModelCache): 3.3-3.4 s
-* a pandas UDF decoding+resizing into an ``array<float>`` (224*224*3) column, then
-  ``predict_batch_udf`` with ``input_tensor_shapes``: 6.7-6.9 s (600 KB of floats per
-  chip cross Arrow twice)
-
-The first two are equal within noise, so the ecosystem's own tool is used.
+``predict_batch_udf`` on the JPEG column was as fast as a hand-written ``mapInPandas``
+with a per-worker model cache, and twice as fast as decoding into float arrays before it
+(docs/decisions.md), so the ecosystem's own tool is used.
 """
 from __future__ import annotations
 
@@ -91,7 +83,7 @@ _SCORE_SCHEMA = StructType(
 )
 _STAGING_DIR = "bigcat_ml-weights"
 # spread_evenly keeps the chips' own partitions when the busiest task slot gets at most
-# this fraction more chips than an even split would give it (docs/decisions.md, issue 16).
+# this fraction more chips than an even split would give it (docs/decisions.md).
 SPREAD_TOLERANCE = 0.05
 
 
@@ -213,7 +205,7 @@ def shared_classifier(model_cfg: Any, weights_file: Optional[Path], k: int) -> C
     """:func:`load_classifier`, built once per process and reused while the model config,
     the weights file (path, size, modification time) and ``k`` stay the same.
 
-    Building and checking a model took 0.7-1.3 s (MobileNet) and 1.8-2.7 s (ResNet50) here;
+    Building and checking a model takes seconds (docs/decisions.md);
     ``predict_batch_udf`` would pay it in every Python worker on every ``predict_spark``
     call (its own cache lives for one UDF); Spark reuses its Python workers, so this
     cache carries the model from one call to the next, as it does on the driver. At most
