@@ -15,12 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.pop("MLFLOW_TRACKING_URI", None)
 
 
-# A few images per subset: enough for every class and fault, fast on 2 cores.
-TINY_SAMPLE = [
-    "data.sample.images_per_subset={train:12,validation:6,test:6}",
-    "spark.master='local[2]'",
-    "spark.conf.spark.driver.memory=2g",
-]
+from helpers.runs import TINY_SAMPLE
 
 
 @pytest.fixture(autouse=True)

@@ -15,42 +15,30 @@ import shutil
 import subprocess
 import sys
 from collections import Counter
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterator, List, Tuple
+from typing import Dict, List, Tuple
 
-import mlflow
 import numpy as np
 import pandas as pd
 import pytest
 from omegaconf import DictConfig
 from PIL import Image, ImageOps
 
+from helpers.runs import TINY_MODEL, cfg_for, clean_tracking_env, runs
+
 from bigcat_ml import evaluate, preprocess
 from bigcat_ml.chips.crop import crop_image_boxes, decode_rgb, pixel_edges
-from bigcat_ml.config.compose import compose
 from bigcat_ml.chips.dataset import CHIPS_DIR, REJECTS_DIR, decode_chip, read_summary
 from bigcat_ml.synthetic.catalogue import CLASS_DESCRIPTIONS_FILE, class_descriptions
 from bigcat_ml.synthetic.ground_truth import read_ground_truth
 from bigcat_ml.synthetic.write import BOXES_FILE, IMAGE_LABELS_FILE, generate_sample
 from bigcat_ml.oid.schemas import BOX_COLUMNS
 from bigcat_ml.chips.rejects import BAD_BOX, DECODE_ERROR, MISSING_IMAGE, TOO_LARGE, TOO_SMALL
-from bigcat_ml.tracking.names import STEP_TAG
-from bigcat_ml.tracking.runs import setup_tracking
 
 PROJECT = Path(__file__).resolve().parents[1]
-# Ten images, every one with a big cat, and no faults of the generator's own.
-SAMPLE = [
-    "data.sample.images_per_subset={train:6,validation:2,test:2}",
-    "data.sample.corrupt_images=0",
-    "data.sample.missing_images=0",
-    "spark.master='local[2]'",
-    "spark.conf.spark.driver.memory=2g",
-]
 MAX_PIXELS = 1_000_000  # every sample image is at most 480 x 480 pixels
 BOMB_SIDE = 4000  # pixels: 16 M pixels in a few kilobytes of PNG
-TINY_MODEL = ["model.name=tiny_mobilenet", "model.input_size=32"]
 # Boxes appended to one image (fractions); the reason each must get.
 BAD_BOXES = {
     "outside": ((0.2, 1.2, 0.1, 0.5), BAD_BOX, "got XMin=0.2 XMax=1.2"),
@@ -65,17 +53,10 @@ FAULT_ROLES = ("corrupt", "truncated", "png", "bomb", "missing", "bad_boxes")
 pytestmark = pytest.mark.spark
 
 
-def cfg_for(out: Path, *overrides: str) -> DictConfig:
-    return compose([f"paths.output_dir={out}", *SAMPLE, *overrides])
 
 
-@contextmanager
-def clean_tracking_env() -> Iterator[None]:
-    """For module fixtures, which run outside conftest's per-test clean-up: MLflow
-    exports MLFLOW_TRACKING_URI, which would point later configs at this store."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
-        yield
+
+
 
 
 @pytest.fixture(scope="module")
@@ -154,8 +135,7 @@ def append_box_rows(root: Path, subset: str, rows: List[list]) -> None:
     path.write_text(path.read_text() + "".join(",".join(map(str, r)) + "\n" for r in rows))
 
 
-def runs(cfg, step: str) -> pd.DataFrame:
-    return mlflow.search_runs([setup_tracking(cfg.mlflow)], filter_string=f"tags.`{STEP_TAG}` = '{step}'")
+
 
 
 def assert_failed_without_output(cfg) -> None:

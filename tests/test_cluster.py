@@ -18,8 +18,8 @@ from typing import Dict, List
 import pandas as pd
 import pytest
 from helpers.cluster import standalone_cluster
-from test_bad_input import SAMPLE, runs
-from test_faults import model_overrides, predictions, result_metrics, save_tiny_weights
+from helpers.evaluations import model_overrides, predictions, result_metrics, save_tiny_weights
+from helpers.runs import SAMPLE, runs
 
 from bigcat_ml.config.compose import compose
 

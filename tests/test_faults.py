@@ -15,21 +15,17 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-import mlflow
 import pandas as pd
 import pytest
-from test_bad_input import SAMPLE, TINY_MODEL, cfg_for, clean_tracking_env, runs
-from test_models import calibrated_mobilenet
+from helpers.evaluations import model_overrides, predictions, result_metrics, save_tiny_weights
+from helpers.runs import SAMPLE, cfg_for, clean_tracking_env, runs
 
 from helpers.faults import fail_once_in_workers, marker
 
 from bigcat_ml import evaluate, preprocess
-from bigcat_ml.tracking.names import PREDICTIONS, THROUGHPUT_METRIC
 from bigcat_ml.config.compose import compose
-from bigcat_ml.chips import dataset
 from bigcat_ml.chips.dataset import read_summary
 from bigcat_ml.synthetic.write import generate_sample
-from bigcat_ml.tracking.runs import setup_tracking
 
 PROJECT = Path(__file__).resolve().parents[1]
 RETRYING = "spark.master='local[2,2]'"  # two threads, each task tried up to twice
@@ -56,11 +52,7 @@ preprocess.main()
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
 
-def save_tiny_weights(folder: Path) -> Path:
-    """A tiny MobileNet's weights file; its predictions depend on the chip (random init's do not)."""
-    path = folder / "tiny.weights.h5"
-    calibrated_mobilenet().save_weights(str(path))
-    return path
+
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +60,7 @@ def weights(tmp_path_factory) -> Path:
     return save_tiny_weights(tmp_path_factory.mktemp("weights"))
 
 
-def model_overrides(weights: Path) -> List[str]:
-    return [*TINY_MODEL, f"model.weights='{weights}'", "evaluate.batch_size=4"]
+
 
 
 @pytest.fixture(scope="module")
@@ -101,21 +92,7 @@ def newest_run(cfg, step: str, other_than: str) -> str:
     return str(found["run_id"].iloc[0])
 
 
-def predictions(cfg, run_id: str, dst: Path) -> pd.DataFrame:
-    """An evaluate run's logged predictions, one row per chip in a fixed order."""
-    setup_tracking(cfg.mlflow)
-    path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=PREDICTIONS, dst_path=str(dst))
-    frame = pd.read_parquet(path)
-    for column in ("top_k_indices", "top_k_labels", "top_k_probs"):
-        frame[column] = frame[column].map(tuple)
-    return frame.sort_values(list(dataset.CHIP_KEY), ignore_index=True)
 
-
-def result_metrics(cfg, run_id: str) -> Dict[str, float]:
-    """Every metric an evaluate run logged except how long it took."""
-    setup_tracking(cfg.mlflow)
-    metrics = mlflow.get_run(run_id).data.metrics
-    return {k: v for k, v in metrics.items() if k != THROUGHPUT_METRIC and not k.startswith("seconds.")}
 
 
 # ----------------------------------------------------------------------- retried tasks

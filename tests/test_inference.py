@@ -14,9 +14,8 @@ from petastorm.etl.dataset_metadata import materialize_dataset
 from PIL import Image
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from test_models import TINY, calibrated_mobilenet, probe_batch
-
 from helpers.faults import fail_once_in_process, marker
+from helpers.models import TINY, calibrated_mobilenet, probe_batch
 
 from bigcat_ml.config.compose import compose
 from bigcat_ml.config.schema import ModelConfig, Precision

@@ -27,7 +27,7 @@ from bigcat_ml.tracking import names
 from bigcat_ml.tracking.names import STEP_TAG
 from bigcat_ml.tracking.ui import WORKFLOW_PARAMETER
 import readme
-from conftest import TINY_SAMPLE
+from helpers.runs import TINY_SAMPLE
 
 PROJECT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

@@ -8,6 +8,8 @@ import keras
 import numpy as np
 import pytest
 
+from helpers.models import TINY, calibrated_mobilenet, probe_batch
+
 from bigcat_ml.config.compose import compose
 from bigcat_ml.config.schema import ClassesConfig, ModelConfig, Precision
 from bigcat_ml.scoring.imagenet import (
@@ -28,7 +30,6 @@ from bigcat_ml.scoring.models import (
 
 # The hash keras.applications.imagenet_utils.decode_predictions checks its download against.
 KERAS_CLASS_INDEX_MD5 = "c2c37ea517e94d9795004a39431a14cb"
-TINY = 32  # pixels: the smallest input MobileNet accepts, keeps every build fast
 
 
 def tiny_cfg(weights=None, **overrides) -> ModelConfig:
@@ -37,24 +38,7 @@ def tiny_cfg(weights=None, **overrides) -> ModelConfig:
     return ModelConfig(**{**fields, **overrides}, weights=weights)
 
 
-def probe_batch(n: int = 4) -> np.ndarray:
-    return np.random.default_rng(7).uniform(-1, 1, (n, TINY, TINY, 3)).astype(np.float32)
 
-
-def calibrated_mobilenet(seed: int = 123) -> keras.Model:
-    """A tiny MobileNet whose outputs depend on its input, as a trained one's do.
-
-    Random init alone gives every image the same uniform 0.001: with batch-norm
-    statistics left at mean 0 / variance 1 the activations vanish layer after layer.
-    One training-mode pass with momentum 0 sets the statistics to those of a batch.
-    """
-    keras.utils.set_random_seed(seed)
-    model = keras.applications.MobileNet(weights=None, input_shape=(TINY, TINY, 3))
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.momentum = 0.0
-    model(np.random.default_rng(seed).uniform(-1, 1, (16, TINY, TINY, 3)).astype(np.float32), training=True)
-    return model
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import readme
-from conftest import TINY_SAMPLE
+from helpers.runs import TINY_SAMPLE
 
 PROJECT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent

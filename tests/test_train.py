@@ -7,7 +7,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from test_bad_input import clean_tracking_env
+from helpers.runs import clean_tracking_env
 
 from bigcat_ml import compare, evaluate, preprocess, train
 from bigcat_ml.chips import dataset
