@@ -1,1 +1,1 @@
-"""chips."""
+"""Chips: crop boxes out of images, the Spark extraction, the Petastorm chip dataset and its reject reasons."""

@@ -1,1 +1,1 @@
-"""cli."""
+"""The command line: the step registry, Hydra entry points, the MLflow-project launcher, console output."""

@@ -1,1 +1,1 @@
-"""config."""
+"""Configuration: the types of every Hydra group (schema) and composing conf/ outside @hydra.main."""

@@ -1,1 +1,1 @@
-"""reporting."""
+"""Reports: pure matplotlib figures and the preprocess step's exploratory figures."""

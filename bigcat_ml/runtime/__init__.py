@@ -1,1 +1,1 @@
-"""runtime."""
+"""Runtime: the one SparkSession factory and the Java it runs on."""

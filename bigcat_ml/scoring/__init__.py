@@ -1,1 +1,1 @@
-"""scoring."""
+"""Scoring: keras.applications models, ImageNet ground truth, inference on Spark or locally, metrics."""
