@@ -74,7 +74,7 @@ def test_a_train_run_logs_epochs_inputs_and_registers_one_model_version(trained)
     assert run.data.tags[names.KIND_TAG] == names.FINE_TUNED
     assert run.data.params["train.learning_rate"] == "0.001"
     versions = client.search_model_versions(f"name = '{REGISTERED}'")
-    assert [v.version for v in versions] == ["1"] and versions[0].run_id == run.info.run_id
+    assert [int(v.version) for v in versions] == [1] and versions[0].run_id == run.info.run_id
     assert trained["result"]["model_uri"] == f"models:/{REGISTERED}/1"
 
 

@@ -262,14 +262,22 @@ def _after_first_ventilation(reader: Reader) -> Reader:
     """Return ``reader`` once every row group of a one-epoch read has been queued.
 
     Works around a race in petastorm 0.13.1's pools: ``get_results`` checks "all queued
-    work is done" and then "the ventilator has finished" non-atomically, so a first read
-    issued while the ventilator thread is still queueing (it shuffles first) can see
-    "nothing queued, nothing left" and end the read with no rows at all (it happened
-    often enough to see; docs/decisions.md). With all row groups queued up front the first check
-    stays false until they are consumed. Multi-epoch reads are left as they are.
+    work is done" and then "the ventilator has finished" non-atomically, so a read
+    issued while the ventilator thread is still queueing (it shuffles first, and it
+    pauses whenever its queue cap of items wait) can see "nothing queued, nothing left"
+    and end the read early (docs/decisions.md). A queued item is only a row-group index
+    (the rows themselves wait in bounded result queues), so the ventilator's cap is
+    lifted to the whole epoch: it then finishes at once, without waiting for a reader
+    that is not reading yet (with the cap kept, waiting here blocks forever once a
+    Subset has more row groups than the cap). Multi-epoch reads are left as they are.
     """
     if reader.num_epochs == 1:
-        while not reader.ventilator.completed():
+        ventilator = reader.ventilator
+        # Private attribute: petastorm sets the cap at construction and offers no option.
+        ventilator._max_ventilation_queue_size = max(
+            ventilator._max_ventilation_queue_size, len(ventilator._items_to_ventilate)
+        )
+        while not ventilator.completed():
             time.sleep(0.001)
     return reader
 

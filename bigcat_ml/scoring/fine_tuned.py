@@ -19,7 +19,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Sequence, Tuple
 
-from bigcat_ml.config.schema import ModelConfig
+from bigcat_ml.config.schema import ModelConfig, Precision
 
 if TYPE_CHECKING:
     import keras
@@ -38,7 +38,8 @@ def save_classifier(model: "keras.Model", path: Path, class_names: Sequence[str]
     model.save(str(path))
     description = {"class_names": list(class_names), "backbone": asdict(backbone)}
     with zipfile.ZipFile(path, "a") as archive:
-        archive.writestr(DESCRIPTION_ENTRY, json.dumps(description, indent=2))
+        # Enum values (model.precision) are stored by value and read back into their Enum.
+        archive.writestr(DESCRIPTION_ENTRY, json.dumps(description, indent=2, default=lambda v: v.value))
     return path
 
 
@@ -52,7 +53,8 @@ def read_description(path: Path) -> Tuple[List[str], ModelConfig]:
             f"{path} is not a classifier saved by the train step (no {DESCRIPTION_ENTRY} inside): "
             "set model.source to a model registered by `python -m bigcat_ml.train`"
         ) from error
-    return list(description["class_names"]), ModelConfig(**description["backbone"])
+    backbone = description["backbone"]
+    return list(description["class_names"]), ModelConfig(**{**backbone, "precision": Precision(backbone["precision"])})
 
 
 def load_classifier_file(path: Path) -> Tuple["keras.Model", List[str], ModelConfig]:
