@@ -33,7 +33,7 @@ cluster-test: $(STAMP)
 	$(PY) -m pytest -m cluster -p no:cacheprovider
 
 mlflow-ui: $(STAMP)
-	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/outputs/mlflow/mlflow.db
+	$(VENV)/bin/mlflow ui --host 127.0.0.1 --backend-store-uri sqlite:///$(CURDIR)/outputs/mlflow/mlflow.db
 
 clean:
 	rm -rf outputs

@@ -13,6 +13,7 @@ from bigcat_ml.tracking import names
 from bigcat_ml.tracking import comparison
 from bigcat_ml.cli.entry import hydra_entry_point
 from bigcat_ml.scoring.models import RANDOM_INIT
+from bigcat_ml.tracking.redact import redact_text
 from bigcat_ml.tracking.runs import setup_tracking, step_run
 
 
@@ -38,11 +39,11 @@ def run(cfg: DictConfig) -> Dict[str, Any]:
 
 def _where_to_look(cfg: DictConfig, run_id: str, weights: set) -> str:
     lines = [
-        f"comparison run {run_id} in experiment '{cfg.mlflow.experiment_name}' ({cfg.mlflow.tracking_uri})",
+        f"comparison run {run_id} in experiment '{cfg.mlflow.experiment_name}' ({redact_text(cfg.mlflow.tracking_uri)})",
         f"artifacts: {mlflow.get_run(run_id).info.artifact_uri}/comparison",
     ]
     if cfg.mlflow.tracking_uri.startswith("sqlite:"):
-        lines.append(f"open the MLflow UI:  .venv/bin/mlflow ui --backend-store-uri {cfg.mlflow.tracking_uri}")
+        lines.append(f"open the MLflow UI:  .venv/bin/mlflow ui --host 127.0.0.1 --backend-store-uri {cfg.mlflow.tracking_uri}")
     if RANDOM_INIT in weights:
         lines.append("note: runs marked [random-init] used random weights (offline); their accuracy means nothing")
     return "\n".join(lines)

@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 import mlflow
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, open_dict
 
 from bigcat_ml.chips import dataset
 from bigcat_ml.cli.entry import hydra_entry_point
 from bigcat_ml.tracking.reuse import key_for
-from bigcat_ml.tracking.runs import STEP_TAG, find_finished_run, resolved_container, setup_tracking
+from bigcat_ml.tracking.redact import redact_text
+from bigcat_ml.tracking.runs import STEP_TAG, find_finished_run, log_config, setup_tracking
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ def run(cfg: DictConfig) -> Dict[str, Any]:
             cfg.preprocess.overwrite = True
     step_runs: Dict[str, Any] = {}
     with mlflow.start_run(run_name=f"main {cfg.model.name}", tags={STEP_TAG: "main", **cfg.mlflow.tags}) as parent:
-        mlflow.log_text(OmegaConf.to_yaml(resolved_container(cfg)), "config.yaml")
+        log_config(cfg, params=False)
         for step in chain(cfg):
             key = key_for(cfg, step, _extra_inputs(cfg, step))
             previous = None if cfg.force else find_finished_run(experiment_id, step, key)
@@ -68,7 +69,7 @@ def run(cfg: DictConfig) -> Dict[str, Any]:
             step_runs[step] = module.run(cfg)["run_id"]
         mlflow.set_tags({f"bigcat.run.{step}": run_id for step, run_id in step_runs.items()})
         step_runs["main"] = parent.info.run_id
-    print(f"main: runs {step_runs} in experiment '{cfg.mlflow.experiment_name}' at {cfg.mlflow.tracking_uri}")
+    print(f"main: runs {step_runs} in experiment '{cfg.mlflow.experiment_name}' at {redact_text(cfg.mlflow.tracking_uri)}")
     return step_runs
 
 

@@ -16,6 +16,7 @@ from bigcat_ml.scoring.metrics import metric_name
 from bigcat_ml.chips.build import build_chip_dataset
 from bigcat_ml.runtime.spark import get_spark
 from bigcat_ml.tracking.reuse import key_for
+from bigcat_ml.tracking.redact import redact_text
 from bigcat_ml.tracking.runs import step_run
 
 # MLflow caps a dataset digest at 36 characters; the full sha256 is in the run's tags.
@@ -29,7 +30,7 @@ def run(cfg: DictConfig) -> Dict[str, Any]:
         result = build_chip_dataset(spark, cfg)
         summary = result.summary
         digest = summary["content_digest"]
-        mlflow.set_tags({"bigcat.dataset_digest": digest, "bigcat.dataset": cfg.preprocess.output})
+        mlflow.set_tags({"bigcat.dataset_digest": digest, "bigcat.dataset": redact_text(cfg.preprocess.output)})
         mlflow.log_metrics(
             {
                 "selected_boxes": summary["selected_boxes"],
@@ -49,7 +50,7 @@ def run(cfg: DictConfig) -> Dict[str, Any]:
         mlflow.log_table(result.chips_by_class, "tables/chips_by_class.json")
         mlflow.log_table(result.label_counts.reset_index(), "tables/image_labels_by_class.json")
         mlflow.log_table(result.box_counts.reset_index(), "tables/boxes_by_class_subset.json")
-        chips_source = resolve_dataset_source(dataset.dataset_url(cfg.preprocess.output))
+        chips_source = resolve_dataset_source(redact_text(dataset.dataset_url(cfg.preprocess.output)))
         mlflow.log_input(
             MetaDataset(source=chips_source, name=f"chips {cfg.data.name}/{cfg.classes.name}", digest=digest[:_MLFLOW_DIGEST_CHARS]),
             context="preprocess-output",
@@ -58,7 +59,7 @@ def run(cfg: DictConfig) -> Dict[str, Any]:
             mlflow.log_figure(figure, f"figures/{name}")
         print(
             f"preprocess: {summary['selected_boxes']} selected boxes = {summary['chips']} chips + "
-            f"{summary['rejects']} rejects {summary['rejects_by_reason']} -> {cfg.preprocess.output}"
+            f"{summary['rejects']} rejects {summary['rejects_by_reason']} -> {redact_text(cfg.preprocess.output)}"
         )
         return {"run_id": active.info.run_id, "summary": summary}
 

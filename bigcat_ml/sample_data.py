@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 from bigcat_ml.cli.entry import hydra_entry_point
 from bigcat_ml.synthetic import sample
 from bigcat_ml.tracking.reuse import key_for
+from bigcat_ml.tracking.redact import redact_text
 from bigcat_ml.tracking.runs import safe_name, step_run
 
 
@@ -74,7 +75,7 @@ def run(cfg: DictConfig) -> Dict[str, Any]:
         summary = sample.generate_sample(Path(cfg.data.root), cfg.data.sample, images_path, force=cfg.force)
         mlflow.log_dict(summary, sample.GROUND_TRUTH_FILE)
         mlflow.log_metrics(_metrics(summary))
-    print(f"sample_data: {summary['images']} images in {cfg.data.root} (run {active.info.run_id})")
+    print(f"sample_data: {summary['images']} images in {redact_text(cfg.data.root)} (run {active.info.run_id})")
     return {"run_id": active.info.run_id, "summary": summary}
 
 

@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from bigcat_ml.config.schema import CONF_DIR
 from bigcat_ml.scoring.metrics import metric_name
+from bigcat_ml.tracking.redact import redact, redact_text
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +129,19 @@ def resolved_container(cfg: DictConfig) -> Dict[str, Any]:
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
 
 
+def loggable_config(cfg: DictConfig) -> Dict[str, Any]:
+    """The resolved config with secrets redacted: what params and ``config.yaml`` show."""
+    return redact(resolved_container(cfg))
+
+
+def log_config(cfg: DictConfig, params: bool = True) -> None:
+    """Log the redacted config as ``config.yaml`` (and as flattened params)."""
+    container = loggable_config(cfg)
+    if params:
+        mlflow.log_params({safe_name(k): _param_value(v) for k, v in flatten(container).items()})
+    mlflow.log_text(OmegaConf.to_yaml(container), "config.yaml")
+
+
 @contextlib.contextmanager
 def step_run(
     cfg: DictConfig,
@@ -140,12 +154,12 @@ def step_run(
 
     Nested under an active parent run (the ``main`` chain) when there is one; ``key``
     (see :func:`step_key`) is tagged so that ``main`` can find and reuse it. Logs the
-    flattened config as params and the YAML as ``config.yaml``; ``mlflow.start_run``
-    ends the run as FAILED when the body raises.
+    flattened config as params and the YAML as ``config.yaml``, secrets redacted
+    (:func:`loggable_config`), as are URI user-info parts in tag values;
+    ``mlflow.start_run`` ends the run as FAILED when the body raises.
     """
     setup_tracking(cfg.mlflow)
-    container = resolved_container(cfg)
-    all_tags = {STEP_TAG: step, **dict(cfg.mlflow.tags), **dict(tags or {})}
+    all_tags = {STEP_TAG: step, **dict(cfg.mlflow.tags), **{k: redact_text(str(v)) for k, v in (tags or {}).items()}}
     if key:
         all_tags[STEP_KEY_TAG] = key
     commit = git_commit()
@@ -153,8 +167,7 @@ def step_run(
         all_tags["mlflow.source.git.commit"] = commit
     nested = mlflow.active_run() is not None
     with mlflow.start_run(run_name=run_name or step, nested=nested, tags=all_tags) as run:
-        mlflow.log_params({safe_name(k): _param_value(v) for k, v in flatten(container).items()})
-        mlflow.log_text(OmegaConf.to_yaml(container), "config.yaml")
+        log_config(cfg)
         yield run
 
 
