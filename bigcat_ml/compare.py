@@ -12,6 +12,7 @@ from bigcat_ml.tracking import names
 
 from bigcat_ml.tracking import comparison
 from bigcat_ml.cli.entry import hydra_entry_point
+from bigcat_ml.cli.steps import Step
 from bigcat_ml.scoring.models import RANDOM_INIT
 from bigcat_ml.tracking.redact import redact_text
 from bigcat_ml.tracking.runs import setup_tracking, step_run
@@ -49,6 +50,7 @@ def _where_to_look(cfg: DictConfig, run_id: str, weights: set) -> str:
     return "\n".join(lines)
 
 
+STEP = Step(name="compare", run=run)
 main = hydra_entry_point(run)
 
 if __name__ == "__main__":

@@ -15,10 +15,10 @@ from bigcat_ml.chips import dataset
 from bigcat_ml.reporting import figures
 from bigcat_ml.scoring.evaluation import Evaluation, evaluate_dataset, mistake_chips
 from bigcat_ml.cli.entry import hydra_entry_point
-from bigcat_ml.scoring.metrics import metric_name
+from bigcat_ml.cli.steps import Step
+from bigcat_ml.tracking.names import metric_name
 from bigcat_ml.scoring.models import RANDOM_INIT, weights_source
 from bigcat_ml.runtime.spark import get_spark
-from bigcat_ml.tracking.reuse import key_for
 from bigcat_ml.tracking.runs import step_run
 
 RANDOM_WEIGHTS_NOTE = "random-init weights (model.weights=null): predictions and accuracy are meaningless"
@@ -38,8 +38,7 @@ def run(cfg: DictConfig) -> Dict[str, Any]:
     }
     if weights == RANDOM_INIT:
         tags["bigcat.note"] = RANDOM_WEIGHTS_NOTE
-    key = key_for(cfg, "evaluate", {"dataset_digest": digest})
-    with step_run(cfg, "evaluate", key=key, run_name=f"evaluate {cfg.model.name} [{weights}]", tags=tags) as active:
+    with step_run(cfg, "evaluate", key=STEP.key(cfg), run_name=f"evaluate {cfg.model.name} [{weights}]", tags=tags) as active:
         spark = get_spark(cfg.spark) if cfg.evaluate.path == "spark" else None
         evaluation = evaluate_dataset(spark, cfg)
         _log_evaluation(evaluation, cfg)
@@ -89,6 +88,20 @@ def _log_evaluation(evaluation: Evaluation, cfg: DictConfig) -> None:
         mlflow.log_figure(figure, f"figures/{name}")
 
 
+def _inputs(cfg: DictConfig) -> Dict[str, str]:
+    """The chips enter the reuse key by their digest, not by how they were made."""
+    return {"dataset_digest": dataset.read_summary(cfg.evaluate.dataset)["content_digest"]}
+
+
+STEP = Step(
+    name="evaluate",
+    run=run,
+    sections=("classes", "model", "evaluate"),
+    # spark settings change speed, not predictions; the dataset enters through its digest.
+    ignore=("evaluate.dataset",),
+    inputs=_inputs,
+    in_chain=lambda cfg: True,
+)
 main = hydra_entry_point(run)
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """``preprocess``: Open Images -> selected classes -> chips -> Petastorm dataset + rejects."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Dict
 
 import mlflow
@@ -12,10 +13,10 @@ from bigcat_ml.chips import dataset
 
 from bigcat_ml.reporting import eda
 from bigcat_ml.cli.entry import hydra_entry_point
-from bigcat_ml.scoring.metrics import metric_name
+from bigcat_ml.cli.steps import Step
+from bigcat_ml.tracking.names import metric_name
 from bigcat_ml.chips.build import build_chip_dataset
 from bigcat_ml.runtime.spark import get_spark
-from bigcat_ml.tracking.reuse import key_for
 from bigcat_ml.tracking.redact import redact_text
 from bigcat_ml.tracking.runs import step_run
 
@@ -25,7 +26,7 @@ _MLFLOW_DIGEST_CHARS = 32
 
 def run(cfg: DictConfig) -> Dict[str, Any]:
     """Build the chip dataset and log its counts, figures and digest."""
-    with step_run(cfg, "preprocess", key=key_for(cfg, "preprocess"), run_name=f"preprocess {cfg.data.name}/{cfg.classes.name}") as active:
+    with step_run(cfg, "preprocess", key=STEP.key(cfg), run_name=f"preprocess {cfg.data.name}/{cfg.classes.name}") as active:
         spark = get_spark(cfg.spark)
         result = build_chip_dataset(spark, cfg)
         summary = result.summary
@@ -64,6 +65,19 @@ def run(cfg: DictConfig) -> Dict[str, Any]:
         return {"run_id": active.info.run_id, "summary": summary}
 
 
+def _output_exists(cfg: DictConfig) -> bool:
+    """A finished run is only reusable while the dataset it wrote is still there."""
+    return (Path(cfg.preprocess.output) / dataset.SUMMARY_FILE).exists()
+
+
+STEP = Step(
+    name="preprocess",
+    run=run,
+    sections=("data", "classes", "preprocess"),
+    ignore=("preprocess.overwrite",),
+    in_chain=lambda cfg: True,
+    output_exists=_output_exists,
+)
 main = hydra_entry_point(run)
 
 if __name__ == "__main__":

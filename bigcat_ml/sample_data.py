@@ -14,10 +14,11 @@ import mlflow
 from omegaconf import DictConfig
 
 from bigcat_ml.cli.entry import hydra_entry_point
+from bigcat_ml.cli.steps import Step
 from bigcat_ml.synthetic import sample
-from bigcat_ml.tracking.reuse import key_for
+from bigcat_ml.tracking.names import metric_name
 from bigcat_ml.tracking.redact import redact_text
-from bigcat_ml.tracking.runs import safe_name, step_run
+from bigcat_ml.tracking.runs import step_run
 
 
 def _check_layout(cfg: DictConfig) -> Optional[Path]:
@@ -61,7 +62,7 @@ def _metrics(summary: Dict[str, Any]) -> Dict[str, float]:
         for kind, counts in summary["image_labels"][subset].items():
             metrics[f"image_labels.{kind}.{subset}"] = sum(counts.values())
     for mid, name in summary["class_names"].items():
-        metrics[f"boxes_by_class.{safe_name(name)}"] = sum(c.get(mid, 0) for c in summary["boxes"].values())
+        metrics[f"boxes_by_class.{metric_name(name)}"] = sum(c.get(mid, 0) for c in summary["boxes"].values())
     return metrics
 
 
@@ -71,7 +72,7 @@ def run(cfg: DictConfig) -> Dict[str, Any]:
     Returns ``{"run_id": ..., "summary": <ground truth>}``.
     """
     images_path = _check_layout(cfg)
-    with step_run(cfg, "sample_data", key=key_for(cfg, "sample_data")) as active:
+    with step_run(cfg, "sample_data", key=STEP.key(cfg)) as active:
         summary = sample.generate_sample(Path(cfg.data.root), cfg.data.sample, images_path, force=cfg.force)
         mlflow.log_dict(summary, sample.GROUND_TRUTH_FILE)
         mlflow.log_metrics(_metrics(summary))
@@ -79,6 +80,13 @@ def run(cfg: DictConfig) -> Dict[str, Any]:
     return {"run_id": active.info.run_id, "summary": summary}
 
 
+STEP = Step(
+    name="sample_data",
+    run=run,
+    sections=("data",),
+    in_chain=lambda cfg: cfg.data.sample is not None,
+    output_exists=lambda cfg: (Path(cfg.data.root) / sample.GROUND_TRUTH_FILE).exists(),
+)
 main = hydra_entry_point(run)
 
 if __name__ == "__main__":

@@ -34,7 +34,8 @@ from bigcat_ml.chips.dataset import CHIPS_DIR, REJECTS_DIR, decode_chip, read_su
 from bigcat_ml.synthetic.sample import BOXES_FILE, IMAGE_LABELS_FILE, class_descriptions, generate_sample, read_ground_truth
 from bigcat_ml.oid.schemas import BOX_COLUMNS
 from bigcat_ml.chips.rejects import BAD_BOX, DECODE_ERROR, MISSING_IMAGE, TOO_LARGE, TOO_SMALL
-from bigcat_ml.tracking.runs import STEP_TAG, setup_tracking
+from bigcat_ml.tracking.names import STEP_TAG
+from bigcat_ml.tracking.runs import setup_tracking
 
 PROJECT = Path(__file__).resolve().parents[1]
 # Ten images, every one with a big cat, and no faults of the generator's own.

@@ -9,7 +9,8 @@ from bigcat_ml import compare
 
 from bigcat_ml.tracking import names
 from bigcat_ml.tracking.comparison import MixedDatasetsError
-from bigcat_ml.tracking.runs import STEP_TAG, setup_tracking
+from bigcat_ml.tracking.names import STEP_TAG
+from bigcat_ml.tracking.runs import setup_tracking
 
 CLASSES = ["Tiger", "Lion"]
 

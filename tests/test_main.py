@@ -12,7 +12,8 @@ import pytest
 from bigcat_ml import main as main_step
 from bigcat_ml.tracking.names import DATASET_DIGEST_TAG, MODEL_TAG
 from bigcat_ml.config.schema import compose
-from bigcat_ml.tracking.runs import STEP_TAG, setup_tracking
+from bigcat_ml.tracking.names import REUSED_TAG_PREFIX, STEP_TAG
+from bigcat_ml.tracking.runs import setup_tracking
 
 PROJECT = Path(__file__).resolve().parents[1]
 CHAIN = ["model.weights=null", "data.sample.images_per_subset={train:8,validation:3,test:3}", "spark.master='local[2]'"]
@@ -53,7 +54,7 @@ def test_a_sweep_evaluates_each_model_once_on_one_chip_dataset(swept):
     parents = _runs(cfg, "main")
     assert len(parents) == 2
     assert set(evaluations["tags.mlflow.parentRunId"]) == set(parents["run_id"])
-    reused = parents.dropna(subset=["tags.bigcat.reused.preprocess"])
+    reused = parents.dropna(subset=[f"tags.{REUSED_TAG_PREFIX}preprocess"])
     assert len(reused) == 1
 
 

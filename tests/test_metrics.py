@@ -14,13 +14,13 @@ import pandas as pd
 import pytest
 from mlflow.utils.validation import _validate_metric_name
 
+from bigcat_ml.tracking.names import metric_name
 from bigcat_ml.scoring.metrics import (
     attribute_rates,
     calibration_table,
     chip_outcomes,
     evaluate_predictions,
     expected_calibration_error,
-    metric_name,
     most_confident_mistakes,
     size_bucket_labels,
     size_buckets_of,

@@ -4,15 +4,9 @@ from __future__ import annotations
 import mlflow
 import pytest
 
-from bigcat_ml.tracking.runs import (
-    EXPERIMENT_KIND_TAG,
-    STEP_KEY_TAG,
-    STEP_TAG,
-    find_finished_run,
-    setup_tracking,
-    step_key,
-    step_run,
-)
+from bigcat_ml.tracking.names import STEP_KEY_TAG, STEP_TAG
+from bigcat_ml.tracking.reuse import find_finished_run, step_key
+from bigcat_ml.tracking.runs import EXPERIMENT_KIND_TAG, setup_tracking, step_run
 
 
 def test_local_store_is_sqlite_under_the_output_dir_with_runs_view(make_cfg, tmp_path):

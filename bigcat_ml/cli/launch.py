@@ -6,9 +6,11 @@ hands them to the step's ``@hydra.main`` function.
 """
 from __future__ import annotations
 
-import importlib
 import sys
 from typing import List
+
+from bigcat_ml.cli import steps
+from bigcat_ml.cli.entry import hydra_entry_point
 
 _OPEN = {"[": "]", "{": "}", "(": ")"}
 
@@ -45,12 +47,11 @@ def split_overrides(text: str) -> List[str]:
 
 def main(argv: List[str]) -> None:
     if not argv:
-        raise SystemExit('usage: python -m bigcat_ml.cli.launch <step> ["<hydra overrides>"]')
-    step, rest = argv[0], argv[1:]
-    words = [word for chunk in rest for word in split_overrides(chunk)]
-    module = importlib.import_module(f"bigcat_ml.{step}")
-    sys.argv = [f"bigcat_ml.{step}", *words]
-    module.main()
+        raise SystemExit(f'usage: python -m bigcat_ml.cli.launch <{"|".join(steps.registry())}> ["<hydra overrides>"]')
+    name, rest = argv[0], argv[1:]
+    step = steps.get(name)
+    sys.argv = [f"bigcat_ml.{name}", *(word for chunk in rest for word in split_overrides(chunk))]
+    hydra_entry_point(step.run)()
 
 
 if __name__ == "__main__":

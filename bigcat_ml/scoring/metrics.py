@@ -15,7 +15,6 @@ down) and a false positive for no evaluated class; the confusion matrix shows it
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from typing import Dict, List, Mapping, Sequence, Tuple
 
@@ -23,6 +22,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
+from bigcat_ml.tracking.names import metric_name
 from bigcat_ml.oid.schemas import BOX_FLAGS, UNKNOWN_FLAG
 
 log = logging.getLogger(__name__)
@@ -110,21 +110,6 @@ class EvaluationReport:
             for row in self.slices.itertuples(index=False):
                 values[metric_name(column, row.slice, row.value)] = float(getattr(row, column))
         return {name: value for name, value in values.items() if not np.isnan(value)}
-
-
-def metric_name(*parts: str) -> str:
-    """Join parts with ``.`` into a name MLflow accepts on every platform.
-
-    ``<`` and ``>=`` (chip-size bucket labels) become ``lt``/``ge`` to stay readable;
-    any other character outside letters, digits, ``_ - .`` and space becomes ``_``, so
-    ``Jaguar (Animal)`` -> ``Jaguar _Animal_`` (``tracking.safe_name`` uses it for
-    params, minus ``:`` and ``/`` which MLflow rejects on Windows or as paths).
-    """
-    cleaned = []
-    for part in parts:
-        text = str(part).replace(">=", "ge").replace("<", "lt")
-        cleaned.append(re.sub(r"[^A-Za-z0-9_\-. ]", "_", text))
-    return ".".join(cleaned)
 
 
 def _require_columns(pred: pd.DataFrame, columns: Sequence[str]) -> None:

@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from bigcat_ml.tracking import names
 
 from bigcat_ml.reporting import figures
-from bigcat_ml.tracking.runs import STEP_TAG
+from bigcat_ml.tracking.names import STEP_TAG
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,16 @@
-"""Names of what the evaluate step logs, shared with ``compare`` which reads them back."""
+"""Every ``bigcat.*`` tag, artifact path and metric-name rule the steps log, defined once.
+
+Writers (the steps) and readers (``main``'s reuse, ``compare``, the tests) import them
+from here, so a renamed tag cannot leave one side behind.
+"""
+import re
+
+# Tags on every step run, and the reuse key main looks for.
+STEP_TAG = "bigcat.step"
+STEP_KEY_TAG = "bigcat.step_key"
+# On main's parent run: the run each step ran as, or the finished run it reused.
+STEP_RUN_TAG_PREFIX = "bigcat.run."
+REUSED_TAG_PREFIX = "bigcat.reused."
 
 # Tags on every evaluation run.
 MODEL_TAG = "bigcat.model"
@@ -16,3 +28,18 @@ SLICES_CSV = "tables/slices.csv"
 # Headline metrics, in the order tables and bar charts show them.
 HEADLINE_METRICS = ("top1_accuracy", "top5_accuracy", "family_accuracy", "f1_macro", "ece")
 THROUGHPUT_METRIC = "chips_per_second"
+
+
+def metric_name(*parts: str) -> str:
+    """Join parts with ``.`` into a name MLflow accepts on every platform.
+
+    ``<`` and ``>=`` (chip-size bucket labels) become ``lt``/``ge`` to stay readable;
+    any other character outside letters, digits, ``_ - .`` and space becomes ``_``, so
+    ``Jaguar (Animal)`` -> ``Jaguar _Animal_`` (params too: ``:`` and
+    ``/``, which MLflow rejects on Windows or as paths, go the same way).
+    """
+    cleaned = []
+    for part in parts:
+        text = str(part).replace(">=", "ge").replace("<", "lt")
+        cleaned.append(re.sub(r"[^A-Za-z0-9_\-. ]", "_", text))
+    return ".".join(cleaned)

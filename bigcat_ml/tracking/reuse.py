@@ -1,28 +1,55 @@
-"""What each pipeline step's result depends on, for reuse by ``main``.
+"""Reuse keys: a hash of what a step's result depends on, so ``main`` can reuse a finished run.
 
-One place for the rule, so a step tags its run with the same key that ``main`` looks
-for. Options that change how a step runs but not its result are ignored.
+A step tags its run with its key (:data:`bigcat_ml.tracking.names.STEP_KEY_TAG`) and
+``main`` looks for a finished run with the same key before recomputing. Which config
+sections and inputs the key covers is said by each step's record in
+:mod:`bigcat_ml.cli.steps`.
 """
 from __future__ import annotations
 
-from typing import Mapping, Optional
+import hashlib
+import json
+from typing import Mapping, Optional, Sequence
 
+import mlflow
 from omegaconf import DictConfig
 
-from bigcat_ml.tracking.runs import step_key
-
-_FAULTS = ("preprocess.fault_injection", "evaluate.fault_injection")
-
-STEP_DEPENDENCIES = {
-    "sample_data": (("data",), ()),
-    "preprocess": (("data", "classes", "preprocess"), ("preprocess.overwrite", *_FAULTS)),
-    # evaluate depends on the chips through their digest (passed as extra), not on how
-    # they were made; spark settings change speed, not predictions.
-    "evaluate": (("classes", "model", "evaluate"), ("evaluate.dataset", *_FAULTS)),
-}
+from bigcat_ml.tracking.names import STEP_KEY_TAG, STEP_TAG
+from bigcat_ml.tracking.runs import code_version, flatten, resolved_container
 
 
-def key_for(cfg: DictConfig, step: str, extra: Optional[Mapping[str, str]] = None) -> str:
-    """The reuse key of ``step`` under ``cfg``."""
-    sections, ignore = STEP_DEPENDENCIES[step]
-    return step_key(cfg, sections, ignore, extra)
+def step_key(
+    cfg: DictConfig,
+    sections: Sequence[str],
+    ignore: Sequence[str] = (),
+    extra: Optional[Mapping[str, str]] = None,
+) -> str:
+    """A hash of what a step's result depends on: its config sections, inputs, and code.
+
+    ``ignore`` lists dotted key prefixes that change how a step runs but not what it
+    produces (``preprocess.overwrite``); ``extra`` adds inputs that are not config (the
+    chip dataset's digest). Two runs with the same key compute the same thing, so
+    ``main`` reuses a finished one instead of recomputing.
+    """
+    container = resolved_container(cfg)
+    picked = {name: container.get(name) for name in sections}
+    flat = {
+        k: v
+        for k, v in flatten(picked).items()
+        if not any(k == prefix or k.startswith(prefix + ".") for prefix in ignore)
+    }
+    payload = json.dumps(
+        {"config": flat, "extra": dict(extra or {}), "code": code_version()}, sort_keys=True, default=str
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def find_finished_run(experiment_id: str, step: str, key: str) -> Optional[str]:
+    """The newest FINISHED run of ``step`` with this step key, or None."""
+    runs = mlflow.search_runs(
+        experiment_ids=[experiment_id],
+        filter_string=f"tags.`{STEP_TAG}` = '{step}' and tags.`{STEP_KEY_TAG}` = '{key}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    return None if runs.empty else str(runs.iloc[0]["run_id"])

@@ -13,15 +13,13 @@ import mlflow
 from omegaconf import DictConfig, OmegaConf
 
 from bigcat_ml.config.schema import CONF_DIR
-from bigcat_ml.scoring.metrics import metric_name
+from bigcat_ml.tracking.names import STEP_KEY_TAG, STEP_TAG, metric_name
 from bigcat_ml.tracking.redact import redact, redact_text
 
 log = logging.getLogger(__name__)
 
 # Opens the experiment on runs, metrics and charts instead of MLflow 3's GenAI view.
 EXPERIMENT_KIND_TAG = {"mlflow.experimentKind": "custom_model_development"}
-STEP_TAG = "bigcat.step"
-STEP_KEY_TAG = "bigcat.step_key"
 
 
 def setup_tracking(mlflow_cfg: Any) -> str:
@@ -87,43 +85,6 @@ def code_version() -> str:
     return commit
 
 
-def step_key(
-    cfg: DictConfig,
-    sections: Sequence[str],
-    ignore: Sequence[str] = (),
-    extra: Optional[Mapping[str, str]] = None,
-) -> str:
-    """A hash of what a step's result depends on: its config sections, inputs, and code.
-
-    ``ignore`` lists dotted key prefixes that change how a step runs but not what it
-    produces (``preprocess.overwrite``); ``extra`` adds inputs that are not config (the
-    chip dataset's digest). Two runs with the same key compute the same thing, so
-    ``main`` reuses a finished one instead of recomputing.
-    """
-    container = resolved_container(cfg)
-    picked = {name: container.get(name) for name in sections}
-    flat = {
-        k: v
-        for k, v in flatten(picked).items()
-        if not any(k == prefix or k.startswith(prefix + ".") for prefix in ignore)
-    }
-    payload = json.dumps(
-        {"config": flat, "extra": dict(extra or {}), "code": code_version()}, sort_keys=True, default=str
-    )
-    return hashlib.sha256(payload.encode()).hexdigest()
-
-
-def find_finished_run(experiment_id: str, step: str, key: str) -> Optional[str]:
-    """The newest FINISHED run of ``step`` with this step key, or None."""
-    runs = mlflow.search_runs(
-        experiment_ids=[experiment_id],
-        filter_string=f"tags.`{STEP_TAG}` = '{step}' and tags.`{STEP_KEY_TAG}` = '{key}' and attributes.status = 'FINISHED'",
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-    )
-    return None if runs.empty else str(runs.iloc[0]["run_id"])
-
-
 def resolved_container(cfg: DictConfig) -> Dict[str, Any]:
     """The config with every interpolation resolved, as plain Python objects."""
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
@@ -138,7 +99,7 @@ def log_config(cfg: DictConfig, params: bool = True) -> None:
     """Log the redacted config as ``config.yaml`` (and as flattened params)."""
     container = loggable_config(cfg)
     if params:
-        mlflow.log_params({safe_name(k): _param_value(v) for k, v in flatten(container).items()})
+        mlflow.log_params({metric_name(k): _param_value(v) for k, v in flatten(container).items()})
     mlflow.log_text(OmegaConf.to_yaml(container), "config.yaml")
 
 
@@ -153,8 +114,8 @@ def step_run(
     """Open the run for one pipeline step and log the resolved config.
 
     Nested under an active parent run (the ``main`` chain) when there is one; ``key``
-    (see :func:`step_key`) is tagged so that ``main`` can find and reuse it. Logs the
-    flattened config as params and the YAML as ``config.yaml``, secrets redacted
+    (see :func:`bigcat_ml.tracking.reuse.step_key`) is tagged so that ``main`` can find and reuse it.
+    Logs the flattened config as params and the YAML as ``config.yaml``, secrets redacted
     (:func:`loggable_config`), as are URI user-info parts in tag values;
     ``mlflow.start_run`` ends the run as FAILED when the body raises.
     """
@@ -169,11 +130,6 @@ def step_run(
     with mlflow.start_run(run_name=run_name or step, nested=nested, tags=all_tags) as run:
         log_config(cfg)
         yield run
-
-
-def safe_name(name: str) -> str:
-    """An MLflow-legal param name: ``Jaguar (Animal)`` -> ``Jaguar _Animal_``."""
-    return metric_name(name)
 
 
 def _param_value(value: Any) -> str:

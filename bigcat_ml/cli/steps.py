@@ -1,0 +1,77 @@
+"""The step registry: one record per runnable step, read by ``main``, the launcher and MLproject.
+
+A record says what a step is (its name and function), what its result depends on (the
+config sections and non-config inputs its reuse key covers), whether ``main`` runs it
+and how to tell that a finished run's output is still there. Adding a step means one
+module holding its function and record, and one line in :func:`registry`.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Mapping, Tuple
+
+from omegaconf import DictConfig
+
+from bigcat_ml.tracking.reuse import step_key
+
+StepResult = Dict[str, Any]
+
+
+def _no_inputs(cfg: DictConfig) -> Mapping[str, str]:
+    return {}
+
+
+def _always(cfg: DictConfig) -> bool:
+    return True
+
+
+def _never(cfg: DictConfig) -> bool:
+    return False
+
+
+@dataclass(frozen=True)
+class Step:
+    """A runnable step.
+
+    ``sections`` are the config sections its result depends on; ``ignore`` the dotted keys
+    inside them that change how it runs but not what it produces; ``inputs`` adds what is
+    not config (a chip dataset's digest). ``in_chain`` says whether ``main`` runs it for a
+    config, ``output_exists`` whether a finished run's output can still be reused.
+    """
+
+    name: str
+    run: Callable[[DictConfig], StepResult]
+    sections: Tuple[str, ...] = ()
+    ignore: Tuple[str, ...] = ()
+    inputs: Callable[[DictConfig], Mapping[str, str]] = field(default=_no_inputs)
+    in_chain: Callable[[DictConfig], bool] = field(default=_never)
+    output_exists: Callable[[DictConfig], bool] = field(default=_always)
+
+    def key(self, cfg: DictConfig) -> str:
+        """The reuse key of this step under ``cfg`` (see :func:`step_key`)."""
+        return step_key(cfg, self.sections, self.ignore, self.inputs(cfg))
+
+
+@functools.cache
+def registry() -> Dict[str, Step]:
+    """Every step by name, in chain order.
+
+    Imported here, on first use, because ``main`` itself is a step that reads the registry.
+    """
+    from bigcat_ml import compare, evaluate, main, preprocess, sample_data
+
+    return {step.name: step for step in (sample_data.STEP, preprocess.STEP, evaluate.STEP, main.STEP, compare.STEP)}
+
+
+def get(name: str) -> Step:
+    """The step called ``name``, or an error listing the steps there are."""
+    steps = registry()
+    if name not in steps:
+        raise KeyError(f"no step named {name!r}; the steps are: {', '.join(steps)}")
+    return steps[name]
+
+
+def chain(cfg: DictConfig) -> Tuple[Step, ...]:
+    """The steps ``main`` runs for ``cfg``, in order."""
+    return tuple(step for step in registry().values() if step.in_chain(cfg))
