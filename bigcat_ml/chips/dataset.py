@@ -10,20 +10,23 @@ import hashlib
 import json
 import logging
 import os
+import pickle
+import pickletools
 import shutil
 import time
 import uuid
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, Iterator, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Mapping, Optional
 
 import numpy as np
 from petastorm import make_batch_reader, make_reader
 from petastorm.codecs import CompressedImageCodec, ScalarCodec
-from petastorm.etl.dataset_metadata import materialize_dataset
+from petastorm.etl.dataset_metadata import UNISCHEMA_KEY, materialize_dataset
 from petastorm.reader import Reader
 from petastorm.unischema import Unischema, UnischemaField
+import pyarrow.parquet as pq
 from pyarrow import fs as pafs
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -320,18 +323,78 @@ def decode_chip(jpeg: bytes) -> np.ndarray:
     return field.codec.decode(field, jpeg)
 
 
+COMMON_METADATA_FILE = "_common_metadata"
+
+
+class UntrustedDatasetError(ValueError):
+    """A dataset's metadata holds a pickle that is not this project's own Unischema."""
+
+
+def _pickle_globals(payload: bytes) -> List[str]:
+    """The ``module.name`` globals a pickle would import, read without unpickling it."""
+    found: List[str] = []
+    strings: List[str] = []
+    try:
+        for opcode, arg, _ in pickletools.genops(payload):
+            if opcode.name in ("GLOBAL", "INST"):
+                found.append(str(arg).replace(" ", "."))
+            elif opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
+                found.append(f"{strings[-2]}.{strings[-1]}")
+            elif isinstance(arg, str):
+                strings.append(arg)
+    except Exception as error:  # noqa: BLE001 - a malformed pickle is refused all the same
+        found.append(f"<unreadable pickle: {error}>")
+    return sorted(set(found))
+
+
+def check_trusted_metadata(output: str) -> None:
+    """Refuse a chip dataset whose pickled Unischema is not byte for byte :data:`ChipSchema`.
+
+    Petastorm unpickles ``<chips>/_common_metadata`` with an unpickler that still admits
+    ``builtins`` (so ``eval``/``exec``): opening a crafted dataset would run its code.
+    The metadata is read here with pyarrow, which never unpickles, and compared with the
+    pickle petastorm writes for this project's schema; anything else raises
+    :class:`UntrustedDatasetError` naming the file and the globals it would import.
+    """
+    url = _join(dataset_url(output), COMMON_METADATA_FILE)
+    filesystem, path = pafs.FileSystem.from_uri(url)
+    try:
+        with filesystem.open_input_file(path) as stream:
+            metadata = pq.read_metadata(stream).metadata or {}
+    except FileNotFoundError as error:
+        raise FileNotFoundError(f"no {COMMON_METADATA_FILE} in {dataset_url(output)}: is it a chip dataset written by the preprocess step?") from error
+    pickled = metadata.get(UNISCHEMA_KEY)  # bytes, as pyarrow returns keys
+    if pickled is None or pickled == pickle.dumps(ChipSchema):
+        return
+    raise UntrustedDatasetError(
+        f"{url}: its pickled Unischema is not this project's ChipSchema (it would import "
+        f"{', '.join(_pickle_globals(pickled)) or 'nothing'}); refusing to unpickle it, since petastorm would run "
+        "whatever it names. Open only chip datasets written by `python -m bigcat_ml.preprocess` with this "
+        "version, or rebuild this one."
+    )
+
+
 def _after_first_ventilation(reader: Reader) -> Reader:
     """Return ``reader`` once every row group of a one-epoch read has been queued.
 
     Works around a race in petastorm 0.13.1's pools: ``get_results`` checks "all queued
-    work is done" and then "the ventilator has finished" non-atomically, so a first read
-    issued while the ventilator thread is still queueing (it shuffles first) can see
-    "nothing queued, nothing left" and end the read with no rows at all (measured: ~5%
-    of reads of a 2-file dataset). With all row groups queued up front the first check
-    stays false until they are consumed. Multi-epoch reads are left as they are.
+    work is done" and then "the ventilator has finished" non-atomically, so a read
+    issued while the ventilator thread is still queueing (it shuffles first, and it
+    pauses whenever ``workers_count * 4`` items wait) can see "nothing queued, nothing
+    left" and end the read early (measured: ~5% of reads of a 2-file dataset). A queued
+    item is only a row-group index (the rows themselves wait in bounded result queues),
+    so the ventilator's cap is lifted to the whole epoch: it then finishes at once,
+    without waiting for a reader that is not reading yet (with the cap kept, waiting
+    here blocked forever beyond ``workers_count * 4`` row groups). Multi-epoch reads are
+    left as they are.
     """
     if reader.num_epochs == 1:
-        while not reader.ventilator.completed():
+        ventilator = reader.ventilator
+        # Private attribute: petastorm sets the cap at construction and offers no option.
+        ventilator._max_ventilation_queue_size = max(
+            ventilator._max_ventilation_queue_size, len(ventilator._items_to_ventilate)
+        )
+        while not ventilator.completed():
             time.sleep(0.001)
     return reader
 
@@ -341,8 +404,10 @@ def open_reader(output: str, **reader_kwargs: Any) -> Reader:
 
     Use as ``with open_reader(out) as reader:``; keyword arguments go to make_reader
     (e.g. ``num_epochs``, ``shuffle_row_groups=False``, ``schema_fields``). Use this
-    rather than ``make_reader`` directly: see :func:`_after_first_ventilation`.
+    rather than ``make_reader`` directly: the dataset's pickled metadata is checked
+    first (:func:`check_trusted_metadata`), and see :func:`_after_first_ventilation`.
     """
+    check_trusted_metadata(output)
     return _after_first_ventilation(make_reader(dataset_url(output), **reader_kwargs))
 
 
@@ -351,8 +416,10 @@ def open_batch_reader(output: str, **reader_kwargs: Any) -> Reader:
 
     Batches hold ``chip`` as JPEG bytes (the batch reader does not run codecs); decode
     them with :func:`decode_chip`. Petastorm's advice to use make_reader on a Unischema
-    dataset is silenced because skipping the decoding is the point here.
+    dataset is silenced because skipping the decoding is the point here. The metadata is
+    checked first, as for :func:`open_reader`.
     """
+    check_trusted_metadata(output)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Please use make_reader")
         reader = make_batch_reader(dataset_url(output), **reader_kwargs)
