@@ -6,19 +6,24 @@ selected classes, content digest). It is a local path or a Hadoop URI (hdfs://..
 """
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import errno
+import fcntl
 import hashlib
 import json
 import logging
 import os
 import pickle
 import pickletools
+import re
 import shutil
 import time
 import uuid
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Mapping, Optional
 
 import numpy as np
 from petastorm import make_batch_reader, make_reader
@@ -106,12 +111,26 @@ def dataset_url(output: str) -> str:
     return _to_url(_join(output, CHIPS_DIR))
 
 
-def _sibling(output: str, tag: str) -> str:
-    """A fresh path next to ``output``; not starting with ``.``/``_``, which Spark hides."""
-    return f"{output.rstrip('/')}.{tag}-{uuid.uuid4().hex[:12]}"
-
-
 # --------------------------------------------------------------------------- filesystems
+
+# renameat2(2) flags: fail if the target exists / swap two paths, each in one atomic step.
+_RENAME_NOREPLACE = 1
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _renameat2(src: str, dst: str, flags: int) -> None:
+    """Linux ``renameat2``; OSError(ENOSYS/EINVAL) where the kernel, libc or filesystem lacks it."""
+    function = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if function is None:
+        raise OSError(errno.ENOSYS, "renameat2 is not available", src)
+    function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    if function(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), flags) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code), src, None, dst)
+
+
+_UNSUPPORTED = (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP)
 
 
 class _LocalFiles:
@@ -123,26 +142,98 @@ class _LocalFiles:
     def mkdirs(self, path: str) -> None:
         Path(path).mkdir(parents=True)
 
-    def rename(self, src: str, dst: str) -> None:
+    def move_noreplace(self, src: str, dst: str) -> None:
+        """Rename ``src`` to ``dst``, failing with FileExistsError if ``dst`` exists, atomically."""
+        try:
+            _renameat2(src, dst, _RENAME_NOREPLACE)
+            return
+        except OSError as error:
+            if error.errno == errno.EEXIST:
+                raise FileExistsError(errno.EEXIST, "exists", dst) from error
+            if error.errno not in _UNSUPPORTED:
+                raise
+        if os.path.exists(dst):  # no atomic primitive here: check, then rename
+            raise FileExistsError(errno.EEXIST, "exists", dst)
         os.rename(src, dst)
 
+    def exchange(self, a: str, b: str) -> bool:
+        """Swap ``a`` and ``b`` in one step; False where the filesystem cannot."""
+        try:
+            _renameat2(a, b, _RENAME_EXCHANGE)
+        except OSError as error:
+            if error.errno in _UNSUPPORTED:
+                return False
+            raise
+        return True
+
     def delete(self, path: str) -> None:
-        shutil.rmtree(path, ignore_errors=True)
+        if os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+        elif os.path.exists(path):
+            os.unlink(path)
 
     def write_text(self, path: str, text: str) -> None:
         Path(path).write_text(text, encoding="utf-8")
+
+    def siblings(self, path: str) -> List[str]:
+        """Names in ``path``'s folder that start with its own name and a dot."""
+        parent, name = os.path.split(path.rstrip("/"))
+        try:
+            return [n for n in os.listdir(parent or ".") if n.startswith(name + ".")]
+        except FileNotFoundError:
+            return []
+
+    def hold_lock(self, path: str) -> Callable[[], None]:
+        """Create and lock ``path`` for as long as this process lives; return its release.
+
+        The kernel drops the lock when the process dies however it dies, so a lock that
+        :meth:`probe_lock` can take proves its owner is dead.
+        """
+        descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o644)
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+        def release() -> None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+            os.close(descriptor)
+
+        return release
+
+    def probe_lock(self, path: str) -> Optional[Callable[[], None]]:
+        """The release of ``path``'s lock if its owner is dead (we now hold it), else None."""
+        try:
+            descriptor = os.open(path, os.O_RDWR)
+        except FileNotFoundError:
+            return None
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(descriptor)
+            return None
+
+        def release() -> None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+            os.close(descriptor)
+
+        return release
 
 
 class _HadoopFiles:
     """The same operations on any Hadoop filesystem URI (hdfs://, s3a://, file://).
 
     Goes through the JVM of the running SparkSession, so it needs no extra Python client
-    and uses the cluster's Hadoop configuration and credentials.
+    and uses the cluster's Hadoop configuration and credentials. Hadoop has no atomic
+    exchange and no lock that dies with its owner: an overwrite takes two renames (see
+    :func:`_publish`) and leftovers of dead runs are reported, not removed.
     """
 
     def __init__(self, spark: SparkSession, uri: str) -> None:
+        self._jvm = spark._jvm
+        self._gateway = spark.sparkContext._gateway
+        self._conf = spark._jsc.hadoopConfiguration()
         self._path = spark._jvm.org.apache.hadoop.fs.Path
-        self._fs = self._path(uri).getFileSystem(spark._jsc.hadoopConfiguration())
+        self._fs = self._path(uri).getFileSystem(self._conf)
 
     def exists(self, path: str) -> bool:
         return bool(self._fs.exists(self._path(path)))
@@ -151,11 +242,22 @@ class _HadoopFiles:
         if not self._fs.mkdirs(self._path(path)):
             raise OSError(f"Hadoop FileSystem could not create {path}")
 
-    def rename(self, src: str, dst: str) -> None:
-        # Hadoop renames return False instead of raising; a dst folder must not exist
-        # (it would receive src inside it), which the callers guarantee.
-        if not self._fs.rename(self._path(src), self._path(dst)):
-            raise OSError(f"Hadoop FileSystem could not rename {src} to {dst}")
+    def move_noreplace(self, src: str, dst: str) -> None:
+        # FileSystem.rename would move src *into* an existing dst folder; FileContext's
+        # rename with Options.Rename.NONE refuses an existing dst instead (atomic on HDFS).
+        fs_api = self._jvm.org.apache.hadoop.fs
+        options = self._gateway.new_array(fs_api.Options.Rename, 1)
+        options[0] = fs_api.Options.Rename.NONE
+        context = fs_api.FileContext.getFileContext(self._path(dst).toUri(), self._conf)
+        try:
+            context.rename(self._path(src), self._path(dst), options)
+        except Exception as error:  # py4j wraps the Java exception
+            if "FileAlreadyExistsException" in str(error):
+                raise FileExistsError(errno.EEXIST, "exists", dst) from error
+            raise OSError(f"Hadoop FileSystem could not rename {src} to {dst}: {error}") from error
+
+    def exchange(self, a: str, b: str) -> bool:
+        return False
 
     def delete(self, path: str) -> None:
         self._fs.delete(self._path(path), True)
@@ -167,9 +269,100 @@ class _HadoopFiles:
         finally:
             stream.close()
 
+    def siblings(self, path: str) -> List[str]:
+        target = self._path(path.rstrip("/"))
+        parent, name = target.getParent(), target.getName()
+        if parent is None or not self._fs.exists(parent):
+            return []
+        names = [status.getPath().getName() for status in self._fs.listStatus(parent)]
+        return [n for n in names if n.startswith(name + ".")]
+
+    def hold_lock(self, path: str) -> Callable[[], None]:
+        return lambda: None
+
+    def probe_lock(self, path: str) -> Optional[Callable[[], None]]:
+        return None
+
 
 def _files_for(spark: SparkSession, output: str) -> Any:
     return _HadoopFiles(spark, output) if _is_uri(output) else _LocalFiles()
+
+
+# ---------------------------------------------------------------------------- publishing
+
+# A run writing <output> owns <output>.tmp-<id> (its staging folder), <output>.old-<id>
+# (the previous dataset, only while Hadoop's two-rename overwrite runs) and
+# <output>.lock-<id> (locked while it lives). Names never start with "." or "_", which
+# Spark would hide.
+_LEFTOVER = re.compile(r"\.(tmp|old|lock)-([0-9a-f]{12})$")
+
+
+def _run_path(output: str, kind: str, run: str) -> str:
+    return f"{output.rstrip('/')}.{kind}-{run}"
+
+
+def sweep_leftovers(files: Any, output: str) -> None:
+    """Report the staging folders other runs left next to ``output``; clean the dead ones.
+
+    A leftover whose lock this process can take belonged to a run that is dead (the
+    kernel released its lock): its folders are removed, and a previous dataset it had
+    moved aside is first put back if ``output`` is missing. A leftover whose lock is held
+    belongs to a running run and is left alone; one without a lock (Hadoop filesystems,
+    or a run that died while creating it) cannot be proven dead and is only reported.
+    """
+    runs: Dict[str, List[str]] = {}
+    for name in files.siblings(output):
+        match = _LEFTOVER.search(name)
+        if match and name == f"{os.path.basename(output.rstrip('/'))}.{match.group(1)}-{match.group(2)}":
+            runs.setdefault(match.group(2), []).append(match.group(1))
+    for run, kinds in sorted(runs.items()):
+        release = files.probe_lock(_run_path(output, "lock", run)) if "lock" in kinds else None
+        folders = [_run_path(output, kind, run) for kind in ("tmp", "old") if kind in kinds]
+        if release is None:
+            log.warning(
+                "%s: left by another run that is still writing or cannot be proven dead; "
+                "remove them by hand if no run is writing %s", ", ".join(folders) or "a lock file", output,
+            )
+            continue
+        try:
+            old = _run_path(output, "old", run)
+            if "old" in kinds and not files.exists(output):
+                files.move_noreplace(old, output)
+                log.warning("restored %s from %s, left by a run that died while replacing it", output, old)
+            for folder in folders:
+                files.delete(folder)
+            log.warning("removed %s, left by a run that died", ", ".join(folders) or "a stale lock")
+        finally:
+            release()
+
+
+def _publish(files: Any, staging: str, output: str, overwrite: bool, run: str) -> None:
+    """Move the complete ``staging`` folder to ``output``: the previous or the new dataset
+    is at ``output`` at every instant, and ``overwrite=False`` is enforced by the move."""
+    if not overwrite or not files.exists(output):
+        try:
+            files.move_noreplace(staging, output)
+            return
+        except FileExistsError:
+            if not overwrite:
+                raise FileExistsError(
+                    f"chip dataset {output} was published by another run while this one was writing; "
+                    "nothing was replaced. Set preprocess.overwrite=true to replace it or choose another "
+                    "preprocess.output"
+                ) from None
+    if files.exchange(staging, output):
+        files.delete(staging)  # it now holds the previous dataset
+        return
+    # No atomic exchange (Hadoop): move the previous dataset aside, then the new one in.
+    # A kill between the two leaves it in <output>.old-<run>, which the next run restores.
+    old = _run_path(output, "old", run)
+    files.move_noreplace(output, old)
+    try:
+        files.move_noreplace(staging, output)
+    except BaseException:
+        files.move_noreplace(old, output)
+        raise
+    files.delete(old)
 
 
 # -------------------------------------------------------------------------------- write
@@ -225,27 +418,15 @@ def _write_parts(
     rejects.write.parquet(_to_url(_join(folder, REJECTS_DIR)))
 
 
-def _swap_into_place(files: Any, staging: str, output: str) -> None:
-    """Move the complete ``staging`` folder to ``output``, replacing an old one last."""
-    if not files.exists(output):
-        files.rename(staging, output)
-        return
-    old = _sibling(output, "old")
-    files.rename(output, old)
-    try:
-        files.rename(staging, output)
-    except BaseException:
-        files.rename(old, output)
-        raise
-    files.delete(old)
-
-
 def check_output(spark: SparkSession, output: str, overwrite: bool) -> Any:
     """Refuse an existing ``output`` unless ``overwrite``; cheap, so callers check first.
 
-    Returns the file-system helper for ``output`` (local or Hadoop).
+    Leftovers of other runs next to ``output`` are reported, and removed when their run
+    is provably dead (:func:`sweep_leftovers`). Returns the file-system helper for
+    ``output`` (local or Hadoop). The move into place checks again, atomically.
     """
     files = _files_for(spark, output)
+    sweep_leftovers(files, output)
     if files.exists(output) and not overwrite:
         raise FileExistsError(
             f"chip dataset {output} already exists; set preprocess.overwrite=true to replace it "
@@ -264,35 +445,51 @@ def write_chip_dataset(
     summary: Optional[Mapping[str, Any]] = None,
     rows_per_file: int = 2000,
     row_group_size_mb: int = 32,
+    verify: Optional[Callable[[Dict[str, Any]], None]] = None,
 ) -> Dict[str, Any]:
     """Write ``<output>/chips`` (Petastorm), ``rejects`` (Parquet) and ``summary.json``.
 
-    All or nothing: everything goes to a sibling staging folder that is renamed to
-    ``output`` once complete, so a failure leaves no (or the previous) dataset at
-    ``output``. An existing ``output`` is refused unless ``overwrite``. ``chips`` has
-    the ChipSchema columns, ``rejects`` the REJECTS_SCHEMA ones; ``summary`` (plain JSON
-    values) is stored with the measured ``chips``, ``rejects``, ``rejects_by_reason``
-    and ``content_digest``, and the whole summary is returned. ``output`` is a local
-    path or a Hadoop URI. ``chips`` and ``rejects`` are each computed once: persist
-    their common parent if it is expensive.
+    All or nothing: everything goes to a sibling staging folder that is moved to
+    ``output`` once complete and checked, so the previous dataset (or none) stays at
+    ``output`` until the new one replaces it in one step (:func:`_publish`). ``verify``
+    is called with the measured summary before that move: raise in it to abandon the
+    dataset (the counts are reconciled there). An existing ``output`` is refused unless
+    ``overwrite``, also when another run publishes it while this one writes. ``chips``
+    has the ChipSchema columns, ``rejects`` the REJECTS_SCHEMA ones; ``summary`` (plain
+    JSON values) is stored with the measured ``chips``, ``rejects``,
+    ``rejects_by_reason`` and ``content_digest``, and the whole summary is returned.
+    ``output`` is a local path or a Hadoop URI. ``chips`` and ``rejects`` are each
+    computed once: persist their common parent if it is expensive.
     """
     files = check_output(spark, output, overwrite)
-    staging = _sibling(output, "tmp")
+    run = uuid.uuid4().hex[:12]
+    staging = _run_path(output, "tmp", run)
     try:
-        files.mkdirs(staging)
+        release = files.hold_lock(_run_path(output, "lock", run))
     except Exception as error:
         raise PermissionError(
-            f"cannot write the chip dataset next to {output} (creating {staging} failed: {error}); "
-            "choose a writable preprocess.output"
+            f"cannot write the chip dataset next to {output} ({error}); choose a writable preprocess.output"
         ) from error
     try:
-        _write_parts(spark, chips, rejects, staging, rows_per_file, row_group_size_mb)
-        written = {**(summary or {}), **_measure(spark, staging)}
-        files.write_text(_join(staging, SUMMARY_FILE), json.dumps(written, indent=2, sort_keys=True))
-        _swap_into_place(files, staging, output)
-    except BaseException:
-        files.delete(staging)
-        raise
+        try:
+            files.mkdirs(staging)
+        except Exception as error:
+            raise PermissionError(
+                f"cannot write the chip dataset next to {output} (creating {staging} failed: {error}); "
+                "choose a writable preprocess.output"
+            ) from error
+        try:
+            _write_parts(spark, chips, rejects, staging, rows_per_file, row_group_size_mb)
+            written = {**(summary or {}), **_measure(spark, staging)}
+            if verify is not None:
+                verify(written)
+            files.write_text(_join(staging, SUMMARY_FILE), json.dumps(written, indent=2, sort_keys=True))
+            _publish(files, staging, output, overwrite, run)
+        except BaseException:
+            files.delete(staging)
+            raise
+    finally:
+        release()
     log.info("wrote %d chips and %d rejects to %s", written["chips"], written["rejects"], output)
     return written
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pyspark.sql.types import DoubleType, StringType, StructField, StructType
 
+IMAGE_LABEL_FILTER = "image_label_filter"  # image-level filter: no positive label, or the box's class verified absent
+DUPLICATE_BOX = "duplicate_box"  # the same box (subset, image, class, coordinates) listed again
 MISSING_IMAGE = "missing_image"  # the box's ImageID has no image file / Parquet row
 BAD_BOX = "bad_box"  # not 0 <= min < max <= 1
 TOO_SMALL = "too_small"  # chip side below preprocess.min_chip_side pixels
@@ -15,7 +17,7 @@ TOO_LARGE = "too_large"  # over Pillow's decompression-bomb limit (max_image_pix
 ENCODE_ERROR = "encode_error"  # the chip cannot be written as JPEG (e.g. a side over 65500 px)
 PREDICT_ERROR = "predict_error"  # the model failed on the chip
 
-PREPROCESS_REASONS = (MISSING_IMAGE, BAD_BOX, TOO_SMALL, DECODE_ERROR, TOO_LARGE, ENCODE_ERROR)
+PREPROCESS_REASONS = (IMAGE_LABEL_FILTER, DUPLICATE_BOX, MISSING_IMAGE, BAD_BOX, TOO_SMALL, DECODE_ERROR, TOO_LARGE, ENCODE_ERROR)
 EVALUATE_REASONS = (DECODE_ERROR, PREDICT_ERROR)
 
 REJECTS_SCHEMA = StructType(
