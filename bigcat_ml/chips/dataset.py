@@ -47,6 +47,10 @@ log = logging.getLogger(__name__)
 CHIPS_DIR = "chips"
 REJECTS_DIR = "rejects"
 SUMMARY_FILE = "summary.json"
+# Every data file of the dataset (path, bytes, modification time, sha256), written with it:
+# a finished run's output is reused only while the files still match it.
+MANIFEST_FILE = "manifest.json"
+LATEST_ALIAS = "latest"
 
 # Columns that identify a chip and describe its box, in OID's own names and units
 # (coordinates are fractions of the image size; flags are 1/0, -1 = unknown).
@@ -457,7 +461,8 @@ def write_chip_dataset(
     ``overwrite``, also when another run publishes it while this one writes. ``chips``
     has the ChipSchema columns, ``rejects`` the REJECTS_SCHEMA ones; ``summary`` (plain
     JSON values) is stored with the measured ``chips``, ``rejects``,
-    ``rejects_by_reason`` and ``content_digest``, and the whole summary is returned.
+    ``rejects_by_reason``, ``content_digest`` and ``manifest_sha256`` (of
+    ``manifest.json``, see :func:`build_manifest`), and the whole summary is returned.
     ``output`` is a local path or a Hadoop URI. ``chips`` and ``rejects`` are each
     computed once: persist their common parent if it is expensive.
     """
@@ -483,6 +488,9 @@ def write_chip_dataset(
             written = {**(summary or {}), **_measure(spark, staging)}
             if verify is not None:
                 verify(written)
+            manifest = json.dumps(build_manifest(staging), indent=1, sort_keys=True)
+            files.write_text(_join(staging, MANIFEST_FILE), manifest)
+            written["manifest_sha256"] = hashlib.sha256(manifest.encode("utf-8")).hexdigest()
             files.write_text(_join(staging, SUMMARY_FILE), json.dumps(written, indent=2, sort_keys=True))
             _publish(files, staging, output, overwrite, run)
         except BaseException:
@@ -492,6 +500,84 @@ def write_chip_dataset(
         release()
     log.info("wrote %d chips and %d rejects to %s", written["chips"], written["rejects"], output)
     return written
+
+
+# ------------------------------------------------------------------------------ manifest
+
+
+def _data_files(output: str) -> Dict[str, Any]:
+    """``{relative path: pyarrow FileInfo}`` of every file under chips/ and rejects/."""
+    filesystem, root = pafs.FileSystem.from_uri(_to_url(output))
+    found: Dict[str, Any] = {}
+    for folder in (CHIPS_DIR, REJECTS_DIR):
+        selector = pafs.FileSelector(f"{root.rstrip('/')}/{folder}", allow_not_found=True, recursive=True)
+        for info in filesystem.get_file_info(selector):
+            if info.type == pafs.FileType.File:
+                found[info.path[len(root.rstrip("/")) + 1 :]] = info
+    return found
+
+
+def _sha256(output: str, relative: str) -> str:
+    filesystem, root = pafs.FileSystem.from_uri(_to_url(output))
+    digest = hashlib.sha256()
+    with filesystem.open_input_stream(f"{root.rstrip('/')}/{relative}") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def build_manifest(output: str) -> Dict[str, Dict[str, Any]]:
+    """Size, modification time (ns) and sha256 of every data file of the dataset at ``output``."""
+    return {
+        path: {"bytes": info.size, "mtime_ns": info.mtime_ns, "sha256": _sha256(output, path)}
+        for path, info in sorted(_data_files(output).items())
+    }
+
+
+def _read_text(path: str) -> Optional[bytes]:
+    filesystem, inner = pafs.FileSystem.from_uri(_to_url(path))
+    try:
+        with filesystem.open_input_stream(inner) as stream:
+            return stream.read()
+    except (FileNotFoundError, OSError):
+        return None
+
+
+def mismatch(output: str, content_digest: str, manifest_sha256: Optional[str], full: bool = False) -> Optional[str]:
+    """Why the dataset at ``output`` is not the one a run recorded, or None when it is.
+
+    The cheap check reads ``summary.json`` and ``manifest.json`` and lists the files:
+    the content digest and the manifest's sha256 must be the recorded ones, and every
+    data file must be there with the manifest's size and modification time, and no
+    other. ``full`` also re-hashes every file against the manifest's sha256.
+    """
+    summary_bytes = _read_text(_join(output, SUMMARY_FILE))
+    if summary_bytes is None:
+        return f"no {SUMMARY_FILE} in {output}"
+    if json.loads(summary_bytes).get("content_digest") != content_digest:
+        return f"{output} holds a dataset of another content digest"
+    manifest_bytes = _read_text(_join(output, MANIFEST_FILE))
+    if manifest_bytes is None or hashlib.sha256(manifest_bytes).hexdigest() != manifest_sha256:
+        return f"{output}: {MANIFEST_FILE} is missing or not the one the run recorded"
+    manifest = json.loads(manifest_bytes)
+    files = _data_files(output)
+    if sorted(files) != sorted(manifest):
+        return f"{output}: files were added or removed since it was written"
+    for path, info in files.items():
+        if (info.size, info.mtime_ns) != (manifest[path]["bytes"], manifest[path]["mtime_ns"]):
+            return f"{output}: {path} was changed since it was written"
+        if full and _sha256(output, path) != manifest[path]["sha256"]:
+            return f"{output}: {path} no longer has the content it was written with"
+    return None
+
+
+def point_alias(output: str, alias: str) -> None:
+    """Make the local symlink ``alias`` point at ``output``, replacing it in one step."""
+    if _is_uri(output) or _is_uri(alias):
+        return
+    temporary = f"{alias}.tmp-{uuid.uuid4().hex[:12]}"
+    os.symlink(os.path.relpath(output, os.path.dirname(alias)), temporary)
+    os.replace(temporary, alias)
 
 
 # --------------------------------------------------------------------------------- read
