@@ -1,6 +1,8 @@
 """Every config group option composes; bad overrides fail readably before Spark starts."""
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 import pytest
@@ -65,3 +67,42 @@ def test_unknown_group_option_lists_the_available_ones():
     with pytest.raises(ConfigCompositionException) as err:
         compose(["model=resnet51"])
     assert "resnet50" in str(err.value)
+
+
+def test_every_value_of_the_default_config_is_set_by_a_yaml_file(monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////tmp/never-used.db")
+    for option in ([], ["data=oid"], ["mlflow=remote"]):
+        OmegaConf.to_container(compose(option), resolve=True, throw_on_missing=True)
+
+
+README = CONF_DIR.parent / "README.md"
+_ROW = re.compile(r"^\| `(?P<key>[\w.]+)`(?: / `[\w.]+`)? \| (?:`(?P<default>[^`]*)`)? *\|")
+
+
+def _readme_parameter_rows():
+    table = README.read_text().split("### Main parameters", 1)[1].split("\n## ", 1)[0]
+    return [m.groupdict() for m in map(_ROW.match, table.splitlines()) if m]
+
+
+def _group_choices():
+    defaults = OmegaConf.load(CONF_DIR / "config.yaml").defaults
+    return {k: v for entry in defaults if isinstance(entry, dict) or OmegaConf.is_dict(entry) for k, v in entry.items()}
+
+
+@pytest.mark.parametrize("row", _readme_parameter_rows(), ids=lambda row: row["key"])
+def test_readme_parameter_table_shows_the_configured_defaults(row, tmp_path, monkeypatch):
+    """The README's table is checked against conf/, so neither can drift from the other."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("BIGCAT_OUTPUT_DIR", raising=False)
+    cfg = compose([])
+    key, shown = row["key"], row["default"]
+    if key in _group_choices():
+        assert shown == _group_choices()[key]
+        return
+    value = OmegaConf.select(cfg, key, throw_on_missing=True)
+    assert value is not None or shown == "null", f"README names {key}, which conf/ does not set"
+    if shown is None:  # a row that explains a key without a single default
+        return
+    if isinstance(value, str) and Path(value).is_absolute():
+        value = os.path.relpath(value, tmp_path)
+    assert shown == OmegaConf.to_yaml({"v": value}).strip()[len("v: "):], f"README default of {key}"

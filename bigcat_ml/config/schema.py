@@ -1,8 +1,9 @@
-"""Structured configs backing the Hydra groups in ``conf/``.
+"""Structured configs backing the Hydra groups in ``conf/``: types only.
 
-Every group YAML is merged onto these dataclasses, so a misspelt key or a value of the
-wrong type fails at composition time with Hydra's message naming the key, before any
-Spark or TensorFlow start-up cost is paid.
+Every value's default lives in one place, the group's YAML in ``conf/``; these
+dataclasses give the types, so a misspelt key or a value of the wrong type still fails at
+composition time with Hydra's message naming the key, before any Spark or TensorFlow
+start-up cost is paid. A field left ``MISSING`` by every YAML fails when it is read.
 """
 from __future__ import annotations
 
@@ -43,16 +44,14 @@ class PathsConfig:
 class SampleConfig:
     """Size and shape of the generated Open Images-format sample (``sample_data``)."""
 
-    seed: int = 0
-    images_per_subset: Dict[str, int] = field(
-        default_factory=lambda: {"train": 60, "validation": 20, "test": 20}
-    )
-    min_image_side: int = 160
-    max_image_side: int = 480
-    max_boxes_per_image: int = 4
-    corrupt_images: int = 1
-    missing_images: int = 1
-    jpeg_quality: int = 90
+    seed: int = MISSING
+    images_per_subset: Dict[str, int] = MISSING
+    min_image_side: int = MISSING
+    max_image_side: int = MISSING
+    max_boxes_per_image: int = MISSING
+    corrupt_images: int = MISSING
+    missing_images: int = MISSING
+    jpeg_quality: int = MISSING
 
 
 @dataclass
@@ -65,16 +64,16 @@ class DataConfig:
 
     name: str = MISSING
     root: str = MISSING
-    subsets: List[str] = field(default_factory=lambda: ["train", "validation", "test"])
-    class_descriptions: str = "${data.root}/class-descriptions-boxable.csv"
-    hierarchy: str = "${data.root}/bbox_labels_600_hierarchy.json"
-    image_labels: str = "${data.root}/{subset}-annotations-human-imagelabels-boxable.csv"
-    boxes: str = "${data.root}/{subset}-annotations-bbox.csv"
+    subsets: List[str] = MISSING
+    class_descriptions: str = MISSING
+    hierarchy: str = MISSING
+    image_labels: str = MISSING
+    boxes: str = MISSING
     # "dir": <images_path>/<subset>/<ImageID>.jpg ; "parquet": a Parquet of (ImageID, Data)
-    images_format: str = "dir"
-    images_path: str = "${data.root}/images"
+    images_format: str = MISSING
+    images_path: str = MISSING
     # Only set for generated data: the sample generator's knobs.
-    sample: Optional[SampleConfig] = None
+    sample: Optional[SampleConfig] = MISSING
 
 
 @dataclass
@@ -82,22 +81,22 @@ class ClassesConfig:
     """Which OID classes to keep: by display name and/or by hierarchy ancestor."""
 
     name: str = MISSING
-    names: List[str] = field(default_factory=list)
-    descendants_of: List[str] = field(default_factory=list)
+    names: List[str] = MISSING
+    descendants_of: List[str] = MISSING
     # Ground truth for ImageNet classifiers: OID display name -> ImageNet class index.
-    imagenet_map: Dict[str, int] = field(default_factory=dict)
+    imagenet_map: Dict[str, int] = MISSING
     # ImageNet indices that count as "the right family" (e.g. all big cats).
-    family: List[int] = field(default_factory=list)
+    family: List[int] = MISSING
 
 
 @dataclass
 class SparkConfig:
     """One SparkSession: master, app name and any ``spark.*`` key passed through."""
 
-    master: str = "local[*]"
-    app_name: str = "bigcat_ml"
-    log_level: str = "WARN"
-    conf: Dict[str, Any] = field(default_factory=dict)
+    master: str = MISSING
+    app_name: str = MISSING
+    log_level: str = MISSING
+    conf: Dict[str, Any] = MISSING
 
 
 @dataclass
@@ -111,8 +110,8 @@ class ModelConfig:
     name: str = MISSING
     keras_class: str = MISSING
     keras_module: str = MISSING
-    input_size: int = 224
-    weights: Optional[str] = None
+    input_size: int = MISSING
+    weights: Optional[str] = MISSING
 
 
 @dataclass
@@ -120,52 +119,52 @@ class MlflowConfig:
     """Tracking server and experiment; the default is a local SQLite store."""
 
     tracking_uri: str = MISSING
-    artifact_location: Optional[str] = None
-    experiment_name: str = "bigcat_ml"
-    tags: Dict[str, str] = field(default_factory=dict)
+    artifact_location: Optional[str] = MISSING
+    experiment_name: str = MISSING
+    tags: Dict[str, str] = MISSING
 
 
 @dataclass
 class PreprocessConfig:
     """Image-level filter and chip extraction knobs (fractions are of image size)."""
 
-    min_confidence: float = 1.0
-    sources: List[str] = field(default_factory=list)
-    padding: float = 0.0
-    min_chip_side: int = 16
-    jpeg_quality: int = 90
-    max_image_pixels: int = 89_478_485
-    rows_per_partition: int = 2000
-    output: str = "${paths.datasets_dir}/${data.name}_${classes.name}"
-    overwrite: bool = False
-    fault_injection: Dict[str, Any] = field(default_factory=dict)
+    min_confidence: float = MISSING
+    sources: List[str] = MISSING
+    padding: float = MISSING
+    min_chip_side: int = MISSING
+    jpeg_quality: int = MISSING
+    max_image_pixels: int = MISSING
+    rows_per_partition: int = MISSING
+    output: str = MISSING
+    overwrite: bool = MISSING
+    fault_injection: Dict[str, Any] = MISSING
 
 
 @dataclass
 class EvaluateConfig:
     """Inference and metrics knobs, and the OID -> ImageNet ground-truth map."""
 
-    batch_size: int = 32
+    batch_size: int = MISSING
     # Spark path: chips are spread evenly over the task slots, at most this many per task.
-    max_chips_per_task: int = 2000
-    top_k: int = 5
-    dataset: str = "${preprocess.output}"
+    max_chips_per_task: int = MISSING
+    top_k: int = MISSING
+    dataset: str = MISSING
     # "spark": predict_batch_udf on the cluster; "local": one process over tf.data.
-    path: str = "spark"
-    allow_unmapped: bool = False
-    calibration_bins: int = 10
-    size_buckets: List[int] = field(default_factory=lambda: [32, 64, 128, 256])
-    gallery_size: int = 16
-    fault_injection: Dict[str, Any] = field(default_factory=dict)
+    path: str = MISSING
+    allow_unmapped: bool = MISSING
+    calibration_bins: int = MISSING
+    size_buckets: List[int] = MISSING
+    gallery_size: int = MISSING
+    fault_injection: Dict[str, Any] = MISSING
 
 
 @dataclass
 class CompareConfig:
     """Which evaluation runs ``compare`` puts side by side."""
 
-    experiment_name: str = "${mlflow.experiment_name}"
-    filter_tag: Optional[str] = None
-    allow_mixed_datasets: bool = False
+    experiment_name: str = MISSING
+    filter_tag: Optional[str] = MISSING
+    allow_mixed_datasets: bool = MISSING
 
 
 @dataclass
@@ -181,7 +180,7 @@ class BigcatConfig:
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     compare: CompareConfig = field(default_factory=CompareConfig)
-    force: bool = False
+    force: bool = MISSING
 
 
 def register_configs() -> None:
