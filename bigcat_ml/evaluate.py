@@ -17,7 +17,7 @@ from bigcat_ml.scoring.evaluation import Evaluation, evaluate_dataset, mistake_c
 from bigcat_ml.cli.entry import hydra_entry_point
 from bigcat_ml.cli.steps import Step
 from bigcat_ml.tracking.names import metric_name
-from bigcat_ml.scoring.models import RANDOM_INIT, weights_source
+from bigcat_ml.scoring.models import RANDOM_INIT, weights_identity, weights_source
 from bigcat_ml.runtime.spark import get_spark
 from bigcat_ml.tracking.runs import step_run
 
@@ -33,7 +33,7 @@ def run(cfg: DictConfig) -> Dict[str, Any]:
         names.MODEL_TAG: cfg.model.name,
         names.WEIGHTS_TAG: weights,
         names.DATASET_DIGEST_TAG: digest,
-        "bigcat.dataset": cfg.evaluate.dataset,
+        names.DATASET_TAG: cfg.evaluate.dataset,
         "bigcat.inference_path": cfg.evaluate.path,
     }
     if weights == RANDOM_INIT:
@@ -89,8 +89,12 @@ def _log_evaluation(evaluation: Evaluation, cfg: DictConfig) -> None:
 
 
 def _inputs(cfg: DictConfig) -> Dict[str, str]:
-    """The chips enter the reuse key by their digest, not by how they were made."""
-    return {"dataset_digest": dataset.read_summary(cfg.evaluate.dataset)["content_digest"]}
+    """The chips enter the reuse key by their digest, not by how they were made; a
+    weights file by the sha256 of its content, not by its path."""
+    return {
+        "dataset_digest": dataset.read_summary(cfg.evaluate.dataset)["content_digest"],
+        "weights": weights_identity(cfg.model),
+    }
 
 
 STEP = Step(
@@ -98,7 +102,7 @@ STEP = Step(
     run=run,
     sections=("classes", "model", "evaluate"),
     # spark settings change speed, not predictions; the dataset enters through its digest.
-    ignore=("evaluate.dataset",),
+    ignore=("evaluate.dataset", "model.weights"),
     inputs=_inputs,
     in_chain=lambda cfg: True,
 )

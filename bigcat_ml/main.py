@@ -19,7 +19,7 @@ from bigcat_ml.cli.entry import hydra_entry_point
 from bigcat_ml.tracking.names import REUSED_TAG_PREFIX, STEP_RUN_TAG_PREFIX, STEP_TAG
 from bigcat_ml.tracking.redact import redact_text
 from bigcat_ml.tracking.reuse import find_finished_run
-from bigcat_ml.tracking.runs import log_config, setup_tracking
+from bigcat_ml.tracking.runs import killed_on_interrupt, log_config, setup_tracking
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +31,11 @@ def run(cfg: DictConfig) -> Dict[str, Any]:
     with open_dict(cfg):
         cfg.preprocess.overwrite = True
     step_runs: Dict[str, Any] = {}
-    with mlflow.start_run(run_name=f"main {cfg.model.name}", tags={STEP_TAG: "main", **cfg.mlflow.tags}) as parent:
+    with mlflow.start_run(run_name=f"main {cfg.model.name}", tags={STEP_TAG: "main", **cfg.mlflow.tags}) as parent, killed_on_interrupt():
         log_config(cfg, params=False)
         for step in steps.chain(cfg):
             previous = None if cfg.force else find_finished_run(experiment_id, step.name, step.key(cfg))
-            if previous and step.output_exists(cfg):
+            if previous and step.output_exists(cfg, previous):
                 log.info("%s: reusing finished run %s (same config and code)", step.name, previous)
                 mlflow.set_tag(REUSED_TAG_PREFIX + step.name, previous)
                 step_runs[step.name] = previous

@@ -85,7 +85,7 @@ STEP = Step(
     run=run,
     sections=("data",),
     in_chain=lambda cfg: cfg.data.sample is not None,
-    output_exists=lambda cfg: (Path(cfg.data.root) / sample.GROUND_TRUTH_FILE).exists(),
+    output_exists=lambda cfg, run_id: (Path(cfg.data.root) / sample.GROUND_TRUTH_FILE).exists(),
 )
 main = hydra_entry_point(run)
 

@@ -422,6 +422,17 @@ def _write_parts(
     rejects.write.parquet(_to_url(_join(folder, REJECTS_DIR)))
 
 
+def _cancel_jobs(spark: SparkSession, wait_seconds: float = 60.0) -> None:
+    """Cancel the session's jobs and wait for them to end, so that no task writes into a
+    staging folder after it is deleted."""
+    context = spark.sparkContext
+    context.cancelAllJobs()
+    tracker = context.statusTracker()
+    deadline = time.monotonic() + wait_seconds
+    while (tracker.getActiveJobsIds() or tracker.getActiveStageIds()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def check_output(spark: SparkSession, output: str, overwrite: bool) -> Any:
     """Refuse an existing ``output`` unless ``overwrite``; cheap, so callers check first.
 
@@ -483,6 +494,7 @@ def write_chip_dataset(
                 f"cannot write the chip dataset next to {output} (creating {staging} failed: {error}); "
                 "choose a writable preprocess.output"
             ) from error
+        log.info("writing the chip dataset to %s, moved to %s once complete", staging, output)
         try:
             _write_parts(spark, chips, rejects, staging, rows_per_file, row_group_size_mb)
             written = {**(summary or {}), **_measure(spark, staging)}
@@ -493,7 +505,9 @@ def write_chip_dataset(
             written["manifest_sha256"] = hashlib.sha256(manifest.encode("utf-8")).hexdigest()
             files.write_text(_join(staging, SUMMARY_FILE), json.dumps(written, indent=2, sort_keys=True))
             _publish(files, staging, output, overwrite, run)
-        except BaseException:
+        except BaseException as error:
+            if isinstance(error, KeyboardInterrupt):  # Ctrl-C or SIGTERM (runtime.signals)
+                _cancel_jobs(spark)
             files.delete(staging)
             raise
     finally:

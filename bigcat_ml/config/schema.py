@@ -7,6 +7,7 @@ start-up cost is paid. A field left ``MISSING`` by every YAML fails when it is r
 """
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -135,7 +136,7 @@ class PreprocessConfig:
     jpeg_quality: int = MISSING
     max_image_pixels: int = MISSING
     rows_per_partition: int = MISSING
-    output: str = MISSING
+    output: Optional[str] = MISSING
     overwrite: bool = MISSING
     fault_injection: Dict[str, Any] = MISSING
 
@@ -167,6 +168,13 @@ class CompareConfig:
     allow_mixed_datasets: bool = MISSING
 
 
+class ReuseCheck(enum.Enum):
+    """How ``main`` checks a finished step's output before reusing it."""
+
+    manifest = "manifest"  # the files listed in the manifest, with their sizes and times
+    full = "full"  # the same, and every file re-hashed
+
+
 @dataclass
 class BigcatConfig:
     """The root: one field per config group plus run-wide switches."""
@@ -181,6 +189,7 @@ class BigcatConfig:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     compare: CompareConfig = field(default_factory=CompareConfig)
     force: bool = MISSING
+    reuse_check: ReuseCheck = MISSING
 
 
 def register_configs() -> None:
@@ -206,11 +215,17 @@ def compose(overrides: Optional[List[str]] = None) -> Any:
 
 
 def finalize(cfg: Any) -> Any:
-    """Make every ``paths.*`` absolute, even one overridden with a relative value.
+    """Make every ``paths.*`` absolute, even one overridden with a relative value, and
+    put an unset ``preprocess.output`` at its config's own folder (see
+    :func:`bigcat_ml.preprocess.default_output`).
 
     Entry points call this first, so whatever reads a path later (Spark executors, the
     MLflow tracking URI) sees the location the user meant from their working directory.
     """
     for key, value in cfg.paths.items():
         cfg.paths[key] = absolute_path(str(value))
+    if "preprocess" in cfg and cfg.preprocess.output is None:
+        from bigcat_ml.preprocess import default_output  # the step's record knows its key
+
+        cfg.preprocess.output = default_output(cfg)
     return cfg

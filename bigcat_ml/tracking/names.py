@@ -16,6 +16,9 @@ REUSED_TAG_PREFIX = "bigcat.reused."
 MODEL_TAG = "bigcat.model"
 WEIGHTS_TAG = "bigcat.weights"
 DATASET_DIGEST_TAG = "bigcat.dataset_digest"
+# On preprocess runs: the sha256 of the dataset's manifest.json, and where it was written.
+DATASET_MANIFEST_TAG = "bigcat.dataset_manifest"
+DATASET_TAG = "bigcat.dataset"
 
 # Artifacts (paths inside the run's artifact root).
 PREDICTIONS = "predictions/predictions.parquet"

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, Mapping, Optional, Sequence
 
 import mlflow
+from mlflow.entities import RunStatus
 from omegaconf import DictConfig, OmegaConf
 
 from bigcat_ml.config.schema import CONF_DIR
@@ -61,27 +62,38 @@ def flatten(cfg: Mapping[str, Any], prefix: str = "") -> Dict[str, Any]:
     return flat
 
 
-def _git(*args: str) -> Optional[str]:
+PROJECT_ROOT = CONF_DIR.parent
+CODE_FOLDERS = ("bigcat_ml", "conf")
+
+
+def _git(*args: str, root: Path = PROJECT_ROOT) -> Optional[str]:
     try:
-        out = subprocess.run(["git", *args], cwd=CONF_DIR.parent, capture_output=True, text=True, timeout=10)
+        out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout if out.returncode == 0 else None
 
 
-def git_commit() -> Optional[str]:
+def git_commit(root: Path = PROJECT_ROOT) -> Optional[str]:
     """The project's commit, when it is a git checkout (MLflow projects set it too)."""
-    out = _git("rev-parse", "HEAD")
+    out = _git("rev-parse", "HEAD", root=root)
     return out.strip() if out else None
 
 
-def code_version() -> str:
-    """The commit, plus a hash of uncommitted changes to tracked code, so that a run made
-    with edited code is never mistaken for one made with the committed code."""
-    commit = git_commit() or "no-git"
-    diff = _git("diff", "HEAD", "--", "bigcat_ml", "conf")
-    if diff:
-        commit += "+dirty." + hashlib.sha256(diff.encode()).hexdigest()[:12]
+def code_version(root: Path = PROJECT_ROOT) -> str:
+    """The commit, plus a hash of every uncommitted change under bigcat_ml/ and conf/:
+    edits to tracked files and the content of untracked ones (a new model YAML, a new
+    module), so that a run made with changed code is never mistaken for one made with
+    the committed code. Files git ignores (``__pycache__``) do not count."""
+    commit = git_commit(root) or "no-git"
+    changes = hashlib.sha256((_git("diff", "HEAD", "--", *CODE_FOLDERS, root=root) or "").encode())
+    untracked = (_git("ls-files", "--others", "--exclude-standard", "-z", "--", *CODE_FOLDERS, root=root) or "").split("\0")
+    for name in sorted(n for n in untracked if n):
+        changes.update(name.encode() + b"\0")
+        with contextlib.suppress(OSError):
+            changes.update(hashlib.sha256((root / name).read_bytes()).digest())
+    if changes.digest() != hashlib.sha256(b"").digest():
+        commit += "+dirty." + changes.hexdigest()[:12]
     return commit
 
 
@@ -127,7 +139,7 @@ def step_run(
     if commit:
         all_tags["mlflow.source.git.commit"] = commit
     nested = mlflow.active_run() is not None
-    with mlflow.start_run(run_name=run_name or step, nested=nested, tags=all_tags) as run:
+    with mlflow.start_run(run_name=run_name or step, nested=nested, tags=all_tags) as run, killed_on_interrupt():
         log_config(cfg)
         yield run
 
@@ -135,3 +147,14 @@ def step_run(
 def _param_value(value: Any) -> str:
     text = str(value)
     return text if len(text) <= 6000 else text[:5997] + "..."
+
+
+@contextlib.contextmanager
+def killed_on_interrupt() -> Iterator[None]:
+    """Inside ``mlflow.start_run``: end the active run as KILLED when Ctrl-C or SIGTERM
+    (:class:`bigcat_ml.runtime.signals.Terminated`) stops the block, not as FAILED."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
+        raise
