@@ -10,6 +10,7 @@ import contextlib
 import ctypes
 import errno
 import fcntl
+import functools
 import hashlib
 import json
 import logging
@@ -137,6 +138,13 @@ def _renameat2(src: str, dst: str, flags: int) -> None:
 _UNSUPPORTED = (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP)
 
 
+def _unlock(path: str, descriptor: int) -> None:
+    """Remove a lock file, then drop its lock (closing the descriptor releases the flock)."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    os.close(descriptor)
+
+
 class _LocalFiles:
     """Folder operations on the local disk."""
 
@@ -195,13 +203,7 @@ class _LocalFiles:
         """
         descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o644)
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-
-        def release() -> None:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
-            os.close(descriptor)
-
-        return release
+        return functools.partial(_unlock, path, descriptor)
 
     def probe_lock(self, path: str) -> Optional[Callable[[], None]]:
         """The release of ``path``'s lock if its owner is dead (we now hold it), else None."""
@@ -214,13 +216,7 @@ class _LocalFiles:
         except BlockingIOError:
             os.close(descriptor)
             return None
-
-        def release() -> None:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
-            os.close(descriptor)
-
-        return release
+        return functools.partial(_unlock, path, descriptor)
 
 
 class _HadoopFiles:
