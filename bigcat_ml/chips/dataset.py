@@ -192,7 +192,7 @@ class _LocalFiles:
         parent, name = os.path.split(path.rstrip("/"))
         try:
             return [n for n in os.listdir(parent or ".") if n.startswith(name + ".")]
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # the write itself reports a bad parent
             return []
 
     def hold_lock(self, path: str) -> Callable[[], None]:
