@@ -201,6 +201,7 @@ class _LocalFiles:
         The kernel drops the lock when the process dies however it dies, so a lock that
         :meth:`probe_lock` can take proves its owner is dead.
         """
+        Path(path).parent.mkdir(parents=True, exist_ok=True)  # the dataset's folder may be new
         descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o644)
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         return functools.partial(_unlock, path, descriptor)
