@@ -21,7 +21,7 @@ import json
 from omegaconf import OmegaConf
 from bigcat_ml.config.compose import CONF_DIR, compose
 cfg = compose(["model=resnet50", "classes=carnivores"])
-print(json.dumps({"conf_dir": str(CONF_DIR), "cfg": OmegaConf.to_container(cfg, resolve=True)}))
+print(json.dumps({"conf_dir": str(CONF_DIR), "cfg": OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)}))
 """
 
 

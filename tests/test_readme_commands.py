@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -77,7 +78,7 @@ def test_readme_python_commands_run_on_the_tiny_sample(tmp_path):
     """In README order on one output folder, so later commands reuse earlier steps."""
     out = tmp_path / "outputs"
     commands = [c for c, where in COVERED.items() if where == RUN_HERE and c in readme.bash_commands()]
-    test_words = " ".join(f"'{word}'" for word in [*TINY_SAMPLE, "model.weights=null"])
+    test_words = " ".join(shlex.quote(word) for word in [*TINY_SAMPLE, "model.weights=null"])
     oid_root = None
     for command in commands:
         if command.startswith("export OID_ROOT="):
@@ -86,7 +87,7 @@ def test_readme_python_commands_run_on_the_tiny_sample(tmp_path):
             continue
         if "data=oid" in command:
             # data=oid has no data.sample.* keys; the images are where the sample put them
-            words = f"'{TINY_SAMPLE[1]}' 'model.weights=null' 'data.images_path={oid_root}/images'"
+            words = " ".join(shlex.quote(w) for w in (TINY_SAMPLE[1], "model.weights=null", f"data.images_path={oid_root}/images"))
         else:
             words = test_words
         env = _env(out) if oid_root is None else {**_env(out), "OID_ROOT": str(oid_root)}

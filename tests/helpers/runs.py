@@ -40,7 +40,8 @@ def clean_tracking_env() -> Iterator[None]:
     """For module fixtures, which run outside conftest's per-test clean-up: MLflow
     exports MLFLOW_TRACKING_URI, which would point later configs at this store."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        for name in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID"):
+            patch.delenv(name, raising=False)
         yield
 
 
