@@ -67,4 +67,5 @@ def fail_once_in_workers(module: str, function: str, marker_dir: Path) -> Tuple[
     """
     overrides = ["++spark.conf.spark.python.daemon.module=helpers.fault_daemon"]
     pythonpath = os.pathsep.join(filter(None, [str(TESTS_DIR), os.environ.get("PYTHONPATH")]))
-    return overrides, {FAULT_ENV: f"{module}:{function}:{marker_dir}", "PYTHONPATH": pythonpath}
+    # Verbose: Spark's WARN that the task was lost (and so retried) reaches stderr.
+    return overrides, {FAULT_ENV: f"{module}:{function}:{marker_dir}", "PYTHONPATH": pythonpath, "BIGCAT_VERBOSE": "1"}
