@@ -9,6 +9,7 @@ library carries no test hook.
 """
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from pathlib import Path
@@ -42,6 +43,7 @@ class FailingOnce:
 
     def __init__(self, function: Callable[..., Any], marker_dir: Path) -> None:
         self.function, self.marker_dir = function, str(marker_dir)
+        functools.update_wrapper(self, function)  # Spark names tasks after __name__
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         fail_once(self.marker_dir, self.function.__name__)
