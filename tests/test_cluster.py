@@ -146,12 +146,6 @@ def test_the_spark_pyspark_python_setting_alone_chooses_the_executors_python(clu
     assert done.stdout.strip().splitlines()[-1] == sys.executable
 
 
-@pytest.mark.xfail(
-    reason="Keras 3's Model.fit under tf.distribute.MultiWorkerMirroredStrategy fails with 'Attempt to convert a "
-    "value (PerReplica...) with an unsupported type' (keras-team/keras#20585, tensorflow/tensorflow#72388); "
-    "the barrier launch, TF_CONFIG and the collective cluster come up, the fit does not",
-    strict=False,
-)
 def test_data_parallel_training_on_the_cluster_logs_validation_and_registers_the_model(cluster, cluster_chain, weights):
     """``train`` with ``train.strategy=spark_barrier``: MultiWorkerMirroredStrategy over two barrier tasks."""
     overrides = [

@@ -27,7 +27,7 @@ from bigcat_ml.tracking import names
 from bigcat_ml.tracking.names import STEP_TAG
 from bigcat_ml.tracking.ui import WORKFLOW_PARAMETER
 import readme
-from helpers.runs import TINY_SAMPLE
+from helpers.runs import TINY_MODEL, TINY_SAMPLE
 
 PROJECT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -92,7 +92,7 @@ def test_readme_mlflow_run_without_experiment_name_logs_under_the_handed_over_ex
     assert steps.notna().all()  # every project run became a step's run: none is left empty
     assert (runs["status"] == "FINISHED").all()
     assert sorted(steps) == sorted(
-        ["main", SWEEP_STEP, "main", "main", "sample_data", "preprocess", "evaluate", "evaluate", "compare", "preprocess"]
+        ["main", SWEEP_STEP, "main", "main", "sample_data", "preprocess", "evaluate", "evaluate", "compare", "preprocess", "train"]
     )
     # `main` is the project run itself; its steps are its children
     first_main = _by_step(runs, "main").sort_values("start_time").iloc[0]
@@ -134,13 +134,16 @@ def test_every_entry_point_runs_with_experiment_name(tmp_path):
         ("sample_data", tiny),
         ("preprocess", tiny),
         ("evaluate", f"{tiny} model.weights=null"),
+        ("train", f"{tiny} {' '.join(TINY_MODEL)} model.weights=null train.epochs=1 train.batch_size=8"),
         ("compare", ""),
     ]:
         command = f'mlflow run . --env-manager local --experiment-name tiny -e {entry} -P overrides="{overrides}"'
         done = _shell(command, out)
         assert done.returncode == 0, f"{command}\n{done.stderr[-4000:]}"
     runs = _runs(out, "tiny")
-    assert sorted(runs[f"tags.{STEP_TAG}"]) == ["compare", "evaluate", "preprocess", "sample_data"]
+    assert sorted(runs[f"tags.{STEP_TAG}"]) == ["compare", "evaluate", "preprocess", "sample_data", "train"]
+    [version] = mlflow.MlflowClient().search_model_versions("name = 'bigcat_bigcats_tiny_mobilenet'")
+    assert version.run_id == runs[runs[f"tags.{STEP_TAG}"] == "train"]["run_id"].item()  # the project run registered it
     assert (runs["tags.mlflow.project.entryPoint"] == runs[f"tags.{STEP_TAG}"]).all()  # one run per project run
     assert "workflowType=machine_learning" in done.stdout  # compare says where the UI shows them
 

@@ -15,7 +15,7 @@ from bigcat_ml.config.compose import compose
 from bigcat_ml.synthetic.write import generate_sample
 from bigcat_ml.tracking import names
 from bigcat_ml.training.augment import augment_chip
-from bigcat_ml.training.data import labelled_chips
+from bigcat_ml.training.data import ChipExamples, labelled_chips, subset_pipeline
 from bigcat_ml.training.fit import fit_classifier
 from bigcat_ml.training.pyfunc import LABEL, PROBABILITIES, REASON
 
@@ -99,6 +99,25 @@ def test_training_is_deterministic_with_a_fixed_seed(trained):
     assert first.history == second.history
     for a, b in zip(first.model.get_weights(), second.model.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_training_under_a_distribution_strategy_reports_the_validation_metrics_of_the_model_it_keeps(trained):
+    """The data-parallel path's loop (``strategy.run`` steps, not ``Model.fit``), here on one CPU replica."""
+    import keras
+    import tensorflow as tf
+
+    cfg = cfg_for(trained["out"])
+    names_ = [c["DisplayName"] for c in dataset.read_summary(cfg.train.dataset)["selected_classes"]]
+    result = fit_classifier(cfg, names_, strategy=tf.distribute.MirroredStrategy(["/cpu:0"]))
+    assert set(result.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert len(result.history["val_loss"]) == 2 and result.train_stats.used > 0
+    validation = ChipExamples(cfg.train.dataset, "validation", names_, cfg.model, None, 0)
+    batches = [(result.model(images, training=False).numpy(), labels.numpy()) for images, labels in subset_pipeline(validation, 8)]
+    probabilities, labels = (np.concatenate(parts) for parts in zip(*batches))
+    best = result.best_metrics
+    assert np.mean(probabilities.argmax(axis=1) == labels) == pytest.approx(best["val_accuracy"])
+    loss = keras.losses.SparseCategoricalCrossentropy()(labels, probabilities)
+    assert float(loss) == pytest.approx(best["val_loss"], rel=1e-4)
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,9 @@
 """Fit the classifier: seeded, early-stopped on the validation Subset, best epoch kept.
 
 The same function runs in one process and in every worker of a data-parallel run (given
-the worker's ``tf.distribute`` strategy), so the two paths train the same model.
+the worker's ``tf.distribute`` strategy), so the two paths build the same model, read the
+same data and stop on the same rule; one process trains with ``Model.fit``, a strategy with
+:func:`bigcat_ml.training.strategy_loop.fit_with_strategy`.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from bigcat_ml.chips import dataset
 from bigcat_ml.scoring.models import local_weights_file
 from bigcat_ml.training.data import ChipExamples, SubsetStats, quiet_petastorm, subset_pipeline
 from bigcat_ml.training.model import build_classifier, compile_classifier
+from bigcat_ml.training.strategy_loop import fit_with_strategy
 
 if TYPE_CHECKING:
     import keras
@@ -83,14 +86,17 @@ def fit_classifier(
     stopper = keras.callbacks.EarlyStopping(
         monitor=MONITOR, patience=int(train_cfg.early_stopping_patience), restore_best_weights=True
     )
-    history = model.fit(
-        subset_pipeline(train, int(train_cfg.batch_size), buffer, seed),
-        validation_data=subset_pipeline(validation, int(train_cfg.batch_size)),
-        epochs=int(train_cfg.epochs),
-        callbacks=[stopper, *callbacks],
-        verbose=verbose,
-    )
-    values = {name: [float(v) for v in series] for name, series in history.history.items()}
+    train_data = subset_pipeline(train, int(train_cfg.batch_size), buffer, seed)
+    validation_data = subset_pipeline(validation, int(train_cfg.batch_size))
+    if strategy is None:
+        history = model.fit(
+            train_data, validation_data=validation_data, epochs=int(train_cfg.epochs), callbacks=[stopper, *callbacks], verbose=verbose
+        ).history
+    else:  # Keras 3's fit cannot run under MultiWorkerMirroredStrategy (see strategy_loop)
+        history = fit_with_strategy(
+            model, strategy, train_data, validation_data, int(train_cfg.epochs), int(train_cfg.batch_size), [stopper, *callbacks]
+        )
+    values = {name: [float(v) for v in series] for name, series in history.items()}
     best = int(stopper.best_epoch) if stopper.best_weights is not None else len(values[MONITOR]) - 1
     log.info("trained %d epochs; best epoch %d: %s", len(values[MONITOR]), best + 1, {k: round(v[best], 4) for k, v in values.items()})
     return FitResult(model, values, best, train.stats, validation.stats)
