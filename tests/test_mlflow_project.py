@@ -28,6 +28,7 @@ from bigcat_ml.tracking.names import STEP_TAG
 from bigcat_ml.tracking.ui import WORKFLOW_PARAMETER
 import readme
 from helpers.runs import TINY_MODEL, TINY_SAMPLE
+from helpers.sockets import all_loopback, listening
 
 PROJECT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -178,6 +179,14 @@ def ui(readme_store) -> Iterator[Dict[str, str]]:
     finally:
         server.terminate()
         server.wait(timeout=60)
+
+
+def test_the_ui_server_listens_on_loopback_only(ui):
+    port = int(ui["base"].rsplit(":", 1)[1])
+
+    sockets = listening(port=port)
+
+    assert sockets and all_loopback(sockets), sockets
 
 
 def _get(base: str, endpoint: str, **query: str) -> dict:
