@@ -1,7 +1,6 @@
 """The one shape every ``python -m bigcat_ml.<step>`` entry point shares."""
 from __future__ import annotations
 
-import os
 from typing import Any, Callable
 
 import hydra
@@ -9,10 +8,6 @@ from omegaconf import DictConfig
 
 from bigcat_ml.config.compose import CONF_DIR, finalize
 from bigcat_ml.cli.console import configure_logging, set_verbose
-
-
-# TensorFlow's C++ start-up chatter hides the step's own output (workers inherit this).
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def hydra_entry_point(task: Callable[[DictConfig], Any]) -> Callable[[], Any]:
