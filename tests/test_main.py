@@ -1,7 +1,6 @@
 """The whole chain: one parent run per job, reuse of finished steps, sweeps, MLflow projects."""
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
