@@ -32,7 +32,7 @@ from benchmarks.environment import machine, versions
 from benchmarks.monitor import ResourceMonitor
 from bigcat_ml.oid import files
 from bigcat_ml.oid.schemas import BOX_COLUMNS, IMAGE_LABEL_COLUMNS
-from bigcat_ml.synthetic import sample
+from bigcat_ml.synthetic import catalogue, render
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +60,9 @@ def generate(root: Path, sizes: Dict[str, int], seed: int = 0) -> None:
         return
     rng = np.random.default_rng(seed)
     root.mkdir(parents=True, exist_ok=True)
-    mids = sample.class_descriptions()
-    (root / files.HIERARCHY).write_bytes(sample.resource_bytes(files.HIERARCHY))
-    (root / sample.CLASS_DESCRIPTIONS_FILE).write_bytes(sample.resource_bytes(sample.CLASS_DESCRIPTIONS_FILE))
+    mids = catalogue.class_descriptions()
+    (root / files.HIERARCHY).write_bytes(catalogue.resource_bytes(files.HIERARCHY))
+    (root / catalogue.CLASS_DESCRIPTIONS_FILE).write_bytes(catalogue.resource_bytes(catalogue.CLASS_DESCRIPTIONS_FILE))
     bigcats = [mids[n] for n in FIRST_CLASSES]
     common = [m for n, m in mids.items() if n not in FIRST_CLASSES]
     cat_images = _ids(rng, sizes["bigcat_images"])
@@ -90,7 +90,7 @@ def generate(root: Path, sizes: Dict[str, int], seed: int = 0) -> None:
                 writer.writerow([image_id, "verification", label, 1])
     train = root / "train"
     train.mkdir(exist_ok=True)
-    picture = sample.encode_jpeg(np.full((96, 128, 3), 120, np.uint8), "RGB", 1, 85)
+    picture = render.encode_jpeg(np.full((96, 128, 3), 120, np.uint8), "RGB", 1, 85)
     for image_id in cat_images:
         (train / f"{image_id}.jpg").write_bytes(picture)
     for image_id in pool[: sizes["listing_files"] - len(cat_images)]:
@@ -128,7 +128,7 @@ def _listing(spark, folder: Path) -> int:
 def _duckdb(root: Path, classes: List[str]) -> int:
     import duckdb
 
-    mids = sample.class_descriptions()
+    mids = catalogue.class_descriptions()
     wanted = ", ".join(f"'{mids[c]}'" for c in classes)
     con = duckdb.connect()
     con.execute("SET threads TO 2")

@@ -14,6 +14,7 @@ from bigcat_ml.tracking import comparison
 from bigcat_ml.cli.entry import hydra_entry_point
 from bigcat_ml.cli.steps import Step
 from bigcat_ml.scoring.models import RANDOM_INIT
+from bigcat_ml.tracking.redact import redact_text
 from bigcat_ml.tracking.runs import setup_tracking, step_run
 from bigcat_ml.tracking.ui import how_to_open
 
@@ -40,7 +41,7 @@ def run(cfg: DictConfig) -> Dict[str, Any]:
 
 def _where_to_look(cfg: DictConfig, experiment_id: str, run_id: str, weights: set) -> str:
     lines = [
-        f"comparison run {run_id} in experiment {experiment_id} ({cfg.mlflow.tracking_uri})",
+        f"comparison run {run_id} in experiment {experiment_id} ({redact_text(cfg.mlflow.tracking_uri)})",
         f"artifacts: {mlflow.get_run(run_id).info.artifact_uri}/comparison",
         how_to_open(cfg.mlflow.tracking_uri, experiment_id),
     ]

@@ -18,7 +18,7 @@ from bigcat_ml.cli.entry import hydra_entry_point
 from bigcat_ml.cli.steps import Step
 from bigcat_ml.tracking.names import metric_name
 from bigcat_ml.config.schema import InferencePath
-from bigcat_ml.scoring.models import RANDOM_INIT, as_precision, weights_source
+from bigcat_ml.scoring.models import RANDOM_INIT, as_precision, weights_identity, weights_source
 from bigcat_ml.runtime.spark import get_spark
 from bigcat_ml.tracking.runs import log_chip_dataset_input, setup_tracking, step_run
 
@@ -36,7 +36,7 @@ def run(cfg: DictConfig) -> Dict[str, Any]:
         names.WEIGHTS_TAG: weights,
         names.DATASET_DIGEST_TAG: digest,
         names.SUBSET_TAG: evaluated_subset(cfg) or names.ALL_SUBSETS,
-        "bigcat.dataset": cfg.evaluate.dataset,
+        names.DATASET_TAG: cfg.evaluate.dataset,
         names.INFERENCE_PATH_TAG: path.value,
         names.PRECISION_TAG: as_precision(cfg.model.precision).value,
     }
@@ -124,8 +124,12 @@ def _log_evaluation(evaluation: Evaluation, cfg: DictConfig) -> None:
 
 
 def _inputs(cfg: DictConfig) -> Dict[str, str]:
-    """The chips enter the reuse key by their digest, not by how they were made."""
-    return {"dataset_digest": dataset.read_summary(cfg.evaluate.dataset)["content_digest"]}
+    """The chips enter the reuse key by their digest, not by how they were made; a
+    weights file by the sha256 of its content, not by its path."""
+    return {
+        "dataset_digest": dataset.read_summary(cfg.evaluate.dataset)["content_digest"],
+        "weights": weights_identity(cfg.model),
+    }
 
 
 STEP = Step(
@@ -133,7 +137,7 @@ STEP = Step(
     run=run,
     sections=("classes", "model", "evaluate"),
     # spark settings change speed, not predictions; the dataset enters through its digest.
-    ignore=("evaluate.dataset",),
+    ignore=("evaluate.dataset", "model.weights"),
     inputs=_inputs,
     in_chain=lambda cfg: True,
 )

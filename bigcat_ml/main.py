@@ -17,6 +17,7 @@ from omegaconf import DictConfig, open_dict
 from bigcat_ml.cli import steps
 from bigcat_ml.cli.entry import hydra_entry_point
 from bigcat_ml.tracking.names import REUSED_TAG_PREFIX, STEP_RUN_TAG_PREFIX
+from bigcat_ml.tracking.redact import redact_text
 from bigcat_ml.tracking.reuse import find_finished_run
 from bigcat_ml.tracking.runs import setup_tracking, step_run
 from bigcat_ml.tracking.ui import how_to_open
@@ -35,7 +36,7 @@ def run(cfg: DictConfig) -> Dict[str, Any]:
     with step_run(cfg, "main", run_name=f"main {cfg.model.name}") as parent:
         for step in steps.chain(cfg):
             previous = None if cfg.force else find_finished_run(experiment_id, step.name, step.key(cfg))
-            if previous and step.output_exists(cfg):
+            if previous and step.output_exists(cfg, previous):
                 log.info("%s: reusing finished run %s (same config and code)", step.name, previous)
                 mlflow.set_tag(REUSED_TAG_PREFIX + step.name, previous)
                 step_runs[step.name] = previous
@@ -44,7 +45,7 @@ def run(cfg: DictConfig) -> Dict[str, Any]:
             step.hand_over(cfg, step_runs[step.name])
         mlflow.set_tags({STEP_RUN_TAG_PREFIX + name: run_id for name, run_id in step_runs.items()})
         step_runs["main"] = parent.info.run_id
-    print(f"main: runs {step_runs} in experiment {experiment_id} at {cfg.mlflow.tracking_uri}")
+    print(f"main: runs {step_runs} in experiment {experiment_id} at {redact_text(cfg.mlflow.tracking_uri)}")
     print(how_to_open(cfg.mlflow.tracking_uri, experiment_id))
     return step_runs
 

@@ -1,6 +1,7 @@
 """``preprocess``: Open Images -> selected classes -> chips -> Petastorm dataset + rejects."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any, Dict
 
@@ -8,15 +9,18 @@ import mlflow
 from omegaconf import DictConfig
 
 from bigcat_ml.chips import dataset
-
 from bigcat_ml.reporting import eda
 from bigcat_ml.cli.entry import hydra_entry_point
 from bigcat_ml.cli.steps import Step
+from bigcat_ml.config.schema import ReuseCheck
+from bigcat_ml.tracking import names
 from bigcat_ml.tracking.names import metric_name
 from bigcat_ml.chips.build import build_chip_dataset
 from bigcat_ml.runtime.spark import get_spark
-from bigcat_ml.tracking import names
+from bigcat_ml.tracking.redact import redact_text
 from bigcat_ml.tracking.runs import log_chip_dataset_input, step_run
+
+log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig) -> Dict[str, Any]:
@@ -26,7 +30,15 @@ def run(cfg: DictConfig) -> Dict[str, Any]:
         result = build_chip_dataset(spark, cfg)
         summary = result.summary
         digest = summary["content_digest"]
-        mlflow.set_tags({names.DATASET_DIGEST_TAG: digest, "bigcat.dataset": cfg.preprocess.output})
+        mlflow.set_tags(
+            {
+                names.DATASET_DIGEST_TAG: digest,
+                names.DATASET_MANIFEST_TAG: summary["manifest_sha256"],
+                names.DATASET_TAG: redact_text(cfg.preprocess.output),
+            }
+        )
+        if cfg.preprocess.output == default_output(cfg):
+            dataset.point_alias(cfg.preprocess.output, str(Path(cfg.preprocess.output).parent / dataset.LATEST_ALIAS))
         mlflow.log_metrics(
             {
                 "selected_boxes": summary["selected_boxes"],
@@ -54,21 +66,49 @@ def run(cfg: DictConfig) -> Dict[str, Any]:
             mlflow.log_figure(figure, f"figures/{name}")
         print(
             f"preprocess: {summary['selected_boxes']} selected boxes = {summary['chips']} chips + "
-            f"{summary['rejects']} rejects {summary['rejects_by_reason']} -> {cfg.preprocess.output}"
+            f"{summary['rejects']} rejects {summary['rejects_by_reason']} -> {redact_text(cfg.preprocess.output)}"
         )
         return {"run_id": active.info.run_id, "summary": summary}
 
 
-def _output_exists(cfg: DictConfig) -> bool:
-    """A finished run is only reusable while the dataset it wrote is still there."""
-    return (Path(cfg.preprocess.output) / dataset.SUMMARY_FILE).exists()
+# Characters of the step key in a chip dataset's default folder name.
+_KEY_CHARS = 16
+
+
+def default_output(cfg: DictConfig) -> str:
+    """Where a config's chips go unless ``preprocess.output`` is set:
+    ``<datasets_dir>/<data>_<classes>/<step key>``.
+
+    Addressed by the step key (every data, classes and preprocess setting, and the code
+    version), so two configs never write over each other's chips; the run that wrote
+    it last points ``<datasets_dir>/<data>_<classes>/latest`` at it.
+    """
+    family = f"{cfg.paths.datasets_dir.rstrip('/')}/{cfg.data.name}_{cfg.classes.name}"
+    return f"{family}/{STEP.key(cfg)[:_KEY_CHARS]}"
+
+
+def _output_exists(cfg: DictConfig, run_id: str) -> bool:
+    """A finished run is reused only while ``preprocess.output`` holds the very dataset
+    it recorded: same content digest and manifest, every file as written (re-hashed
+    with ``reuse_check=full``)."""
+    tags = mlflow.MlflowClient().get_run(run_id).data.tags
+    problem = dataset.mismatch(
+        cfg.preprocess.output,
+        tags.get(names.DATASET_DIGEST_TAG, ""),
+        tags.get(names.DATASET_MANIFEST_TAG),
+        full=cfg.reuse_check == ReuseCheck.full,
+    )
+    if problem:
+        log.info("preprocess: not reusing run %s: %s", run_id, redact_text(problem))
+    return problem is None
 
 
 STEP = Step(
     name="preprocess",
     run=run,
     sections=("data", "classes", "preprocess"),
-    ignore=("preprocess.overwrite",),
+    # Where the chips go and whether they may replace others change nothing in them.
+    ignore=("preprocess.overwrite", "preprocess.output"),
     in_chain=lambda cfg: True,
     output_exists=_output_exists,
 )

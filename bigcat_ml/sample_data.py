@@ -18,6 +18,7 @@ from bigcat_ml.cli.steps import Step
 from bigcat_ml.oid import files
 from bigcat_ml.synthetic import catalogue, ground_truth, write
 from bigcat_ml.tracking.names import metric_name
+from bigcat_ml.tracking.redact import redact_text
 from bigcat_ml.tracking.runs import step_run
 
 
@@ -76,7 +77,7 @@ def run(cfg: DictConfig) -> Dict[str, Any]:
         summary = write.generate_sample(Path(cfg.data.root), cfg.data.sample, images_path, force=cfg.force)
         mlflow.log_dict(summary, ground_truth.GROUND_TRUTH_FILE)
         mlflow.log_metrics(_metrics(summary))
-    print(f"sample_data: {summary['images']} images in {cfg.data.root} (run {active.info.run_id})")
+    print(f"sample_data: {summary['images']} images in {redact_text(cfg.data.root)} (run {active.info.run_id})")
     return {"run_id": active.info.run_id, "summary": summary}
 
 
@@ -85,7 +86,7 @@ STEP = Step(
     run=run,
     sections=("data",),
     in_chain=lambda cfg: cfg.data.sample is not None,
-    output_exists=lambda cfg: (Path(cfg.data.root) / ground_truth.GROUND_TRUTH_FILE).exists(),
+    output_exists=lambda cfg, run_id: (Path(cfg.data.root) / ground_truth.GROUND_TRUTH_FILE).exists(),
 )
 main = hydra_entry_point(run)
 

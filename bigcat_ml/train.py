@@ -11,7 +11,7 @@ from bigcat_ml.cli.entry import hydra_entry_point
 from bigcat_ml.cli.steps import Step
 from bigcat_ml.runtime.spark import get_spark
 from bigcat_ml.scoring.evaluation import selected_classes
-from bigcat_ml.scoring.models import weights_source
+from bigcat_ml.scoring.models import weights_identity, weights_source
 from bigcat_ml.tracking import names
 from bigcat_ml.tracking.runs import step_run
 from bigcat_ml.training.pipeline import log_subset_inputs, train_and_log, training_summary
@@ -28,7 +28,7 @@ def run(cfg: DictConfig) -> Dict[str, Any]:
         names.WEIGHTS_TAG: weights_source(cfg.model),
         names.DATASET_DIGEST_TAG: digest,
         names.TRAINING_TAG: training_summary(cfg.train),
-        "bigcat.dataset": cfg.train.dataset,
+        names.DATASET_TAG: cfg.train.dataset,
     }
     with step_run(cfg, "train", key=STEP.key(cfg), run_name=f"train {cfg.model.name} on {cfg.classes.name}", tags=tags) as active:
         spark = get_spark(cfg.spark)
@@ -44,8 +44,12 @@ def run(cfg: DictConfig) -> Dict[str, Any]:
 
 
 def _inputs(cfg: DictConfig) -> Dict[str, str]:
-    """The chips enter the reuse key by their digest, not by how they were made."""
-    return {"dataset_digest": dataset.read_summary(cfg.train.dataset)["content_digest"]}
+    """The chips enter the reuse key by their digest, not by how they were made; a
+    starting weights file by the sha256 of its content, not by its path."""
+    return {
+        "dataset_digest": dataset.read_summary(cfg.train.dataset)["content_digest"],
+        "weights": weights_identity(cfg.model),
+    }
 
 
 def _hand_over(cfg: DictConfig, run_id: str) -> None:
@@ -58,8 +62,8 @@ STEP = Step(
     name="train",
     run=run,
     sections=("classes", "model", "train"),
-    # the dataset enters through its digest; main's chain includes train when train.in_main is true.
-    ignore=("train.dataset", "train.in_main"),
+    # the dataset and weights enter through their digests; main's chain includes train when train.in_main is true.
+    ignore=("train.dataset", "train.in_main", "model.weights"),
     inputs=_inputs,
     in_chain=lambda cfg: bool(cfg.train.in_main),
     hand_over=_hand_over,

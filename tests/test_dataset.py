@@ -110,7 +110,7 @@ def written(spark, tmp_path_factory) -> Tuple[Path, Dict]:
 def test_write_stores_chips_rejects_and_a_summary_with_counts(written):
     output, summary = written
 
-    assert sorted(p.name for p in output.iterdir()) == ["chips", "rejects", "summary.json"]
+    assert sorted(p.name for p in output.iterdir()) == ["chips", "manifest.json", "rejects", "summary.json"]
     assert read_summary(str(output)) == summary
     assert summary["classes"] == ["Cheetah"]
     assert (summary["chips"], summary["rejects"]) == (5, 3)

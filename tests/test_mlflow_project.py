@@ -30,6 +30,7 @@ from bigcat_ml.tracking.names import STEP_TAG
 from bigcat_ml.tracking.ui import WORKFLOW_PARAMETER
 import readme
 from helpers.runs import TINY_SAMPLE
+from helpers.sockets import all_loopback, listening
 
 PROJECT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -177,6 +178,14 @@ def ui(readme_store) -> Iterator[Dict[str, str]]:
     finally:
         server.terminate()
         server.wait(timeout=60)
+
+
+def test_the_ui_server_listens_on_loopback_only(ui):
+    port = int(ui["base"].rsplit(":", 1)[1])
+
+    sockets = listening(port=port)
+
+    assert sockets and all_loopback(sockets), sockets
 
 
 def _get(base: str, endpoint: str, **query: str) -> dict:

@@ -97,7 +97,7 @@ def config(make_cfg, root: Path, *overrides: str):
 
 def load(spark, cfg):
     labels = selection.read_selected_labels(spark, cfg.data, SELECTED)
-    return labels, selection.load_selected_boxes(spark, cfg.data, cfg.preprocess, SELECTED, labels)
+    return labels, selection.load_selected_boxes(spark, cfg.data, cfg.preprocess, SELECTED, labels).boxes
 
 
 def box_keys(boxes) -> List[tuple]:

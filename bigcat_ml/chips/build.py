@@ -17,7 +17,7 @@ from bigcat_ml.chips import dataset
 from bigcat_ml.chips.extract import extract_chips, split_chips_and_rejects
 from bigcat_ml.oid.classes import load_selected_classes
 from bigcat_ml.oid.schemas import BOX_FLAGS
-from bigcat_ml.oid.selection import box_counts, label_counts, select_images
+from bigcat_ml.oid.selection import Selection, box_counts, label_counts, select_images
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +44,10 @@ def build_chip_dataset(spark: SparkSession, cfg: Any) -> PreprocessResult:
     Every selected box ends as a chip or as a reject with a reason; the sum is checked
     here (and logged per class and reason by the entry point).
     """
-    dataset.check_output(spark, cfg.preprocess.output, cfg.preprocess.overwrite)  # before any scan
+    dataset.check_output(cfg.preprocess.output, cfg.preprocess.overwrite)  # before any scan
     selected = load_selected_classes(spark, cfg.data, cfg.classes)
     with select_images(spark, cfg.data, cfg.preprocess, selected) as chosen:
-        summary, by_class = _write_and_reconcile(spark, cfg, selected, chosen.boxes, chosen.images, chosen.missing)
+        summary, by_class = _write_and_reconcile(spark, cfg, selected, chosen)
         return PreprocessResult(
             summary=summary,
             selected=selected,
@@ -59,18 +59,23 @@ def build_chip_dataset(spark: SparkSession, cfg: Any) -> PreprocessResult:
 
 
 def _write_and_reconcile(
-    spark: SparkSession, cfg: Any, selected: pd.DataFrame, boxes: DataFrame, images: DataFrame, missing: DataFrame
+    spark: SparkSession, cfg: Any, selected: pd.DataFrame, chosen: Selection
 ) -> Tuple[Dict[str, Any], pd.DataFrame]:
-    """Cut the chips, write chips + rejects, check the counts: (summary, outcomes by class)."""
+    """Cut the chips, write chips + rejects, check the counts: (summary, outcomes by class).
+
+    The count that must reconcile is every box row of the selected classes in the files
+    (``selected_boxes``): the image-level filter's and duplicates' rejects included.
+    """
     # One extraction feeds both outputs and the counts: persist it so it runs once.
-    extracted = extract_chips(images, cfg.preprocess).persist(StorageLevel.MEMORY_AND_DISK)
+    extracted = extract_chips(chosen.images, cfg.preprocess).persist(StorageLevel.MEMORY_AND_DISK)
+    before_images = chosen.missing.unionByName(chosen.dropped)
     try:
         chips, cut_rejects = split_chips_and_rejects(extracted)
-        n_boxes = boxes.count()
+        n_boxes = chosen.box_rows
         summary = dataset.write_chip_dataset(
             spark,
             chips,
-            cut_rejects.unionByName(missing),
+            cut_rejects.unionByName(before_images),
             cfg.preprocess.output,
             overwrite=cfg.preprocess.overwrite,
             summary={
@@ -80,15 +85,15 @@ def _write_and_reconcile(
                 "data": cfg.data.name,
             },
             rows_per_file=cfg.preprocess.rows_per_partition,
+            verify=lambda written: reconcile(n_boxes, written),  # before it is moved into place
         )
-        reconcile(n_boxes, summary)
-        return summary, _outcomes_by_class(extracted, missing, selected)
+        return summary, _outcomes_by_class(extracted, before_images, selected)
     finally:
         extracted.unpersist()
 
 
 def reconcile(selected_boxes: int, summary: Dict[str, Any]) -> None:
-    """Fail loudly unless selected boxes = chips + rejects."""
+    """Fail loudly unless selected boxes = chips + rejects (before the dataset is published)."""
     chips, rejects = summary["chips"], summary["rejects"]
     if selected_boxes != chips + rejects:
         raise ReconciliationError(
@@ -98,11 +103,12 @@ def reconcile(selected_boxes: int, summary: Dict[str, Any]) -> None:
     log.info("reconciled: %d selected boxes = %d chips + %d rejects %s", selected_boxes, chips, rejects, summary["rejects_by_reason"])
 
 
-def _outcomes_by_class(extracted: DataFrame, missing: DataFrame, selected: pd.DataFrame) -> pd.DataFrame:
-    """Chips and rejects per class and reason (small: classes x reasons)."""
+def _outcomes_by_class(extracted: DataFrame, rejected: DataFrame, selected: pd.DataFrame) -> pd.DataFrame:
+    """Chips and rejects per class and reason (small: classes x reasons); ``rejected``
+    holds the rejects made before extraction."""
     counts = (
         extracted.select("LabelName", "reason")
-        .unionByName(missing.select("LabelName", "reason"))
+        .unionByName(rejected.select("LabelName", "reason"))
         .groupBy("LabelName", "reason")
         .count()
         .toPandas()

@@ -15,7 +15,7 @@ from typing import Any, Iterator, List, Mapping, Optional, Tuple
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from bigcat_ml.chips.rejects import BAD_BOX, DECODE_ERROR, MISSING_IMAGE, TOO_LARGE, TOO_SMALL
+from bigcat_ml.chips.rejects import BAD_BOX, DECODE_ERROR, ENCODE_ERROR, MISSING_IMAGE, TOO_LARGE, TOO_SMALL, fails_the_task
 
 # Pixel edges are rounded to this many decimals before floor/ceil, so that float noise
 # such as 0.3 * 100 = 30.000000000000004 does not widen a chip by one pixel.
@@ -121,7 +121,14 @@ def _crop_box(
     if min(width, height) < min_chip_side:
         detail = f"chip is {width}x{height} pixels, below preprocess.min_chip_side={min_chip_side}"
         return ChipResult(reason=TOO_SMALL, detail=detail, **size)
-    chip = _encode_jpeg(image.crop((left, top, right, bottom)), jpeg_quality)
+    try:
+        chip = _encode_jpeg(image.crop((left, top, right, bottom)), jpeg_quality)
+    except Exception as error:  # noqa: BLE001 - an unencodable chip is a counted reject
+        if fails_the_task(error):
+            raise
+        where = ", ".join(f"{c}={box[c]}" for c in ("XMin", "XMax", "YMin", "YMax"))
+        detail = f"cannot encode the {width}x{height} pixel chip of box {where} as JPEG: {type(error).__name__}: {error}"
+        return ChipResult(reason=ENCODE_ERROR, detail=detail, **size)
     return ChipResult(chip=chip, chip_width=width, chip_height=height, **size)
 
 
@@ -151,7 +158,9 @@ def crop_image_boxes(
     except UnidentifiedImageError:  # its message only names an in-memory buffer
         detail = f"not an image format Pillow reads ({len(data)} bytes starting {data[:8]!r})"
         return [ChipResult(reason=DECODE_ERROR, detail=detail)] * len(boxes)
-    except Exception as error:  # noqa: BLE001 - any decoder failure is a counted reject
+    except Exception as error:  # noqa: BLE001 - any decoder failure is a counted reject...
+        if fails_the_task(error):  # ...except running out of memory
+            raise
         detail = f"{type(error).__name__}: {error}"
         return [ChipResult(reason=DECODE_ERROR, detail=detail)] * len(boxes)
     with image:

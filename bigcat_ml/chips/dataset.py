@@ -10,11 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import time
 import uuid
 import warnings
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Dict, Iterator, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, Mapping, Optional
 
 import numpy as np
 from petastorm import make_batch_reader, make_reader
@@ -26,8 +27,9 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, IntegerType, StringType
 
+from bigcat_ml.chips.trusted import check_pickled_schema
 from bigcat_ml.oid.schemas import BOX_COORDINATES, BOX_FLAGS
-from bigcat_ml.storage import fs
+from bigcat_ml.storage import fs, publish
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -37,6 +39,11 @@ log = logging.getLogger(__name__)
 CHIPS_DIR = "chips"
 REJECTS_DIR = "rejects"
 SUMMARY_FILE = "summary.json"
+# Every data file of the dataset (path, bytes, modification time, sha256), written with it:
+# a finished run's output is reused only while the files still match it.
+MANIFEST_FILE = "manifest.json"
+# In a config family's folder, the link to the chip dataset written last.
+LATEST_ALIAS = "latest"
 
 # What identifies a chip: its image, its class and its box, in OID's own names and units
 # (coordinates are fractions of the image size). Evaluation, tests and benchmarks join
@@ -86,11 +93,6 @@ _to_url = fs.to_url
 def dataset_url(output: str) -> str:
     """URL of the Petastorm chip dataset (``<output>/chips``) for petastorm and Spark."""
     return _to_url(_join(output, CHIPS_DIR))
-
-
-def _sibling(output: str, tag: str) -> str:
-    """A fresh path next to ``output``; not starting with ``.``/``_``, which Spark hides."""
-    return f"{output.rstrip('/')}.{tag}-{uuid.uuid4().hex[:12]}"
 
 
 # -------------------------------------------------------------------------------- write
@@ -146,23 +148,25 @@ def _write_parts(
     rejects.write.parquet(_to_url(_join(folder, REJECTS_DIR)))
 
 
-def _swap_into_place(staging: str, output: str) -> None:
-    """Move the complete ``staging`` folder to ``output``, replacing an old one last."""
-    if not fs.exists(output):
-        fs.rename(staging, output)
-        return
-    old = _sibling(output, "old")
-    fs.rename(output, old)
-    try:
-        fs.rename(staging, output)
-    except BaseException:
-        fs.rename(old, output)
-        raise
-    fs.delete(old)
+def _cancel_jobs(spark: SparkSession, wait_seconds: float = 60.0) -> None:
+    """Cancel the session's jobs and wait for them to end, so that no task writes into a
+    staging folder after it is deleted."""
+    context = spark.sparkContext
+    context.cancelAllJobs()
+    tracker = context.statusTracker()
+    deadline = time.monotonic() + wait_seconds
+    while (tracker.getActiveJobsIds() or tracker.getActiveStageIds()) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
-def check_output(spark: SparkSession, output: str, overwrite: bool) -> None:
-    """Refuse an existing ``output`` unless ``overwrite``; cheap, so callers check first."""
+def check_output(output: str, overwrite: bool) -> None:
+    """Refuse an existing ``output`` unless ``overwrite``; cheap, so callers check first.
+
+    Leftovers of other runs next to ``output`` are reported, and removed when their run
+    is provably dead (:func:`bigcat_ml.storage.publish.sweep_leftovers`). The move into
+    place checks again, atomically.
+    """
+    publish.sweep_leftovers(output)
     if fs.exists(output) and not overwrite:
         raise FileExistsError(
             f"chip dataset {output} already exists; set preprocess.overwrite=true to replace it "
@@ -180,37 +184,106 @@ def write_chip_dataset(
     summary: Optional[Mapping[str, Any]] = None,
     rows_per_file: int = 2000,
     row_group_size_mb: int = 32,
+    verify: Optional[Callable[[Dict[str, Any]], None]] = None,
 ) -> Dict[str, Any]:
-    """Write ``<output>/chips`` (Petastorm), ``rejects`` (Parquet) and ``summary.json``.
+    """Write ``<output>/chips`` (Petastorm), ``rejects`` (Parquet), ``manifest.json`` and ``summary.json``.
 
-    All or nothing: everything goes to a sibling staging folder that is renamed to
-    ``output`` once complete, so a failure leaves no (or the previous) dataset at
-    ``output``. An existing ``output`` is refused unless ``overwrite``. ``chips`` has
-    the ChipSchema columns, ``rejects`` the REJECTS_SCHEMA ones; ``summary`` (plain JSON
-    values) is stored with the measured ``chips``, ``rejects``, ``rejects_by_reason``
-    and ``content_digest``, and the whole summary is returned. ``output`` is a local
-    path or a Hadoop URI. ``chips`` and ``rejects`` are each computed once: persist
-    their common parent if it is expensive.
+    All or nothing: everything goes to a staging folder that is published at ``output``
+    once complete and checked (:func:`bigcat_ml.storage.publish.staged`), so the previous
+    dataset (or none) stays at ``output`` until the new one replaces it in one step.
+    ``verify`` is called with the measured summary before that move: raise in it to
+    abandon the dataset (the counts are reconciled there). An existing ``output`` is
+    refused unless ``overwrite``, also when another run publishes it while this one
+    writes. ``chips`` has the ChipSchema columns, ``rejects`` the REJECTS_SCHEMA ones;
+    ``summary`` (plain JSON values) is stored with the measured ``chips``, ``rejects``,
+    ``rejects_by_reason``, ``content_digest`` and ``manifest_sha256`` (of
+    ``manifest.json``, see :func:`build_manifest`), and the whole summary is returned.
+    ``chips`` and ``rejects`` are each computed once: persist their common parent if it
+    is expensive.
     """
-    check_output(spark, output, overwrite)
-    staging = _sibling(output, "tmp")
-    try:
-        fs.mkdirs(staging)
-    except Exception as error:
-        raise PermissionError(
-            f"cannot write the chip dataset next to {output} (creating {staging} failed: {error}); "
-            "choose a writable preprocess.output"
-        ) from error
-    try:
-        _write_parts(spark, chips, rejects, staging, rows_per_file, row_group_size_mb)
+    check_output(output, overwrite)
+    with publish.staged(output, overwrite, "preprocess.output", "preprocess.overwrite") as staging:
+        log.info("writing the chip dataset to %s, moved to %s once complete", staging, output)
+        try:
+            _write_parts(spark, chips, rejects, staging, rows_per_file, row_group_size_mb)
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM (runtime.signals): no task may write on
+            _cancel_jobs(spark)
+            raise
         written = {**(summary or {}), **_measure(spark, staging)}
+        if verify is not None:
+            verify(written)
+        manifest = json.dumps(build_manifest(staging), indent=1, sort_keys=True)
+        fs.write_text(_join(staging, MANIFEST_FILE), manifest)
+        written["manifest_sha256"] = hashlib.sha256(manifest.encode("utf-8")).hexdigest()
         fs.write_text(_join(staging, SUMMARY_FILE), json.dumps(written, indent=2, sort_keys=True))
-        _swap_into_place(staging, output)
-    except BaseException:
-        fs.delete(staging)
-        raise
     log.info("wrote %d chips and %d rejects to %s", written["chips"], written["rejects"], output)
     return written
+
+
+# ------------------------------------------------------------------------------ manifest
+
+
+def _data_files(output: str) -> Dict[str, Any]:
+    """``{path below output: (bytes, modification time)}`` of every file under chips/ and rejects/."""
+    return {
+        f"{folder}/{relative}": size_and_time
+        for folder in (CHIPS_DIR, REJECTS_DIR)
+        for relative, size_and_time in fs.list_files(_join(output, folder)).items()
+    }
+
+
+def build_manifest(output: str) -> Dict[str, Dict[str, Any]]:
+    """Size, modification time and sha256 of every data file of the dataset at ``output``."""
+    return {
+        path: {"bytes": size, "mtime": mtime, "sha256": fs.sha256(_join(output, path))}
+        for path, (size, mtime) in sorted(_data_files(output).items())
+    }
+
+
+def _read_if_there(path: str) -> Optional[bytes]:
+    try:
+        return fs.read_bytes(path)
+    except (FileNotFoundError, OSError):
+        return None
+
+
+def mismatch(output: str, content_digest: str, manifest_sha256: Optional[str], full: bool = False) -> Optional[str]:
+    """Why the dataset at ``output`` is not the one a run recorded, or None when it is.
+
+    The cheap check reads ``summary.json`` and ``manifest.json`` and lists the files:
+    the content digest and the manifest's sha256 must be the recorded ones, and every
+    data file must be there with the manifest's size and modification time, and no
+    other. ``full`` also re-hashes every file against the manifest's sha256.
+    """
+    summary_bytes = _read_if_there(_join(output, SUMMARY_FILE))
+    if summary_bytes is None:
+        return f"no {SUMMARY_FILE} in {output}"
+    if json.loads(summary_bytes).get("content_digest") != content_digest:
+        return f"{output} holds a dataset of another content digest"
+    manifest_bytes = _read_if_there(_join(output, MANIFEST_FILE))
+    if manifest_bytes is None or hashlib.sha256(manifest_bytes).hexdigest() != manifest_sha256:
+        return f"{output}: {MANIFEST_FILE} is missing or not the one the run recorded"
+    manifest = json.loads(manifest_bytes)
+    found = _data_files(output)
+    if sorted(found) != sorted(manifest):
+        return f"{output}: files were added or removed since it was written"
+    for path, (size, mtime) in found.items():
+        if (size, mtime) != (manifest[path]["bytes"], manifest[path]["mtime"]):
+            return f"{output}: {path} was changed since it was written"
+        if full and fs.sha256(_join(output, path)) != manifest[path]["sha256"]:
+            return f"{output}: {path} no longer has the content it was written with"
+    return None
+
+
+def point_alias(output: str, alias: str) -> None:
+    """Make the local symlink ``alias`` point at ``output``, replacing it in one step
+    (nothing on stores without symlinks)."""
+    target, link = fs.local_path(output), fs.local_path(alias)
+    if target is None or link is None:
+        return
+    temporary = f"{link}.tmp-{uuid.uuid4().hex[:12]}"
+    os.symlink(os.path.relpath(target, os.path.dirname(link)), temporary)
+    os.replace(temporary, link)
 
 
 # --------------------------------------------------------------------------------- read
@@ -297,8 +370,10 @@ def open_reader(output: str, **reader_kwargs: Any) -> Reader:
 
     Use as ``with open_reader(out) as reader:``; keyword arguments go to make_reader
     (e.g. ``num_epochs``, ``shuffle_row_groups=False``, ``schema_fields``). Use this
-    rather than ``make_reader`` directly: see :func:`_after_first_ventilation`.
+    rather than ``make_reader`` directly: the dataset's pickled metadata is checked
+    first (:mod:`bigcat_ml.chips.trusted`), and see :func:`_after_first_ventilation`.
     """
+    check_pickled_schema(dataset_url(output), ChipSchema)
     return _after_first_ventilation(make_reader(dataset_url(output), **_storage(output), **reader_kwargs))
 
 
@@ -307,8 +382,10 @@ def open_batch_reader(output: str, **reader_kwargs: Any) -> Reader:
 
     Batches hold ``chip`` as JPEG bytes (the batch reader does not run codecs); decode
     them with :func:`decode_chip`. Petastorm's advice to use make_reader on a Unischema
-    dataset is silenced because skipping the decoding is the point here.
+    dataset is silenced because skipping the decoding is the point here. The metadata is
+    checked first, as for :func:`open_reader`.
     """
+    check_pickled_schema(dataset_url(output), ChipSchema)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Please use make_reader")
         reader = make_batch_reader(dataset_url(output), **_storage(output), **reader_kwargs)

@@ -22,7 +22,7 @@ def _no_inputs(cfg: DictConfig) -> Mapping[str, str]:
     return {}
 
 
-def _always(cfg: DictConfig) -> bool:
+def _always(cfg: DictConfig, run_id: str) -> bool:
     return True
 
 
@@ -41,9 +41,10 @@ class Step:
     ``sections`` are the config sections its result depends on; ``ignore`` the dotted keys
     inside them that change how it runs but not what it produces; ``inputs`` adds what is
     not config (a chip dataset's digest). ``in_chain`` says whether ``main`` runs it for a
-    config, ``output_exists`` whether a finished run's output can still be reused.
-    ``hand_over`` tells the later steps of ``main``'s chain what a run (new or reused)
-    produced, by setting their config (``train`` sets ``model.source`` to its model).
+    config, ``output_exists(cfg, run_id)`` whether the output that finished run ``run_id``
+    recorded is still there, unchanged, so that it can be reused. ``hand_over`` tells the
+    later steps of ``main``'s chain what a run (new or reused) produced, by setting their
+    config (``train`` sets ``model.source`` to its model).
     """
 
     name: str
@@ -52,7 +53,7 @@ class Step:
     ignore: Tuple[str, ...] = ()
     inputs: Callable[[DictConfig], Mapping[str, str]] = field(default=_no_inputs)
     in_chain: Callable[[DictConfig], bool] = field(default=_never)
-    output_exists: Callable[[DictConfig], bool] = field(default=_always)
+    output_exists: Callable[[DictConfig, str], bool] = field(default=_always)
     hand_over: Callable[[DictConfig, str], None] = field(default=_hands_over_nothing)
 
     def key(self, cfg: DictConfig) -> str:

@@ -62,11 +62,17 @@ def compose(overrides: Optional[List[str]] = None) -> Any:
 
 
 def finalize(cfg: Any) -> Any:
-    """Make every ``paths.*`` absolute, even one overridden with a relative value.
+    """Make every ``paths.*`` absolute, even one overridden with a relative value, and
+    put an unset ``preprocess.output`` at its config's own folder (see
+    :func:`bigcat_ml.preprocess.default_output`).
 
     Entry points call this first, so whatever reads a path later (Spark executors, the
     MLflow tracking URI) sees the location the user meant from their working directory.
     """
     for key, value in cfg.paths.items():
         cfg.paths[key] = absolute_path(str(value))
+    if "preprocess" in cfg and cfg.preprocess.output is None:
+        from bigcat_ml.preprocess import default_output  # the step's record knows its key
+
+        cfg.preprocess.output = default_output(cfg)
     return cfg

@@ -164,7 +164,7 @@ class PreprocessConfig:
     jpeg_quality: int = MISSING
     max_image_pixels: int = MISSING
     rows_per_partition: int = MISSING
-    output: str = MISSING
+    output: Optional[str] = MISSING
     overwrite: bool = MISSING
 
 
@@ -236,6 +236,13 @@ class CompareConfig:
     allow_mixed_datasets: bool = MISSING
 
 
+class ReuseCheck(enum.Enum):
+    """How ``main`` checks a finished step's output before reusing it."""
+
+    manifest = "manifest"  # the files listed in the manifest, with their sizes and times
+    full = "full"  # the same, and every file re-hashed
+
+
 @dataclass
 class BigcatConfig:
     """The root: one field per config group plus run-wide switches."""
@@ -252,6 +259,7 @@ class BigcatConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     force: bool = MISSING
     verbose: bool = MISSING
+    reuse_check: ReuseCheck = MISSING
 
 
 def register_configs() -> None:

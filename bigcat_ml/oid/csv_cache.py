@@ -25,13 +25,13 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
-from bigcat_ml.oid.readers import SUBSET_COLUMN, bad_row, check_rows, read_csv
+from bigcat_ml.oid.readers import IMAGE_ID, RAW_IMAGE_ID, SUBSET_COLUMN, bad_row, check_rows, read_csv
 from bigcat_ml.storage import fs
 
 log = logging.getLogger(__name__)
 
 # Bump when the layout of a cache entry changes, so old entries are not read.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 DONE_MARKER = "_bigcat_done.json"
 SORT_COLUMN = "LabelName"
 # Small row groups make the LabelName min/max statistics selective (parquet.block.size, bytes).
@@ -63,7 +63,10 @@ def cached_csv(spark: SparkSession, path: str, schema: StructType, cache_dir: st
         _convert(spark, path, schema, entry)
     else:
         log.info("%s: reading its Parquet copy %s", path, entry)
-    return spark.read.parquet(url).select(*schema.fieldNames())
+    # The ImageID's spelling in the file travels along, for the check of IDs that only
+    # normalisation makes equal.
+    raw = [RAW_IMAGE_ID] if IMAGE_ID in schema.fieldNames() else []
+    return spark.read.parquet(url).select(*schema.fieldNames(), *raw)
 
 
 def _convert(spark: SparkSession, path: str, schema: StructType, entry: str) -> None:

@@ -28,6 +28,10 @@ log = logging.getLogger(__name__)
 CORRUPT_COLUMN = "_corrupt_record"
 SUBSET_COLUMN = "Subset"
 IMAGE_ID = "ImageID"
+LABEL_NAME_COLUMN = "LabelName"
+# The ImageID as the file spells it (trimmed, case kept), beside the normalised one, so
+# that two IDs that only normalisation makes equal can be reported.
+RAW_IMAGE_ID = "_raw_image_id"
 MAX_REPORTED_ROWS = 5
 FILE_HINT = "check data.root and the data.* file settings (for the generated sample, run `python -m bigcat_ml.sample_data`)"
 
@@ -35,6 +39,11 @@ FILE_HINT = "check data.root and the data.* file settings (for the generated sam
 def normalize_image_id(column: Column) -> Column:
     """ImageIDs compare lower-case and trimmed: file names may be upper-case (``ABC.jpg``)."""
     return F.lower(F.trim(column))
+
+
+def normalize_mid(column: Column) -> Column:
+    """MIDs compare trimmed, case kept (``/m/0449p`` and `` /m/0449p`` are one class)."""
+    return F.trim(column)
 
 
 def load_or_explain(path: str, load: Callable[[], DataFrame]) -> DataFrame:
@@ -69,8 +78,9 @@ def read_csv(spark: SparkSession, path: str, schema: StructType, header: bool = 
 
     With ``header``, columns are found by name, so extra columns (V6 train boxes carry
     ``XClick1X``...) and any column order are fine; without, the file must have exactly
-    ``schema``'s columns. ImageID, when present, is normalised (:func:`normalize_image_id`).
-    Lazy: nothing is scanned beyond the header line.
+    ``schema``'s columns. ImageID, when present, is normalised (:func:`normalize_image_id`)
+    and its trimmed spelling kept in :data:`RAW_IMAGE_ID`; LabelName is trimmed
+    (:func:`normalize_mid`). Lazy: nothing is scanned beyond the header line.
     """
     required = schema.fieldNames()
     if header:
@@ -101,7 +111,9 @@ def read_csv(spark: SparkSession, path: str, schema: StructType, header: bool = 
         ),
     ).select(*required, CORRUPT_COLUMN)
     if IMAGE_ID in required:
-        df = df.withColumn(IMAGE_ID, normalize_image_id(F.col(IMAGE_ID)))
+        df = df.withColumn(RAW_IMAGE_ID, F.trim(F.col(IMAGE_ID))).withColumn(IMAGE_ID, normalize_image_id(F.col(IMAGE_ID)))
+    if LABEL_NAME_COLUMN in required:
+        df = df.withColumn(LABEL_NAME_COLUMN, normalize_mid(F.col(LABEL_NAME_COLUMN)))
     return df
 
 

@@ -10,8 +10,10 @@ The order of work keeps real scale (14.6 M boxes, 9 M images) affordable:
    groups of a Parquet of bytes that hold it) and only those are read
    (:mod:`bigcat_ml.oid.images`).
 
-Every selected box ends up either in an image's ``boxes`` or as a ``missing_image``
-reject; :func:`attach_images` checks that sum.
+Every box row of a selected class ends up kept, or as an ``image_label_filter`` or
+``duplicate_box`` reject (:func:`load_selected_boxes` checks that sum), and every kept
+box either in an image's ``boxes`` or as a ``missing_image`` reject
+(:func:`attach_images` checks that one).
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from contextlib import ExitStack, contextmanager
 from typing import Callable, Dict, Iterator, NamedTuple, Optional, Sequence, Tuple
 
 import pandas as pd
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
@@ -29,6 +31,7 @@ from bigcat_ml.oid.classes import DISPLAY_NAME, LABEL_NAME
 from bigcat_ml.oid.readers import (
     CORRUPT_COLUMN,
     IMAGE_ID,
+    RAW_IMAGE_ID,
     SUBSET_COLUMN,
     bad_row,
     check_rows,
@@ -39,7 +42,7 @@ from bigcat_ml.oid.readers import (
 from bigcat_ml.oid import images
 from bigcat_ml.oid.csv_cache import read_subsets_cached
 from bigcat_ml.oid.schemas import BOX_COORDINATES, BOX_FLAGS, BOXES_SCHEMA, IMAGE_LABELS_SCHEMA
-from bigcat_ml.chips.rejects import MISSING_IMAGE, REJECTS_SCHEMA
+from bigcat_ml.chips.rejects import DUPLICATE_BOX, IMAGE_LABEL_FILTER, MISSING_IMAGE, REJECTS_SCHEMA
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +77,13 @@ def _scan_selected(
     classes = F.broadcast(_classes_frame(spark, selected))
     if cache_dir:
         source = read_subsets_cached(spark, files, schema, cache_dir).filter(F.col(LABEL_NAME).isin(list(selected[LABEL_NAME])))
-        rows = source.join(classes, LABEL_NAME).drop(_SELECTED).persist()
-        log.info("%d rows of the selected classes in %s (Parquet copies)", rows.count(), ", ".join(files.values()))
+        kept = source.join(classes, LABEL_NAME).drop(_SELECTED).persist()
+        try:
+            _check_image_ids_distinct(kept, files)
+            rows = kept.drop(RAW_IMAGE_ID).persist()
+            log.info("%d rows of the selected classes in %s (Parquet copies)", rows.count(), ", ".join(files.values()))
+        finally:
+            kept.unpersist()
         return rows
     kept = (
         read_subsets(spark, files, schema)
@@ -85,11 +93,27 @@ def _scan_selected(
     )
     try:
         check_rows(kept, schema, files)
-        rows = kept.filter(F.col(_SELECTED)).drop(_SELECTED, CORRUPT_COLUMN).persist()
+        _check_image_ids_distinct(kept.filter(F.col(_SELECTED)), files)
+        rows = kept.filter(F.col(_SELECTED)).drop(_SELECTED, CORRUPT_COLUMN, RAW_IMAGE_ID).persist()
         log.info("%d rows of the selected classes in %s", rows.count(), ", ".join(files.values()))
     finally:
         kept.unpersist()
     return rows
+
+
+def _check_image_ids_distinct(rows: DataFrame, files: Dict[str, str]) -> None:
+    """Fail if two ImageIDs of one subset become one only by normalisation (``AB01``/``ab01``):
+    their rows would be merged onto one image without anyone noticing."""
+    spellings = F.array_sort(F.collect_set(RAW_IMAGE_ID))
+    collisions = (
+        rows.groupBy(*KEYS).agg(spellings.alias("spellings")).filter(F.size("spellings") > 1).limit(5).collect()
+    )
+    if collisions:
+        shown = "; ".join(f"{files[r[SUBSET_COLUMN]]}: {' and '.join(map(repr, r['spellings']))}" for r in collisions)
+        raise ValueError(
+            f"ImageIDs that differ only in letter case are one image to this project (ImageIDs compare "
+            f"lower-case, as image file names may be upper-case): {shown}. Fix the ImageIDs in the file."
+        )
 
 
 def read_selected_labels(spark: SparkSession, data_cfg: DataConfig, selected: pd.DataFrame) -> DataFrame:
@@ -119,35 +143,90 @@ def positive_images(labels: DataFrame, preprocess_cfg: PreprocessConfig) -> Data
     return labels.filter(_is_positive(preprocess_cfg)).select(*KEYS).distinct()
 
 
+class BoxSelection(NamedTuple):
+    """What :func:`load_selected_boxes` returns; ``box_rows = boxes + dropped``."""
+
+    boxes: DataFrame  # :data:`SELECTED_BOX_COLUMNS`, one row per distinct kept box; persisted
+    dropped: DataFrame  # REJECTS_SCHEMA rows: ``image_label_filter`` and ``duplicate_box``; persisted
+    box_rows: int  # box rows of the selected classes in the files, before any filter
+
+
+def _label_states(labels: DataFrame, preprocess_cfg: PreprocessConfig) -> Tuple[DataFrame, DataFrame]:
+    """(images with a positive label of a selected class; (image, class) pairs verified absent).
+
+    A pair is verified absent when its class has a label on the image within the
+    configured Sources but none of them passes the filter (Confidence 0 in OID).
+    """
+    in_sources = F.col("Source").isin(list(preprocess_cfg.sources)) if preprocess_cfg.sources else F.lit(True)
+    pair = [*KEYS, LABEL_NAME]
+    by_pair = labels.filter(in_sources).groupBy(*pair).agg(F.max(_is_positive(preprocess_cfg).cast("int")).alias("_pos"))
+    absent = by_pair.filter(F.col("_pos") == 0).select(*pair)
+    return positive_images(labels, preprocess_cfg), absent
+
+
+def _as_rejects(boxes: DataFrame, reason: str, detail: Column) -> DataFrame:
+    extra = {"reason": F.lit(reason), "detail": detail}
+    return boxes.select(
+        *[(extra[f.name] if f.name in extra else F.col(f.name)).cast(f.dataType).alias(f.name) for f in REJECTS_SCHEMA]
+    )
+
+
 def load_selected_boxes(
     spark: SparkSession,
     data_cfg: DataConfig,
     preprocess_cfg: PreprocessConfig,
     selected: pd.DataFrame,
     labels: DataFrame,
-) -> DataFrame:
-    """Boxes of the selected classes on images with a positive label (:func:`positive_images`).
+) -> BoxSelection:
+    """Boxes of the selected classes that pass the image-level filter, each once.
 
-    ``labels`` is :func:`read_selected_labels`' frame. Columns: :data:`SELECTED_BOX_COLUMNS`
-    (coordinates are fractions of the image size; flags 1/0, -1 = unknown). Persisted.
+    A box is kept when its image has a positive label of a selected class
+    (:func:`positive_images`) and its own class is not verified absent there: a Tiger
+    box on an image whose Tiger label has Confidence 0 is not kept because a Jaguar is
+    positive on it. The others are ``image_label_filter`` rejects. A box listed more than
+    once (same subset, image, class and coordinates, whatever its Source) is kept once,
+    its other rows are ``duplicate_box`` rejects. ``labels`` is
+    :func:`read_selected_labels`' frame. Kept columns: :data:`SELECTED_BOX_COLUMNS`
+    (coordinates are fractions of the image size; flags 1/0, -1 = unknown).
     """
     files = subset_files(data_cfg.boxes, data_cfg.subsets, "boxes")
     all_boxes = _scan_selected(spark, files, BOXES_SCHEMA, selected, data_cfg.csv_cache)
+    positive, absent = _label_states(labels, preprocess_cfg)
+    filters = f"min_confidence={preprocess_cfg.min_confidence}, sources={list(preprocess_cfg.sources) or 'all'}"
     try:
-        boxes = (
-            all_boxes.join(positive_images(labels, preprocess_cfg), KEYS, "left_semi")
-            .select(*SELECTED_BOX_COLUMNS)
+        marked = (
+            all_boxes.join(positive.withColumn("_image_ok", F.lit(True)), KEYS, "left")
+            .join(absent.withColumn("_class_absent", F.lit(True)), [*KEYS, LABEL_NAME], "left")
+            .withColumn(
+                "_filtered",
+                F.when(F.col("_image_ok").isNull(), F.lit(f"no positive image-level label of a selected class on this image ({filters})"))
+                .when(F.col("_class_absent").isNotNull(), F.concat(F.lit("its class "), F.col(LABEL_NAME), F.lit(f" is verified absent on this image ({filters})"))),
+            )
+        )
+        same_box = Window.partitionBy(*KEYS, LABEL_NAME, *BOX_COORDINATES).orderBy(*BOX_FIELDS)
+        ranked = marked.filter(F.col("_filtered").isNull()).withColumn("_copy", F.row_number().over(same_box))
+        boxes = ranked.filter(F.col("_copy") == 1).select(*SELECTED_BOX_COLUMNS).persist()
+        dropped = (
+            _as_rejects(marked.filter(F.col("_filtered").isNotNull()), IMAGE_LABEL_FILTER, F.col("_filtered"))
+            .unionByName(
+                _as_rejects(
+                    ranked.filter(F.col("_copy") > 1),
+                    DUPLICATE_BOX,
+                    F.concat(F.lit("the same class and coordinates are listed more than once for this image (this row's Source: "), F.col("Source"), F.lit(")")),
+                )
+            )
             .persist()
         )
+        box_rows, kept, rejected = all_boxes.count(), boxes.count(), dropped.count()
         log.info(
-            "%d boxes of the selected classes on images with a positive image-level label (min_confidence=%s, sources=%s)",
-            boxes.count(),
-            preprocess_cfg.min_confidence,
-            list(preprocess_cfg.sources) or "all",
+            "%d box rows of the selected classes: %d kept, %d rejected by the image-level filter (%s) or as duplicates",
+            box_rows, kept, rejected, filters,
         )
+        if kept + rejected != box_rows:
+            raise RuntimeError(f"{box_rows} box rows of the selected classes but {kept} kept + {rejected} rejected: report this bug")
     finally:
         all_boxes.unpersist()
-    return boxes
+    return BoxSelection(boxes, dropped, box_rows)
 
 
 # --------------------------------------------------------------------------- images
@@ -193,11 +272,7 @@ def _missing_rejects(boxes: DataFrame, index: DataFrame, data_cfg: DataConfig) -
         detail = F.concat(F.lit("no image file "), F.col(IMAGE_ID), F.lit(f".jpg (any case) in data.images_dirs [{folders}] for subset "), F.col(SUBSET_COLUMN))
     else:
         detail = F.concat(F.lit(f"no row in {data_cfg.images_path} for ImageID "), F.col(IMAGE_ID))
-    missing = boxes.join(index.select(*KEYS), KEYS, "left_anti")
-    extra = {"reason": F.lit(MISSING_IMAGE), "detail": detail}
-    return missing.select(
-        *[(extra[f.name] if f.name in extra else F.col(f.name)).cast(f.dataType).alias(f.name) for f in REJECTS_SCHEMA]
-    )
+    return _as_rejects(boxes.join(index.select(*KEYS), KEYS, "left_anti"), MISSING_IMAGE, detail)
 
 
 @contextmanager
@@ -238,9 +313,11 @@ class Selection(NamedTuple):
     """What :func:`select_images` yields."""
 
     labels: DataFrame  # :func:`read_selected_labels`
-    boxes: DataFrame  # :func:`load_selected_boxes`
+    boxes: DataFrame  # :func:`load_selected_boxes`: the kept boxes
     images: DataFrame  # :func:`attach_images`: one row per found image with its boxes
     missing: DataFrame  # :func:`attach_images`: a ``missing_image`` reject per box without its image
+    dropped: DataFrame  # :func:`load_selected_boxes`: ``image_label_filter`` and ``duplicate_box`` rejects
+    box_rows: int  # box rows of the selected classes = kept boxes + dropped
 
 
 @contextmanager
@@ -252,10 +329,11 @@ def select_images(
     with ExitStack() as release:
         labels = read_selected_labels(spark, data_cfg, selected)
         release.callback(labels.unpersist)
-        boxes = load_selected_boxes(spark, data_cfg, preprocess_cfg, selected, labels)
-        release.callback(boxes.unpersist)
-        images, missing = release.enter_context(attach_images(spark, boxes, data_cfg))
-        yield Selection(labels, boxes, images, missing)
+        chosen = load_selected_boxes(spark, data_cfg, preprocess_cfg, selected, labels)
+        release.callback(chosen.boxes.unpersist)
+        release.callback(chosen.dropped.unpersist)
+        images, missing = release.enter_context(attach_images(spark, chosen.boxes, data_cfg))
+        yield Selection(labels, chosen.boxes, images, missing, chosen.dropped, chosen.box_rows)
 
 
 def _reconcile(boxes: DataFrame, with_boxes: DataFrame, rejects: DataFrame) -> None:

@@ -129,6 +129,7 @@ def use_java(min_version: int = MIN_JAVA) -> JavaRuntime:
 # Session options the project sets and reads in several places.
 ARROW_BATCH_ROWS_KEY = "spark.sql.execution.arrow.maxRecordsPerBatch"
 FILE_OPEN_COST_KEY = "spark.sql.files.openCostInBytes"
+LOOPBACK = "127.0.0.1"
 
 
 def get_spark(cfg: SparkConfig) -> SparkSession:
@@ -136,7 +137,7 @@ def get_spark(cfg: SparkConfig) -> SparkSession:
 
     Arrow is on because chips move between the JVM and Python as Arrow batches; in local
     mode the Python workers run ``sys.executable`` or they would import another Python's
-    packages.
+    packages. Local mode listens on loopback only.
     """
     use_java()
     conf = {
@@ -158,6 +159,9 @@ def get_spark(cfg: SparkConfig) -> SparkSession:
     if cfg.master.startswith("local"):
         conf["spark.pyspark.python"] = sys.executable
         conf["spark.pyspark.driver.python"] = sys.executable
+        # conf/spark/local.yaml binds the driver to loopback; the web UI binds to
+        # SPARK_LOCAL_IP (0.0.0.0 when unset) instead, so pin that to loopback too.
+        os.environ.setdefault("SPARK_LOCAL_IP", LOOPBACK)
     if "spark.pyspark.python" in conf:
         # A driver started as plain Python picks the executors' Python from this variable
         # (SparkContext.pythonExec), not from the conf key.

@@ -61,7 +61,7 @@ from bigcat_ml.scoring.models import (
     model_input,
     weights_source,
 )
-from bigcat_ml.chips.rejects import DECODE_ERROR, PREDICT_ERROR, REJECTS_SCHEMA
+from bigcat_ml.chips.rejects import DECODE_ERROR, PREDICT_ERROR, REJECTS_SCHEMA, fails_the_task
 from bigcat_ml.runtime.spark import ARROW_BATCH_ROWS_KEY, session_conf
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,9 @@ class ChipClassifier:
         for i, jpeg in enumerate(jpegs):
             try:
                 decoded[i] = _decode_rgb(jpeg)
-            except Exception as error:  # any undecodable chip becomes a counted reject
+            except Exception as error:  # any undecodable chip becomes a counted reject...
+                if fails_the_task(error):  # ...but running out of memory fails the task
+                    raise
                 reason[i], detail[i] = DECODE_ERROR, f"{type(error).__name__}: {error}"
         indices = np.full((n, self.k), -1, np.int32)
         probs = np.full((n, self.k), np.nan, np.float32)
@@ -136,16 +138,21 @@ class ChipClassifier:
 
         The batch is predicted at once; if that raises, chip by chip, so one bad chip
         costs only itself. Non-finite outputs also count as a failure of that chip.
+        Running out of memory is no chip's fault: it is raised (:func:`fails_the_task`).
         """
         try:
             out = self._predict(chips)
-        except Exception:
+        except Exception as error:
+            if fails_the_task(error):  # out of memory: the task fails and Spark retries it
+                raise
             log.warning("a batch of %d chips failed to predict; retrying chip by chip", len(chips), exc_info=True)
             out = np.full((len(chips), self.n_classes), np.nan, np.float32)
             for j, (row, chip) in enumerate(zip(rows, chips)):
                 try:
                     out[j] = self._predict([chip])[0]
                 except Exception as error:
+                    if fails_the_task(error):
+                        raise
                     reason[row], detail[row] = PREDICT_ERROR, f"{type(error).__name__}: {error}"
         for row in rows[~np.isfinite(out).all(axis=1)]:
             if reason[row] is None:

@@ -22,6 +22,8 @@ Keras is imported inside the functions: it takes seconds, and callers that only 
 """
 from __future__ import annotations
 
+import hashlib
+
 import importlib
 import logging
 import tempfile
@@ -99,6 +101,20 @@ def keras_application(model_cfg: Any) -> KerasApplication:
             f"(it has {classes}); fix model.keras_class"
         )
     return KerasApplication(constructor, preprocess_input)
+
+
+def weights_identity(model_cfg: Any) -> str:
+    """What the weights are, for reuse keys: ``imagenet``, ``random-init`` or
+    ``sha256:<hex>`` of a weights file's content (another file at the same path is other
+    weights; the same file moved is the same weights)."""
+    if model_cfg.weights is None or model_cfg.weights == IMAGENET:
+        return weights_source(model_cfg)
+    with local_weights_file(model_cfg) as path:
+        digest = hashlib.sha256()
+        with open(path, "rb") as stream:
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(block)
+    return f"sha256:{digest.hexdigest()}"
 
 
 @contextmanager

@@ -11,9 +11,10 @@ Which schemes are *tested* is stated in the README.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
-from typing import Any, Iterable, Optional, Tuple
+from typing import Any, Dict, Iterable, Optional, Tuple
 
 import fsspec
 from fsspec.core import url_to_fs
@@ -67,7 +68,11 @@ def first_existing(candidates: Iterable[str]) -> Optional[str]:
 def stat(path: str) -> Tuple[int, float]:
     """(size in bytes, modification time in seconds since the epoch; 0 when the store has none)."""
     fs, inner = resolve(path)
-    info = fs.info(inner)
+    return _size_and_time(fs.info(inner))
+
+
+def _size_and_time(info: Dict[str, Any]) -> Tuple[int, float]:
+    """(size, modification time) from an fsspec ``info`` record, whatever the store calls them."""
     modified = info.get("mtime") or info.get("LastModified") or info.get("last_modified") or 0
     if hasattr(modified, "timestamp"):
         modified = modified.timestamp()
@@ -125,3 +130,35 @@ def pyarrow_filesystem(path: str) -> Tuple[Any, str]:
     if isinstance(fs, _FsspecLocal):
         return LocalFileSystem(), inner
     return PyFileSystem(FSSpecHandler(fs)), inner
+
+
+def local_path(path: str) -> Optional[str]:
+    """The local path behind a plain path or a ``file://`` URI; None for any other scheme."""
+    if not is_uri(path):
+        return str(Path(path).expanduser())
+    fs, inner = resolve(path)
+    return inner if isinstance(fs, _FsspecLocal) else None
+
+
+def list_files(path: str) -> Dict[str, Tuple[int, float]]:
+    """``{path relative to path: (bytes, modification time)}`` of every file below ``path``
+    (empty when it does not exist)."""
+    fs, inner = resolve(path)
+    root = inner.rstrip("/")
+    if not fs.exists(root):
+        return {}
+    return {
+        found[len(root) + 1 :]: _size_and_time(info)
+        for found, info in fs.find(root, detail=True).items()
+        if info.get("type") == "file"
+    }
+
+
+def sha256(path: str) -> str:
+    """Hex sha256 of a file's bytes, read in blocks."""
+    fs, inner = resolve(path)
+    digest = hashlib.sha256()
+    with fs.open(inner, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

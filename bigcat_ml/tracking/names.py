@@ -23,6 +23,9 @@ DATASET_DIGEST_TAG = "bigcat.dataset_digest"
 # and the model.precision it ran in (float32 or bfloat16).
 INFERENCE_PATH_TAG = "bigcat.inference_path"
 PRECISION_TAG = "bigcat.precision"
+# On preprocess runs: the sha256 of the dataset's manifest.json, and where it was written.
+DATASET_MANIFEST_TAG = "bigcat.dataset_manifest"
+DATASET_TAG = "bigcat.dataset"
 
 # Artifacts (paths inside the run's artifact root).
 PREDICTIONS = "predictions/predictions.parquet"

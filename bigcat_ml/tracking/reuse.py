@@ -12,11 +12,11 @@ import json
 from typing import Mapping, Optional, Sequence
 
 import mlflow
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from bigcat_ml.tracking.names import STEP_KEY_TAG, STEP_TAG
 from bigcat_ml.config.compose import flatten
-from bigcat_ml.tracking.runs import code_version, resolved_container
+from bigcat_ml.tracking.runs import code_version
 
 
 def step_key(
@@ -32,8 +32,9 @@ def step_key(
     chip dataset's digest). Two runs with the same key compute the same thing, so
     ``main`` reuses a finished one instead of recomputing.
     """
-    container = resolved_container(cfg)
-    picked = {name: container.get(name) for name in sections}
+    # Only the sections it depends on are resolved: an unset variable of another section
+    # (MLFLOW_TRACKING_URI for mlflow=remote) must not stop a key from being computed.
+    picked = {name: OmegaConf.to_container(cfg[name], resolve=True) if name in cfg else None for name in sections}
     flat = {
         k: v
         for k, v in flatten(picked).items()

@@ -12,11 +12,13 @@ import mlflow
 from mlflow.data.dataset_source_registry import resolve_dataset_source
 from mlflow.data.meta_dataset import MetaDataset
 from mlflow.environment_variables import MLFLOW_EXPERIMENT_ID
+from mlflow.entities import RunStatus
 from omegaconf import DictConfig, OmegaConf
 
-from bigcat_ml.config.compose import CONF_DIR, flatten
+from bigcat_ml.config.compose import flatten
 from bigcat_ml.tracking import names
 from bigcat_ml.tracking.names import STEP_KEY_TAG, STEP_TAG, metric_name
+from bigcat_ml.tracking.redact import redact, redact_text
 
 log = logging.getLogger(__name__)
 
@@ -64,33 +66,57 @@ def _artifact_uri(location: Optional[str]) -> Optional[str]:
     return location if "://" in location else Path(location).resolve().as_uri()
 
 
-def _git(*args: str) -> Optional[str]:
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+CODE_FOLDERS = ("bigcat_ml", "conf")
+
+
+def _git(*args: str, root: Path = PROJECT_ROOT) -> Optional[str]:
     try:
-        out = subprocess.run(["git", *args], cwd=CONF_DIR.parent, capture_output=True, text=True, timeout=10)
+        out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout if out.returncode == 0 else None
 
 
-def git_commit() -> Optional[str]:
+def git_commit(root: Path = PROJECT_ROOT) -> Optional[str]:
     """The project's commit, when it is a git checkout (MLflow projects set it too)."""
-    out = _git("rev-parse", "HEAD")
+    out = _git("rev-parse", "HEAD", root=root)
     return out.strip() if out else None
 
 
-def code_version() -> str:
-    """The commit, plus a hash of uncommitted changes to tracked code, so that a run made
-    with edited code is never mistaken for one made with the committed code."""
-    commit = git_commit() or "no-git"
-    diff = _git("diff", "HEAD", "--", "bigcat_ml", "conf")
-    if diff:
-        commit += "+dirty." + hashlib.sha256(diff.encode()).hexdigest()[:12]
+def code_version(root: Path = PROJECT_ROOT) -> str:
+    """The commit, plus a hash of every uncommitted change under bigcat_ml/ and conf/:
+    edits to tracked files and the content of untracked ones (a new model YAML, a new
+    module), so that a run made with changed code is never mistaken for one made with
+    the committed code. Files git ignores (``__pycache__``) do not count."""
+    commit = git_commit(root) or "no-git"
+    changes = hashlib.sha256((_git("diff", "HEAD", "--", *CODE_FOLDERS, root=root) or "").encode())
+    untracked = (_git("ls-files", "--others", "--exclude-standard", "-z", "--", *CODE_FOLDERS, root=root) or "").split("\0")
+    for name in sorted(n for n in untracked if n):
+        changes.update(name.encode() + b"\0")
+        with contextlib.suppress(OSError):
+            changes.update(hashlib.sha256((root / name).read_bytes()).digest())
+    if changes.digest() != hashlib.sha256(b"").digest():
+        commit += "+dirty." + changes.hexdigest()[:12]
     return commit
 
 
 def resolved_container(cfg: DictConfig) -> Dict[str, Any]:
     """The config with every interpolation resolved, as plain Python objects."""
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+
+
+def loggable_config(cfg: DictConfig) -> Dict[str, Any]:
+    """The resolved config with secrets redacted: what params and ``config.yaml`` show."""
+    return redact(resolved_container(cfg))
+
+
+def log_config(cfg: DictConfig, params: bool = True) -> None:
+    """Log the redacted config as ``config.yaml`` (and as flattened params)."""
+    container = loggable_config(cfg)
+    if params:
+        mlflow.log_params({metric_name(k): _param_value(v) for k, v in flatten(container).items()})
+    mlflow.log_text(OmegaConf.to_yaml(container), "config.yaml")
 
 
 @contextlib.contextmanager
@@ -105,14 +131,15 @@ def step_run(
 
     Nested under an active parent run (the ``main`` chain) when there is one; ``key``
     (see :func:`bigcat_ml.tracking.reuse.step_key`) is tagged so that ``main`` can find and
-    reuse it. Logs the flattened config as params, the YAML as ``config.yaml`` and the code
-    version (commit plus a hash of uncommitted changes) as a tag; ``mlflow.start_run`` ends
-    the run as FAILED when the body raises. The first run opened in a process started by
+    reuse it. Logs the flattened config as params and the YAML as ``config.yaml``, secrets
+    redacted (:func:`loggable_config`), as are URI user-info parts in tag values, and the
+    code version (commit plus a hash of uncommitted and untracked changes) as a tag.
+    ``mlflow.start_run`` ends the run as FAILED when the body raises, KILLED when a signal
+    stops it. The first run opened in a process started by
     ``mlflow run`` is the project run itself (``MLFLOW_RUN_ID``).
     """
     setup_tracking(cfg.mlflow)
-    container = resolved_container(cfg)
-    all_tags = {STEP_TAG: step, **dict(cfg.mlflow.tags), **dict(tags or {})}
+    all_tags = {STEP_TAG: step, **dict(cfg.mlflow.tags), **{k: redact_text(str(v)) for k, v in (tags or {}).items()}}
     if key:
         all_tags[STEP_KEY_TAG] = key
     commit = git_commit()
@@ -120,9 +147,8 @@ def step_run(
         all_tags["mlflow.source.git.commit"] = commit
     all_tags[names.CODE_VERSION_TAG] = code_version()
     nested = mlflow.active_run() is not None
-    with mlflow.start_run(run_name=run_name or step, nested=nested, tags=all_tags) as run:
-        mlflow.log_params({metric_name(k): _param_value(v) for k, v in flatten(container).items()})
-        mlflow.log_text(OmegaConf.to_yaml(container), "config.yaml")
+    with mlflow.start_run(run_name=run_name or step, nested=nested, tags=all_tags) as run, killed_on_interrupt():
+        log_config(cfg)
         yield run
 
 
@@ -142,3 +168,14 @@ def log_chip_dataset_input(
     mlflow.log_input(
         MetaDataset(source=source, name=name, digest=digest[:_MLFLOW_DIGEST_CHARS]), context=context, tags=dict(tags or {})
     )
+
+
+@contextlib.contextmanager
+def killed_on_interrupt() -> Iterator[None]:
+    """Inside ``mlflow.start_run``: end the active run as KILLED when Ctrl-C or SIGTERM
+    (:class:`bigcat_ml.runtime.signals.Terminated`) stops the block, not as FAILED."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
+        raise

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import shlex
 
+from bigcat_ml.tracking.redact import redact_text
+
 UI_HOST = "127.0.0.1"
 UI_PORT = 5000
 WORKFLOW_PARAMETER = "workflowType=machine_learning"
@@ -36,8 +38,8 @@ def how_to_open(tracking_uri: str, experiment_id: str) -> str:
     started first.
     """
     if tracking_uri.startswith(("http://", "https://")):
-        return f"MLflow UI: {experiment_url(tracking_uri, experiment_id)}"
-    return (
+        return redact_text(f"MLflow UI: {experiment_url(tracking_uri, experiment_id)}")
+    return redact_text(
         f"MLflow UI: start it with  {serve_command(tracking_uri)}  (or make mlflow-ui for outputs/)\n"
         f"           then open  {experiment_url(local_base_url(), experiment_id)}"
     )

@@ -1,0 +1,142 @@
+"""Reuse by content, not by existence: each config has its own chip folder, and a finished
+step is reused only while its recorded output is there with the recorded digest."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from bigcat_ml import evaluate, main as main_step, preprocess
+from bigcat_ml.chips.dataset import LATEST_ALIAS, REJECTS_DIR
+from bigcat_ml.config.compose import compose
+from bigcat_ml.tracking.names import DATASET_DIGEST_TAG
+from bigcat_ml.tracking.runs import code_version, setup_tracking
+
+CHAIN = [
+    "model.weights=null",
+    "model.input_size=32",
+    "evaluate.path=local",
+    "data.sample.images_per_subset={train:8,validation:3,test:3}",
+    "spark.master='local[2]'",
+]
+PADDED = "preprocess.padding=0.1"
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+
+def _cfg(out: Path, *overrides: str):
+    return compose([f"paths.output_dir={out}", *CHAIN, *overrides])
+
+
+def _digest(cfg, run_id: str) -> str:
+    setup_tracking(cfg.mlflow)
+    return mlflow.get_run(run_id).data.tags[DATASET_DIGEST_TAG]
+
+
+@pytest.fixture(scope="module")
+def scenario(spark, tmp_path_factory):
+    """``main``; ``main preprocess.padding=0.1``; ``main``: the issue's scenario."""
+    out = tmp_path_factory.mktemp("reuse") / "outputs"
+    runs = [main_step.run(_cfg(out, *extra)) for extra in ([], [PADDED], [])]
+    record = {
+        f"run{i + 1}": {
+            "preprocess": r["preprocess"],
+            "evaluate": r["evaluate"],
+            "digest": _digest(_cfg(out), r["preprocess"]),
+            "output": _cfg(out, *extra).preprocess.output,
+        }
+        for i, (r, extra) in enumerate(zip(runs, ([], [PADDED], [])))
+    }
+    print("reuse scenario:", json.dumps(record, indent=1))  # pytest -s shows it
+    return out, record
+
+
+def test_each_config_writes_its_own_chips_and_a_returning_config_reuses_its_runs(scenario):
+    out, runs = scenario
+    first, padded, again = runs["run1"], runs["run2"], runs["run3"]
+
+    assert first["output"] != padded["output"] and first["output"] == again["output"]
+    assert first["digest"] != padded["digest"]
+    assert again["preprocess"] == first["preprocess"] and again["evaluate"] == first["evaluate"]
+    assert again["digest"] == first["digest"]
+    assert Path(first["output"]).exists() and Path(padded["output"]).exists()  # nothing overwritten
+    alias = Path(first["output"]).parent / LATEST_ALIAS
+    assert alias.resolve() == Path(padded["output"]).resolve()  # the last one written
+
+
+def test_deleting_the_chips_means_recompute_not_reuse(scenario):
+    out, runs = scenario
+    shutil.rmtree(Path(runs["run1"]["output"]) / "chips")
+
+    again = main_step.run(_cfg(out))
+
+    assert again["preprocess"] != runs["run1"]["preprocess"]
+    assert _digest(_cfg(out), again["preprocess"]) == runs["run1"]["digest"]  # the same chips, rebuilt
+    assert again["evaluate"] == runs["run1"]["evaluate"]  # same chips, same model: reused
+
+
+def test_an_edited_file_means_recompute_and_a_full_check_sees_a_same_size_edit(scenario):
+    out, runs = scenario
+    cfg = _cfg(out, PADDED)
+    run_id = runs["run2"]["preprocess"]
+    rejects_file = next((Path(cfg.preprocess.output) / REJECTS_DIR).glob("*.parquet"))
+    assert preprocess.STEP.output_exists(cfg, run_id)
+
+    data = bytearray(rejects_file.read_bytes())
+    stat = rejects_file.stat()
+    data[len(data) // 2] ^= 0xFF  # same size, and the old modification time put back
+    rejects_file.write_bytes(bytes(data))
+    os.utime(rejects_file, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert preprocess.STEP.output_exists(cfg, run_id)  # the cheap check cannot see it
+    assert not preprocess.STEP.output_exists(_cfg(out, PADDED, "reuse_check=full"), run_id)
+
+    with rejects_file.open("ab") as stream:
+        stream.write(b"edited")
+    assert not preprocess.STEP.output_exists(cfg, run_id)
+
+
+def test_weights_files_enter_the_evaluate_key_by_content_not_path(scenario, tmp_path):
+    out, _ = scenario
+    one, same, other = tmp_path / "a.weights.h5", tmp_path / "moved" / "b.weights.h5", tmp_path / "c.weights.h5"
+    same.parent.mkdir()
+    one.write_bytes(b"weights v1")
+    same.write_bytes(b"weights v1")
+    other.write_bytes(b"weights v2")
+
+    def key(path: Path) -> str:
+        return evaluate.STEP.key(_cfg(out, f"model.weights='{path}'"))
+
+    assert key(one) == key(same)
+    assert key(one) != key(other)
+
+
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", "-c", "user.email=t@example.com", "-c", "user.name=t", *args], cwd=repo, check=True, capture_output=True)
+
+
+def test_the_code_version_covers_untracked_files_under_the_code_folders(tmp_path):
+    repo = tmp_path / "project"
+    (repo / "bigcat_ml").mkdir(parents=True)
+    (repo / "conf").mkdir()
+    (repo / "bigcat_ml" / "step.py").write_text("x = 1\n")
+    (repo / ".gitignore").write_text("__pycache__/\n")
+    _git(repo, "init", "-q")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-qm", "init")
+    committed = code_version(repo)
+    assert "+dirty" not in committed
+
+    (repo / "bigcat_ml" / "__pycache__").mkdir()
+    (repo / "bigcat_ml" / "__pycache__" / "step.cpython-311.pyc").write_bytes(b"ignored")
+    assert code_version(repo) == committed
+    (repo / "conf" / "new_model.yaml").write_text("name: a\n")
+    with_new = code_version(repo)
+    (repo / "conf" / "new_model.yaml").write_text("name: b\n")
+
+    assert with_new != committed and with_new.startswith(committed + "+dirty.")
+    assert code_version(repo) != with_new
