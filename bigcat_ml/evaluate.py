@@ -15,7 +15,7 @@ from bigcat_ml.chips import dataset
 from bigcat_ml.reporting import figures
 from bigcat_ml.scoring.evaluation import Evaluation, choose_path, evaluate_dataset, evaluated_subset, mistake_chips
 from bigcat_ml.cli.entry import hydra_entry_point
-from bigcat_ml.cli.steps import Step
+from bigcat_ml.cli.steps import Step, in_every_chain
 from bigcat_ml.tracking.names import metric_name
 from bigcat_ml.config.schema import InferencePath
 from bigcat_ml.scoring.models import RANDOM_INIT, as_precision, weights_identity, weights_source
@@ -139,7 +139,7 @@ STEP = Step(
     # spark settings change speed, not predictions; the dataset enters through its digest.
     ignore=("evaluate.dataset", "model.weights"),
     inputs=_inputs,
-    in_chain=lambda cfg: True,
+    in_chain=in_every_chain,
 )
 main = hydra_entry_point(run)
 

@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 from bigcat_ml.chips import dataset
 from bigcat_ml.reporting import eda
 from bigcat_ml.cli.entry import hydra_entry_point
-from bigcat_ml.cli.steps import Step
+from bigcat_ml.cli.steps import Step, in_every_chain
 from bigcat_ml.config.schema import ReuseCheck
 from bigcat_ml.tracking import names
 from bigcat_ml.tracking.names import metric_name
@@ -107,9 +107,10 @@ STEP = Step(
     name="preprocess",
     run=run,
     sections=("data", "classes", "preprocess"),
-    # Where the chips go and whether they may replace others change nothing in them.
-    ignore=("preprocess.overwrite", "preprocess.output"),
-    in_chain=lambda cfg: True,
+    # Where the chips go and whether they may replace others change nothing in them, nor
+    # does the ImageNet ground truth of the classes (evaluate's business).
+    ignore=("preprocess.overwrite", "preprocess.output", "classes.imagenet_map", "classes.families"),
+    in_chain=in_every_chain,
     output_exists=_output_exists,
 )
 main = hydra_entry_point(run)

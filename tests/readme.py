@@ -7,6 +7,8 @@ from typing import List
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 _FENCED_BASH = re.compile(r"^```bash\n(.*?)^```", re.S | re.M)
+# Commands quoted in the prose: the project's modules and make targets.
+_INLINE = re.compile(r"`((?:python|\.venv/bin/python) -m bigcat_ml\.[^`]*|make [a-z][^`]*)`")
 
 
 def _strip_comment(line: str) -> str:
@@ -32,3 +34,14 @@ def bash_commands(text: str = "") -> List[str]:
             if command:
                 commands.append(command)
     return commands
+
+
+def inline_commands(text: str = "") -> List[str]:
+    """Every ``python -m bigcat_ml…`` or ``make …`` command quoted in the README's prose, in order."""
+    text = _FENCED_BASH.sub("", text or README.read_text())
+    return list(dict.fromkeys(_INLINE.findall(text)))
+
+
+def commands(text: str = "") -> List[str]:
+    """The commands of the fenced ``bash`` blocks, then those quoted in the prose."""
+    return bash_commands(text) + inline_commands(text)

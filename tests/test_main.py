@@ -2,17 +2,18 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 import pytest
 
 from bigcat_ml import main as main_step
-from bigcat_ml.tracking.names import DATASET_DIGEST_TAG, MODEL_TAG
 from bigcat_ml.config.compose import compose
-from bigcat_ml.tracking.names import REUSED_TAG_PREFIX, STEP_TAG
+from bigcat_ml.tracking.names import DATASET_DIGEST_TAG, MODEL_TAG, PER_CLASS_CSV, PREDICTIONS, REUSED_TAG_PREFIX, STEP_TAG
 from bigcat_ml.tracking.runs import setup_tracking
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -27,7 +28,9 @@ def _runs(cfg, step: str):
 
 
 def _python(*args: str, cwd: Path = PROJECT) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    """``python *args`` in a user's environment: no MLflow hand-over, no verbosity settings."""
+    quiet = ("BIGCAT_VERBOSE", "TF_CPP_MIN_LOG_LEVEL")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_") and k not in quiet}
     return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
 
 
@@ -95,3 +98,68 @@ def test_mlflow_run_passes_hydra_overrides_to_the_step(tmp_path):
     assert len(runs) == 1  # the project run and the step's run are one and the same
     assert runs.iloc[0]["params.data.sample.seed"] == "7"
     assert runs.iloc[0][f"tags.{STEP_TAG}"] == "sample_data"
+
+
+# TensorFlow's start-up lines: Abseil's pre-init warning and I/W lines (the oneDNN banner), the
+# CPU-feature message.
+_TF_START_UP = re.compile(r"absl::InitializeLog|^[IW]\d{4} |oneDNN custom operations|TensorFlow binary is optimized", re.M)
+# Inference on Spark's Python workers, so that their TensorFlow start-up is checked too.
+_CARNIVORES = ["classes=carnivores", "evaluate.path=spark"]
+
+
+@pytest.fixture(scope="module")
+def carnivores(tmp_path_factory):
+    """``main classes=carnivores`` as a user types it: the output folder and the process."""
+    out = tmp_path_factory.mktemp("carnivores") / "outputs"
+    done = _python("-m", "bigcat_ml.main", *_CARNIVORES, f"paths.output_dir={out}", *CHAIN)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return out, done
+
+
+def _artifact(cfg, run_id: str, path: str, dst: Path) -> Path:
+    setup_tracking(cfg.mlflow)
+    return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path, dst_path=str(dst)))
+
+
+def test_classes_carnivores_evaluates_every_class_that_has_chips(carnivores, tmp_path):
+    out, _ = carnivores
+    cfg = _cfg(out, *_CARNIVORES)
+    evaluation = _runs(cfg, "evaluate").dropna(subset=["tags.mlflow.parentRunId"]).iloc[0]  # main's
+    predictions = pd.read_parquet(_artifact(cfg, evaluation.run_id, PREDICTIONS, tmp_path))
+    per_class = pd.read_csv(_artifact(cfg, evaluation.run_id, PER_CLASS_CSV, tmp_path))
+    chip_classes = set(predictions["LabelText"])
+    assert chip_classes - {"Tiger", "Lion", "Cheetah", "Leopard", "Jaguar (Animal)", "Lynx"}  # more than the big cats
+    assert set(per_class["class"]) == chip_classes
+    assert per_class["support"].sum() == len(predictions) == evaluation["metrics.n_chips"]
+    assert evaluation["metrics.unmapped_classes"] == 0 and evaluation["metrics.unmapped_chips"] == 0
+
+
+def test_a_class_without_imagenet_classes_is_counted_unmapped_and_the_rest_scored(carnivores, tmp_path):
+    out, _ = carnivores
+    # main's chip dataset: the ground truth does not change the chips (but is part of the dataset's
+    # step key since issue 12, so an imagenet_map override alone would address another dataset)
+    unmapped = ["+classes.imagenet_map.Dog=[]", f"evaluate.dataset={_cfg(out, *_CARNIVORES).evaluate.dataset}"]
+    done = _python("-m", "bigcat_ml.evaluate", *_CARNIVORES, *unmapped, f"paths.output_dir={out}", *CHAIN)
+    assert done.returncode == 0, done.stderr[-4000:]
+    cfg = _cfg(out, *_CARNIVORES, *unmapped)
+    evaluation = _runs(cfg, "evaluate").sort_values("start_time").iloc[-1]
+    predictions = pd.read_parquet(_artifact(cfg, evaluation.run_id, PREDICTIONS, tmp_path))
+    per_class = pd.read_csv(_artifact(cfg, evaluation.run_id, PER_CLASS_CSV, tmp_path))
+    dogs = int((predictions["LabelText"] == "Dog").sum())
+    assert dogs > 0 and evaluation["metrics.unmapped_classes"] == 1 and evaluation["metrics.unmapped_chips"] == dogs
+    assert "Dog" not in set(per_class["class"]) and per_class["support"].sum() == len(predictions) - dogs
+
+
+def test_tensorflow_start_up_logs_stay_out_of_stderr_by_default(carnivores):
+    _, done = carnivores
+    assert "evaluate mobilenet" in done.stdout  # TensorFlow did start, in the driver and the workers
+    assert _TF_START_UP.findall(done.stderr) == []
+
+
+def test_verbose_shows_tensorflow_start_up_logs(carnivores):
+    out, _ = carnivores
+    # the README's `python -m bigcat_ml.evaluate model=resnet50`, on this chip dataset
+    done = _python("-m", "bigcat_ml.evaluate", "model=resnet50", *_CARNIVORES, "verbose=true", f"paths.output_dir={out}", *CHAIN)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert "oneDNN custom operations are on" in done.stderr
+    assert "This TensorFlow binary is optimized" in done.stderr

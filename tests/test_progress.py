@@ -20,7 +20,8 @@ with progress("predict mobilenet", 40, "chip") as done:
 
 
 def _env(**extra):
-    env = {k: v for k, v in os.environ.items() if k != "CI"}
+    """The test's environment less CI and the TensorFlow log level the test session sets."""
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "TF_CPP_MIN_LOG_LEVEL")}
     return {**env, **extra}
 
 
@@ -68,6 +69,7 @@ from bigcat_ml.config.compose import compose
 from bigcat_ml.runtime.spark import get_spark
 spark = get_spark(compose(["spark.master='local[1]'", "spark.conf.spark.driver.memory=1g"]).spark)
 print("PROGRESS=" + spark.conf.get("spark.ui.showConsoleProgress"))
+print("WORKERS=" + spark.conf.get("spark.executorEnv.BIGCAT_VERBOSE") + "," + spark.conf.get("spark.executorEnv.TF_CPP_MIN_LOG_LEVEL"))
 spark.stop()
 """
 
@@ -81,6 +83,8 @@ def test_spark_start_up_notices_only_show_when_verbose(verbose):
     assert done.returncode == 0, done.stderr[-2000:]
     assert "PROGRESS=false" in done.stdout  # piped: no console progress bar
     assert ("NativeCodeLoader" in done.stderr) == (verbose == "1")
+    # Python workers on any cluster get the same choice (they import TensorFlow)
+    assert f"WORKERS={verbose},{'0' if verbose == '1' else '2'}" in done.stdout
 
 
 @pytest.mark.spark

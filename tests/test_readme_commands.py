@@ -46,11 +46,29 @@ COVERED = {
     "python -m bigcat_ml.main --cfg job": RUN_HERE,
     "export OID_ROOT=/data/open-images-v6": RUN_HERE,
     "python -m bigcat_ml.main data=oid model.weights=imagenet": RUN_HERE,
+    # quoted in the prose
+    "make demo DEMO_WEIGHTS=imagenet": "tests/test_readme_commands.py::test_make_demo_passes_demo_weights_to_every_model",
+    "make venv": "Makefile test and demo (.ci/run), whose prerequisite it is",
+    "make cluster-test": "Makefile cluster-test (.ci/run)",
+    "make bench": "tests/test_benchmarks.py::test_tiny_benchmark_writes_machine_versions_ratios_and_targets",
+    "make imagenet-map": "tests/test_wordnet_map.py::test_deriving_from_wordnet_reproduces_the_shipped_table",
+    "python -m bigcat_ml.sample_data": "tests/test_sample_data.py::test_entry_point_writes_the_sample_and_logs_an_mlflow_run",
+    "python -m bigcat_ml.preprocess":
+        "tests/test_faults.py::test_a_chip_extraction_task_that_fails_once_is_retried_and_the_dataset_is_unchanged",
+    "python -m bigcat_ml.evaluate model=resnet50": "tests/test_main.py::test_verbose_shows_tensorflow_start_up_logs",
+    "python -m bigcat_ml.train model=mobilenet":
+        "tests/test_cluster.py::test_data_parallel_training_on_the_cluster_logs_validation_and_registers_the_model",
+    "python -m bigcat_ml.main": "Makefile demo (.ci/run)",
+    "python -m bigcat_ml.compare": "Makefile demo (.ci/run)",
+    "python -m bigcat_ml.cli.mlproject": "tests/test_steps.py::test_mlproject_file_is_the_one_the_registry_writes",
+    ".venv/bin/python -m bigcat_ml.cli.ui":
+        "tests/test_mlflow_project.py::test_the_printed_ui_url_is_the_experiments_runs_in_model_training_mode",
 }
 
 
 def test_every_readme_command_is_covered():
-    assert readme.bash_commands() and set(readme.bash_commands()) == set(COVERED)
+    assert readme.bash_commands() and readme.inline_commands()
+    assert set(readme.commands()) == set(COVERED)
 
 
 @pytest.mark.parametrize("where", sorted({w for w in COVERED.values() if "::" in w}))
@@ -64,7 +82,16 @@ def test_the_make_targets_run_what_the_readme_says():
     assert re.search(r"^mlflow-ui:.*\n\t\$\(PY\) -m bigcat_ml\.cli\.ui$", makefile, re.M)
     assert re.search(r"^demo:.*\n\t\$\(PY\) -m bigcat_ml\.main -m model=mobilenet,resnet50", makefile, re.M)
     ci = (PROJECT / ".ci" / "run").read_text()
-    assert "make test" in ci and "make demo" in ci
+    assert "make test" in ci and "make demo" in ci and "make cluster-test" in ci
+    assert re.search(r"^test: \$\(STAMP\)$", makefile, re.M) and re.search(r"^venv: \$\(STAMP\)$", makefile, re.M)
+
+
+def test_make_demo_passes_demo_weights_to_every_model():
+    """Online, ``make demo DEMO_WEIGHTS=imagenet`` uses the ImageNet weights in every run that
+    builds a model (the download itself needs internet: make's dry run shows the commands)."""
+    done = subprocess.run(["make", "-n", "demo", "DEMO_WEIGHTS=imagenet"], cwd=PROJECT, capture_output=True, text=True, check=True)
+    runs = [line for line in done.stdout.splitlines() if "-m bigcat_ml.main" in line]
+    assert len(runs) == 2 and all("model.weights=imagenet" in line for line in runs)
 
 
 def _env(out: Path) -> dict:

@@ -140,3 +140,12 @@ def test_the_code_version_covers_untracked_files_under_the_code_folders(tmp_path
 
     assert with_new != committed and with_new.startswith(committed + "+dirty.")
     assert code_version(repo) != with_new
+
+
+def test_the_imagenet_ground_truth_of_the_classes_does_not_move_the_chip_folder(tmp_path):
+    plain = compose([f"paths.output_dir={tmp_path}"])
+    remapped = compose([f"paths.output_dir={tmp_path}", "+classes.imagenet_map.Lynx=[287,286]"])
+    other_classes = compose([f"paths.output_dir={tmp_path}", "classes.names=[Tiger]"])
+
+    assert remapped.preprocess.output == plain.preprocess.output  # the same chips, scored against another truth
+    assert other_classes.preprocess.output != plain.preprocess.output

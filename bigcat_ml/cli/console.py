@@ -1,16 +1,19 @@
 """Console logging for entry points; library modules only call ``logging.getLogger``.
 
 Start-up noise of Spark (log4j notices such as ``WARN NativeCodeLoader``) and TensorFlow's
-C++ INFO/WARNING logs stay out of the terminal unless ``verbose`` (config key, or the
-``BIGCAT_VERBOSE=1`` environment variable, which Spark's Python workers inherit).
+C++ INFO/WARNING logs (oneDNN banner, CPU-feature lines) stay out of the terminal unless
+``verbose`` (config key, or the ``BIGCAT_VERBOSE=1`` environment variable, which Spark's
+Python workers receive through ``spark.executorEnv``).
 """
 import logging
 import os
 import warnings
+from typing import Dict
 
 from bigcat_ml.tracking.redact import RedactingFilter
 
 VERBOSE_ENV = "BIGCAT_VERBOSE"
+TF_LOG_LEVEL_ENV = "TF_CPP_MIN_LOG_LEVEL"
 
 
 def verbose() -> bool:
@@ -20,9 +23,15 @@ def verbose() -> bool:
 
 def set_verbose(on: bool) -> None:
     """Export the choice for the processes this one starts (the JVM, Python workers) and
-    set TensorFlow's C++ log level before TensorFlow is imported."""
+    set TensorFlow's C++ log level before TensorFlow is imported (the rest of TensorFlow's
+    start-up noise: :mod:`bigcat_ml.runtime.tf_logs`)."""
     os.environ[VERBOSE_ENV] = "1" if on else "0"
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0" if on else "2"
+    os.environ[TF_LOG_LEVEL_ENV] = "0" if on else "2"
+
+
+def worker_env() -> Dict[str, str]:
+    """The verbosity settings Spark's Python workers need on any cluster (``spark.executorEnv``)."""
+    return {name: os.environ[name] for name in (VERBOSE_ENV, TF_LOG_LEVEL_ENV) if name in os.environ}
 
 
 def configure_logging(level: int = logging.INFO) -> None:

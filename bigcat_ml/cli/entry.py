@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from typing import Any, Callable
 
@@ -14,10 +13,6 @@ from bigcat_ml.cli.console import configure_logging, set_verbose
 from bigcat_ml.runtime.signals import exit_code, signals_unwind
 
 log = logging.getLogger(__name__)
-
-
-# TensorFlow's C++ start-up chatter hides the step's own output (workers inherit this).
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def hydra_entry_point(task: Callable[[DictConfig], Any]) -> Callable[[], Any]:

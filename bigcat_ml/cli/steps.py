@@ -30,6 +30,11 @@ def _never(cfg: DictConfig) -> bool:
     return False
 
 
+def in_every_chain(cfg: DictConfig) -> bool:
+    """``in_chain`` of the steps ``main`` runs for every config."""
+    return True
+
+
 def _hands_over_nothing(cfg: DictConfig, run_id: str) -> None:
     return None
 

@@ -1,1 +1,1 @@
-"""Runtime: the one SparkSession factory and the Java it runs on."""
+"""Runtime: the one SparkSession factory, the Java it runs on, and TensorFlow's start-up logs."""

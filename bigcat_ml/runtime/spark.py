@@ -15,7 +15,7 @@ from typing import Any, Dict, Iterator, Mapping, Optional, Tuple
 from pyspark.sql import SparkSession
 
 from bigcat_ml.config.compose import flatten
-from bigcat_ml.cli.console import verbose
+from bigcat_ml.cli.console import verbose, worker_env
 from bigcat_ml.cli.progress import interactive
 from bigcat_ml.config.schema import SparkConfig
 
@@ -144,6 +144,8 @@ def get_spark(cfg: SparkConfig) -> SparkSession:
         # A progress bar on a terminal only; CI logs and pipes get none.
         "spark.ui.showConsoleProgress": str(interactive()).lower(),
         **({} if verbose() else {"spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={_QUIET_LOG4J}"}),
+        # Python workers import TensorFlow too: the same verbosity there, on any cluster.
+        **{f"spark.executorEnv.{name}": value for name, value in worker_env().items()},
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.sql.session.timeZone": "UTC",
         # Counts rows, and a row here can be a whole image: Spark's 10000 is far too many.
