@@ -147,6 +147,7 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of the V6 sizes (1.0 = full size)")
     parser.add_argument("--data-dir", type=Path, default=Path("outputs/bench_scale"), help="generated once, reused")
     parser.add_argument("--resume", action="store_true", help="keep the stages an interrupted run of the same sizes finished")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS, help="where scale-<scale>.json goes")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     sizes = _sizes(args.scale)
@@ -182,8 +183,8 @@ def main() -> None:
         "second_over_duckdb": round(second["seconds"] / duck["seconds"], 2),
         "peak_total_mb_max": max(r["memory"]["peak_total_mb"] for r in (first, second)),
     }
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"scale-{args.scale:g}.json"
+    args.results_dir.mkdir(parents=True, exist_ok=True)
+    path = args.results_dir / f"scale-{args.scale:g}.json"
     path.write_text(json.dumps(result, indent=2, default=str) + "\n")
     print(json.dumps({k: result[k] for k in ("sizes", "ratios")}, indent=1))
     print(f"listing {result['listing_not_done']['seconds']} s | first run {first['seconds']} s | "

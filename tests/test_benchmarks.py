@@ -6,6 +6,9 @@ ran on the data it claims and that the JSON and Markdown carry what the README n
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +16,7 @@ from benchmarks.profiles import PROFILES
 from benchmarks.report import README_END, README_START, embed_in_readme, write_results
 from benchmarks.run import run_benchmarks
 
+PROJECT = Path(__file__).resolve().parents[1]
 PACKAGES = {"python", "pyspark", "tensorflow", "keras", "petastorm", "pyarrow", "numpy"}
 
 
@@ -69,3 +73,27 @@ def test_a_readme_without_the_markers_is_refused_naming_them(tmp_path):
     with pytest.raises(ValueError, match="has no '<!-- make bench"):
         embed_in_readme(readme, "| new | table |\n")
     assert readme.read_text() == "# Manual\n"
+
+
+@pytest.mark.spark
+def test_the_scale_benchmark_selects_every_generated_big_cat_box_and_records_its_anchor(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench_scale", "--scale", "0.0003",
+         "--data-dir", str(tmp_path / "data"), "--results-dir", str(tmp_path / "results")],
+        cwd=PROJECT, capture_output=True, text=True, timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads((tmp_path / "results" / "scale-0.0003.json").read_text())
+
+    first = result["first_run"]["value"]
+    assert first["selected_boxes"] == result["sizes"]["bigcat_boxes"]
+    assert first["chips"] + first["rejects"] == first["selected_boxes"]
+    # Spark lists every file of the folder but reads (and counts) only the non-empty ones:
+    # the JPEGs of the big-cat images, beside the empty files that make the folder full size.
+    assert result["listing_not_done"]["value"] == result["sizes"]["bigcat_images"]
+    second = result["second_selection"]["value"]
+    # DuckDB counts the box rows on images with a positive label of the classes: ours less the filter's rejects.
+    kept = second["selected_boxes"] - second["rejects_by_reason"].get("image_label_filter", 0)
+    assert result["duckdb_second_selection"]["value"] == kept
+    assert result["ratios"]["second_over_duckdb"] > 0 and result["machine"]["logical_cores"] >= 1
+    assert result["versions"]

@@ -51,6 +51,7 @@ COVERED = {
     "make venv": "Makefile test and demo (.ci/run), whose prerequisite it is",
     "make cluster-test": "Makefile cluster-test (.ci/run)",
     "make bench": "tests/test_benchmarks.py::test_tiny_benchmark_writes_machine_versions_ratios_and_targets",
+    "make bench-scale": "tests/test_benchmarks.py::test_the_scale_benchmark_selects_every_generated_big_cat_box_and_records_its_anchor",
     "make imagenet-map": "tests/test_wordnet_map.py::test_deriving_from_wordnet_reproduces_the_shipped_table",
     "python -m bigcat_ml.sample_data": "tests/test_sample_data.py::test_entry_point_writes_the_sample_and_logs_an_mlflow_run",
     "python -m bigcat_ml.preprocess":
