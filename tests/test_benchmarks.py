@@ -97,3 +97,19 @@ def test_the_scale_benchmark_selects_every_generated_big_cat_box_and_records_its
     assert result["duckdb_second_selection"]["value"] == kept
     assert result["ratios"]["second_over_duckdb"] > 0 and result["machine"]["logical_cores"] >= 1
     assert result["versions"]
+
+
+def test_the_parquet_bytes_benchmark_finds_every_needed_image_and_counts_what_it_read(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench_parquet_bytes", "--images", "64", "256", "--needed", "8",
+         "--image-bytes", "1024", "--images-per-row-group", "4", "--results-dir", str(tmp_path)],
+        cwd=PROJECT, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads((tmp_path / "parquet_bytes.json").read_text())
+
+    assert [s["found"] for s in result["sizes"]] == [8, 8]
+    assert [s["row_groups"] for s in result["sizes"]] == [16, 64]
+    largest = result["sizes"][-1]
+    assert 0 < largest["bytes_read_needed"] < largest["bytes_read_whole_data_column"]
+    assert result["ratios"]["table_growth"] > 3
