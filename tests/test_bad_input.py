@@ -395,7 +395,7 @@ def test_an_output_under_a_regular_file_is_refused_naming_it(sample, tmp_path, s
     with pytest.raises(PermissionError) as error:
         preprocess.run(cfg)
     message = str(error.value)
-    assert message.startswith(f"cannot write the chip dataset next to {blocker}/chips")
+    assert message.startswith(f"cannot write next to {blocker}/chips")
     assert message.endswith("choose a writable preprocess.output")
     assert list(runs(cfg, "preprocess")["status"]) == ["FAILED"]
     assert blocker.read_text() == "not a folder"
