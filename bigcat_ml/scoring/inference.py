@@ -25,7 +25,6 @@ with a per-worker model cache, and twice as fast as decoding into float arrays b
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import heapq
 import logging
 import math
@@ -63,6 +62,7 @@ from bigcat_ml.scoring.models import (
 )
 from bigcat_ml.chips.rejects import DECODE_ERROR, PREDICT_ERROR, REJECTS_SCHEMA, fails_the_task
 from bigcat_ml.runtime.spark import ARROW_BATCH_ROWS_KEY, session_conf
+from bigcat_ml.storage import fs
 
 log = logging.getLogger(__name__)
 
@@ -429,11 +429,7 @@ def _ship(spark: SparkSession, weights_file: Path) -> str:
 def _file_digest(path: str, size: int, mtime_ns: int) -> str:
     """SHA-256 of a file, computed once per (path, size, modification time): hashing
     ResNet50's 100 MB of weights on every call would be a fixed cost of its own."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return fs.sha256(path)
 
 
 # ------------------------------------------------------------------------ one process

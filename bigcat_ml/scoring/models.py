@@ -22,7 +22,6 @@ Keras is imported inside the functions: it takes seconds, and callers that only 
 """
 from __future__ import annotations
 
-import hashlib
 
 import importlib
 import logging
@@ -111,15 +110,11 @@ def weights_identity(model_cfg: Any) -> str:
         return weights_source(model_cfg)
     try:
         with local_weights_file(model_cfg) as path:
-            digest = hashlib.sha256()
-            with open(path, "rb") as stream:
-                for block in iter(lambda: stream.read(1 << 20), b""):
-                    digest.update(block)
+            return f"sha256:{fs.sha256(str(path))}"
     except FileNotFoundError:
         # The step's own run reports the missing file (and ends FAILED); the key only needs
         # to differ from any real file's.
         return f"missing:{model_cfg.weights}"
-    return f"sha256:{digest.hexdigest()}"
 
 
 @contextmanager
