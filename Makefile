@@ -17,7 +17,7 @@ SCALE ?= 1.0
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c requirements.lock -e '.[test]'
+	$(PY) -m pip install -q -c requirements.lock -e '.[test,bench]'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -43,7 +43,6 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.run
 
 bench-scale: $(STAMP)
-	$(PY) -m pip install -q -c requirements.lock -e '.[bench]'
 	$(PY) -m benchmarks.bench_scale --scale $(SCALE)
 
 cluster-test: $(STAMP)

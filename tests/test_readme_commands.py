@@ -37,6 +37,8 @@ COVERED = {
         "tests/test_mlflow_project.py::test_the_server_shows_the_runs_dataset_inputs_figures_and_tables_of_evaluate",
     'mlflow run . --env-manager local -e preprocess -P overrides="preprocess.padding=0.1 preprocess.overwrite=true"':
         "tests/test_mlflow_project.py::test_readme_mlflow_run_without_experiment_name_logs_under_the_handed_over_experiment",
+    'mlflow run . --env-manager local -e train -P overrides="model.weights=null model.input_size=64 train.epochs=2"':
+        "tests/test_mlflow_project.py::test_readme_mlflow_run_without_experiment_name_logs_under_the_handed_over_experiment",
     'mlflow run . --env-manager local --experiment-name bigcat_ml -P overrides="model.weights=null"':
         "tests/test_mlflow_project.py::test_readme_mlflow_run_with_experiment_name_logs_there",
     "python -m bigcat_ml.main model=resnet50 preprocess.padding=0.1": RUN_HERE,
