@@ -7,8 +7,10 @@ image folder of ``--listing-files`` empty files beside real JPEGs for every imag
 carries a big-cat box. Then it measures, each with the peak RSS of driver, JVM and workers:
 
 1. the listing the pipeline no longer does (Spark's binaryFile listing of the train folder);
-2. a first preprocess run (CSV parse + conversion to the Parquet cache + chip work);
-3. a second selection of other classes (reads the Parquet cache);
+2. a first preprocess run (CSV parse + conversion to the Parquet cache + selection + chips),
+   then its parts apart: the CSV parse alone, and the same run again from the cache;
+3. a second selection of other classes from the Parquet cache: the whole step, and the
+   selection alone (the boxes kept, what DuckDB counts);
 4. DuckDB (``pip install .[bench]``; 2 threads) on the same second selection from the CSVs,
    the single-machine anchor a user would otherwise pick.
 
@@ -18,15 +20,15 @@ Full size (15.9 M box rows, 11.2 M image-label rows, 1,743,042 files) is the def
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
-import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Dict, List
 
 import numpy as np
+import pandas as pd
 
 from benchmarks.environment import machine, versions
 from benchmarks.monitor import ResourceMonitor
@@ -45,6 +47,10 @@ FIRST_CLASSES = ["Tiger", "Lion", "Cheetah", "Leopard", "Jaguar (Animal)", "Lynx
 # files), so a realistic second selection (a few thousand boxes, as a real class has) is
 # another set among the big cats' boxes, read from the Parquet cache the first run made.
 SECOND_CLASSES = ["Lion", "Cheetah"]
+# The stages that run the pipeline (the listing and DuckDB are references).
+PREPROCESS_STAGES = ("first_run", "csv_parse", "first_from_cache", "second_selection", "second_selection_only")
+# Bumped when the generated files change, so that an older generation is not reused.
+GENERATOR = 2
 
 
 def _sizes(scale: float) -> Dict[str, int]:
@@ -55,10 +61,32 @@ def _ids(rng: np.random.Generator, n: int) -> np.ndarray:
     return np.array([f"{v:016x}" for v in rng.integers(0, 2**63, n)])
 
 
+def _box_rows(rng: np.random.Generator, image_ids: np.ndarray, labels: np.ndarray, xclick: bool) -> pd.DataFrame:
+    """Box rows with their own random coordinates (repeated ones would be duplicate boxes)."""
+    n = len(image_ids)
+    x_min, y_min = rng.uniform(0, 0.7, n).round(6), rng.uniform(0, 0.7, n).round(6)
+    rows = pd.DataFrame({
+        "ImageID": image_ids, "Source": "xclick", "LabelName": labels, "Confidence": 1,
+        "XMin": x_min, "XMax": (x_min + rng.uniform(0.05, 0.3, n)).round(6),
+        "YMin": y_min, "YMax": (y_min + rng.uniform(0.05, 0.3, n)).round(6),
+        **{flag: 0 for flag in BOX_COLUMNS[8:]},
+    })
+    for column in XCLICK if xclick else ():
+        rows[column] = (rows["XMin"] if column.endswith("X") else rows["YMin"]).to_numpy()
+    return rows
+
+
 def generate(root: Path, sizes: Dict[str, int], seed: int = 0) -> None:
-    """The V6 files at ``sizes``; a ``sizes.json`` marks a complete generation for reuse."""
+    """The V6 files at ``sizes``; a marker with the sizes and :data:`GENERATOR` marks a
+    complete generation for reuse.
+
+    Every big-cat box lies on a big-cat image with its own coordinates and one of the six
+    classes, and every (image, class) of those boxes has a positive human-verified label,
+    as in the real files: so any subset of the big cats is a real selection.
+    """
     marker = root / "sizes.json"
-    if marker.exists() and json.loads(marker.read_text()) == sizes:
+    wanted = {**sizes, "generator": GENERATOR}
+    if marker.exists() and json.loads(marker.read_text()) == wanted:
         log.info("reusing %s", root)
         return
     rng = np.random.default_rng(seed)
@@ -66,39 +94,40 @@ def generate(root: Path, sizes: Dict[str, int], seed: int = 0) -> None:
     mids = catalogue.class_descriptions()
     (root / files.HIERARCHY).write_bytes(catalogue.resource_bytes(files.HIERARCHY))
     (root / catalogue.CLASS_DESCRIPTIONS_FILE).write_bytes(catalogue.resource_bytes(catalogue.CLASS_DESCRIPTIONS_FILE))
-    bigcats = [mids[n] for n in FIRST_CLASSES]
-    common = [m for n, m in mids.items() if n not in FIRST_CLASSES]
+    bigcats = np.array([mids[n] for n in FIRST_CLASSES])
+    common = np.array([m for n, m in mids.items() if n not in FIRST_CLASSES])
     cat_images = _ids(rng, sizes["bigcat_images"])
     pool = _ids(rng, max(sizes["listing_files"], 1))
     for subset, share in SUBSET_SHARE.items():
         n_boxes, n_labels = int(sizes["box_rows"] * share), int(sizes["label_rows"] * share)
-        cats = cat_images if subset == "train" else cat_images[:0]
-        n_cat_boxes = sizes["bigcat_boxes"] if subset == "train" else 0
-        box_ids = np.concatenate([rng.choice(cats, n_cat_boxes) if len(cats) else cats, rng.choice(pool, n_boxes - n_cat_boxes)])
-        box_labels = np.concatenate([rng.choice(bigcats, n_cat_boxes), rng.choice(common, n_boxes - n_cat_boxes)])
+        if subset == "train":  # every big-cat image carries at least one box
+            cat_ids = np.concatenate([cat_images, rng.choice(cat_images, max(sizes["bigcat_boxes"] - len(cat_images), 0))])
+        else:
+            cat_ids = cat_images[:0]
+        cat_boxes = _box_rows(rng, cat_ids, rng.choice(bigcats, len(cat_ids)), subset == "train")
+        filler = _box_rows(rng, rng.choice(pool, n_boxes - len(cat_ids)), rng.choice(common, n_boxes - len(cat_ids)), subset == "train")
         name = "oidv6-train-annotations-bbox.csv" if subset == "train" else f"{subset}-annotations-bbox.csv"
-        extra = XCLICK if subset == "train" else ()
-        with (root / name).open("w", newline="") as out:
-            writer = csv.writer(out)
-            writer.writerow(BOX_COLUMNS + extra)
-            for image_id, label in zip(box_ids, box_labels):
-                writer.writerow([image_id, "xclick", label, 1, 0.1, 0.6, 0.2, 0.7, 0, 0, 0, 0, 0, *(["0.3"] * len(extra))])
-        label_ids = np.concatenate([cats, rng.choice(pool, n_labels - len(cats))])
-        labels = np.concatenate([np.full(len(cats), bigcats[0]), rng.choice(common, n_labels - len(cats))])
+        pd.concat([cat_boxes, filler]).to_csv(root / name, index=False)
+        positives = cat_boxes[["ImageID", "LabelName"]].drop_duplicates()
+        labels = pd.concat([
+            positives,
+            pd.DataFrame({"ImageID": rng.choice(pool, n_labels - len(positives)), "LabelName": rng.choice(common, n_labels - len(positives))}),
+        ])
+        labels.insert(1, "Source", "verification")
+        labels["Confidence"] = 1
         name = "oidv6-train-annotations-human-imagelabels.csv" if subset == "train" else f"{subset}-annotations-human-imagelabels.csv"
-        with (root / name).open("w", newline="") as out:
-            writer = csv.writer(out)
-            writer.writerow(IMAGE_LABEL_COLUMNS)
-            for image_id, label in zip(label_ids, labels):
-                writer.writerow([image_id, "verification", label, 1])
+        labels[list(IMAGE_LABEL_COLUMNS)].to_csv(root / name, index=False)
     train = root / "train"
-    train.mkdir(exist_ok=True)
-    picture = render.encode_jpeg(np.full((96, 128, 3), 120, np.uint8), "RGB", 1, 85)
+    if train.exists():
+        shutil.rmtree(train)
+    train.mkdir()
+    # OID's size (1024 px on the long side), so that boxes of 5-30 % make real chips
+    picture = render.encode_jpeg(np.full((768, 1024, 3), 120, np.uint8), "RGB", 1, 85)
     for image_id in cat_images:
         (train / f"{image_id}.jpg").write_bytes(picture)
     for image_id in pool[: sizes["listing_files"] - len(cat_images)]:
         (train / f"{image_id}.jpg").touch()
-    marker.write_text(json.dumps(sizes))
+    marker.write_text(json.dumps(wanted))
 
 
 def _timed(label: str, run) -> Dict[str, Any]:
@@ -107,21 +136,57 @@ def _timed(label: str, run) -> Dict[str, Any]:
         value = run()
         seconds = time.perf_counter() - start
     usage = monitor.usage.as_dict()
-    log.info("%s: %.1f s, peak %.0f MiB", label, seconds, usage["peak_total_mb"])
+    log.info("%s: %.1f s, peak %.0f MiB (PSS %.0f MiB)", label, seconds, usage["peak_total_mb"], usage["peak_total_pss_mb"])
     return {"seconds": round(seconds, 2), "memory": usage, "value": value}
 
 
-def _preprocess(spark, root: Path, out: Path, classes: List[str], cache: Path) -> Dict[str, Any]:
-    from bigcat_ml.chips.build import build_chip_dataset
+def _cfg(root: Path, out: Path, classes: List[str], cache: Path):
     from bigcat_ml.config.compose import compose
 
-    cfg = compose([
+    return compose([
         "data=oid", f"data.root={root}", f"data.csv_cache={cache}", f"paths.output_dir={out}",
-        "classes.names=[" + ",".join(f"'{c}'" for c in classes) + "]", "classes.descendants_of=[]", f"preprocess.output={out}/chips-{len(classes)}",
-        "preprocess.overwrite=true",
+        "classes.names=[" + ",".join(f"'{c}'" for c in classes) + "]", "classes.descendants_of=[]",
+        f"preprocess.output={out}/chips-{len(classes)}", "preprocess.overwrite=true",
     ])
-    summary = build_chip_dataset(spark, cfg).summary
+
+
+def _preprocess(spark, root: Path, out: Path, classes: List[str], cache: Path) -> Dict[str, Any]:
+    """The whole step, as ``python -m bigcat_ml.preprocess`` runs it."""
+    from bigcat_ml.chips.build import build_chip_dataset
+
+    summary = build_chip_dataset(spark, _cfg(root, out, classes, cache)).summary
     return {k: summary[k] for k in ("selected_boxes", "chips", "rejects", "rejects_by_reason")}
+
+
+def _parse_csvs(spark, root: Path, out: Path, cache: Path) -> int:
+    """The first run's CSV parse alone: every box and label file converted to a fresh cache."""
+    from bigcat_ml.oid import csv_cache
+    from bigcat_ml.oid.readers import subset_files
+    from bigcat_ml.oid.schemas import BOXES_SCHEMA, IMAGE_LABELS_SCHEMA
+
+    data = _cfg(root, out, FIRST_CLASSES, cache).data
+    sources = [(subset_files(data.boxes, data.subsets, "boxes"), BOXES_SCHEMA),
+               (subset_files(data.image_labels, data.subsets, "image_labels"), IMAGE_LABELS_SCHEMA)]
+    try:
+        return sum(csv_cache.read_subsets_cached(spark, files, schema, str(cache)).count() for files, schema in sources)
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+
+
+def _select(spark, root: Path, out: Path, classes: List[str], cache: Path) -> int:
+    """The selection alone, from the Parquet cache: the boxes kept, what DuckDB counts."""
+    from bigcat_ml.oid.classes import load_selected_classes
+    from bigcat_ml.oid.selection import load_selected_boxes, read_selected_labels
+
+    cfg = _cfg(root, out, classes, cache)
+    selected = load_selected_classes(spark, cfg.data, cfg.classes)
+    labels = read_selected_labels(spark, cfg.data, selected)
+    chosen = load_selected_boxes(spark, cfg.data, cfg.preprocess, selected, labels)
+    try:
+        return chosen.boxes.count()
+    finally:
+        for frame in (labels, chosen.boxes, chosen.dropped):
+            frame.unpersist()
 
 
 def _listing(spark, folder: Path) -> int:
@@ -135,11 +200,14 @@ def _duckdb(root: Path, classes: List[str]) -> int:
     wanted = ", ".join(f"'{mids[c]}'" for c in classes)
     con = duckdb.connect()
     con.execute("SET threads TO 2")
-    labels = " UNION ALL ".join(f"SELECT ImageID FROM read_csv_auto('{p}') WHERE LabelName IN ({wanted}) AND Confidence >= 1"
+    labels = " UNION ALL ".join(f"SELECT ImageID, LabelName FROM read_csv_auto('{p}') WHERE LabelName IN ({wanted}) AND Confidence >= 1"
                                 for p in sorted(root.glob("*annotations-human-imagelabels.csv")))
     boxes = " UNION ALL ".join(f"SELECT ImageID, LabelName FROM read_csv_auto('{p}') WHERE LabelName IN ({wanted})"
                                for p in sorted(root.glob("*annotations-bbox.csv")))
-    return con.execute(f"SELECT count(*) FROM ({boxes}) b WHERE b.ImageID IN ({labels})").fetchone()[0]
+    # a box is kept when its own class is positive on its image, as the pipeline's filter does
+    return con.execute(
+        f"SELECT count(*) FROM ({boxes}) b SEMI JOIN ({labels}) l ON b.ImageID = l.ImageID AND b.LabelName = l.LabelName"
+    ).fetchone()[0]
 
 
 def main() -> None:
@@ -148,6 +216,8 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=Path("outputs/bench_scale"), help="generated once, reused")
     parser.add_argument("--resume", action="store_true", help="keep the stages an interrupted run of the same sizes finished")
     parser.add_argument("--results-dir", type=Path, default=RESULTS, help="where scale-<scale>.json goes")
+    parser.add_argument("--spark", nargs="*", default=[], metavar="OVERRIDE",
+                        help="Hydra overrides of the spark config, e.g. spark.conf.spark.driver.memory=2g")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     sizes = _sizes(args.scale)
@@ -156,14 +226,13 @@ def main() -> None:
     from bigcat_ml.config.compose import compose
     from bigcat_ml.runtime.spark import get_spark
 
-    spark = get_spark(compose([]).spark)
+    spark = get_spark(compose(args.spark).spark)
     cache = out / "csv_cache"
     partial = args.data_dir.resolve() / "partial.json"
     done: Dict[str, Any] = json.loads(partial.read_text()) if args.resume and partial.exists() else {}
-    if done.get("sizes") != sizes:
-        done = {"sizes": sizes}
+    if (done.get("sizes"), done.get("generator")) != (sizes, GENERATOR):
+        done = {"sizes": sizes, "generator": GENERATOR}
     if "first_run" not in done and cache.exists():
-        import shutil
         shutil.rmtree(cache)
 
     def stage(name: str, run) -> None:
@@ -173,22 +242,29 @@ def main() -> None:
 
     stage("listing_not_done", lambda: _listing(spark, root / "train"))
     stage("first_run", lambda: _preprocess(spark, root, out, FIRST_CLASSES, cache))
+    # the first run's two parts, timed apart: its CSV parse and its selection + chip work
+    stage("csv_parse", lambda: _parse_csvs(spark, root, out, out / "csv_parse_only"))
+    stage("first_from_cache", lambda: _preprocess(spark, root, out, FIRST_CLASSES, cache))
     stage("second_selection", lambda: _preprocess(spark, root, out, SECOND_CLASSES, cache))
+    stage("second_selection_only", lambda: _select(spark, root, out, SECOND_CLASSES, cache))
     stage("duckdb_second_selection", lambda: _duckdb(root, SECOND_CLASSES))
-    result: Dict[str, Any] = {**done, "scale": args.scale, "machine": machine(), "versions": versions(),
+    result: Dict[str, Any] = {**done, "scale": args.scale, "spark_overrides": args.spark, "machine": machine(), "versions": versions(),
                               "generate_s": generated["seconds"]}
     spark.stop()
     first, second, duck = result["first_run"], result["second_selection"], result["duckdb_second_selection"]
+    parts = result["csv_parse"]["seconds"] + result["first_from_cache"]["seconds"]
     result["ratios"] = {
+        "first_over_parse_plus_chip_work": round(first["seconds"] / parts, 2),
         "second_over_duckdb": round(second["seconds"] / duck["seconds"], 2),
-        "peak_total_mb_max": max(r["memory"]["peak_total_mb"] for r in (first, second)),
+        "second_selection_only_over_duckdb": round(result["second_selection_only"]["seconds"] / duck["seconds"], 2),
+        "peak_total_mb_max": max(result[name]["memory"]["peak_total_mb"] for name in PREPROCESS_STAGES),
+        "peak_total_pss_mb_max": max(result[name]["memory"]["peak_total_pss_mb"] for name in PREPROCESS_STAGES),
     }
     args.results_dir.mkdir(parents=True, exist_ok=True)
     path = args.results_dir / f"scale-{args.scale:g}.json"
     path.write_text(json.dumps(result, indent=2, default=str) + "\n")
     print(json.dumps({k: result[k] for k in ("sizes", "ratios")}, indent=1))
-    print(f"listing {result['listing_not_done']['seconds']} s | first run {first['seconds']} s | "
-          f"second {second['seconds']} s | duckdb {duck['seconds']} s -> {path}")
+    print(" | ".join(f"{name} {result[name]['seconds']} s" for name in ("listing_not_done", *PREPROCESS_STAGES, "duckdb_second_selection")), "->", path)
 
 
 if __name__ == "__main__":

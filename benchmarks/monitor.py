@@ -3,7 +3,9 @@
 A background thread samples every process under this one (psutil): this Python driver,
 the JVM it started, and the Python workers the JVM forks (``pyspark.daemon`` and its
 children). RSS is summed per group at each sample and the peak kept. Forked workers
-share pages with the daemon, so the workers' sum is an upper bound.
+share pages with the daemon, so the workers' sum is an upper bound; the whole tree's PSS
+(proportional set size: a shared page counted once, split among its sharers) is summed too,
+which is what the tree takes from RAM.
 
 The same thread tracks the CPU time of the tree; the machine's busy time minus it is
 what other programs took ("foreign" cores), the main source of noise on a shared box.
@@ -28,6 +30,7 @@ class Usage:
     seconds: float = 0.0
     peak_mb: Dict[str, float] = field(default_factory=lambda: {g: 0.0 for g in (DRIVER, JVM, WORKERS, OTHER)})
     peak_total_mb: float = 0.0
+    peak_total_pss_mb: float = 0.0  # the same peak with shared pages counted once
     python_worker_max_mb: float = 0.0  # the largest single Python worker
     python_workers_max_count: int = 0
     own_cpu_cores: float = 0.0
@@ -38,9 +41,21 @@ class Usage:
     def as_dict(self) -> Dict:
         out = asdict(self)
         out["peak_mb"] = {k: round(v, 1) for k, v in self.peak_mb.items()}
-        for key in ("seconds", "peak_total_mb", "python_worker_max_mb", "own_cpu_cores", "own_cpu_s", "foreign_cpu_cores"):
+        for key in ("seconds", "peak_total_mb", "peak_total_pss_mb", "python_worker_max_mb", "own_cpu_cores", "own_cpu_s", "foreign_cpu_cores"):
             out[key] = round(out[key], 1 if key.endswith("_mb") else 3)
         return out
+
+
+def _pss_mb(pid: int) -> float:
+    """The process's PSS from ``/proc/<pid>/smaps_rollup`` (Linux 4.14+); 0 where unreadable."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as rollup:
+            for line in rollup:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
 
 
 def _busy_seconds() -> float:
@@ -117,6 +132,7 @@ class ResourceMonitor:
 
     def _sample(self) -> None:
         totals = {group: 0.0 for group in self.usage.peak_mb}
+        pss = 0.0
         workers: List[float] = []
         for group, proc in _tree(self._root):
             try:
@@ -126,6 +142,7 @@ class ResourceMonitor:
             except psutil.Error:
                 continue
             totals[group] += rss
+            pss += _pss_mb(proc.pid)
             if group == WORKERS:
                 workers.append(rss)
             self._cpu_first.setdefault(proc.pid, cpu.user + cpu.system)
@@ -135,6 +152,7 @@ class ResourceMonitor:
         for group, mb in totals.items():
             usage.peak_mb[group] = max(usage.peak_mb[group], mb)
         usage.peak_total_mb = max(usage.peak_total_mb, sum(totals.values()))
+        usage.peak_total_pss_mb = max(usage.peak_total_pss_mb, pss)
         usage.python_worker_max_mb = max([usage.python_worker_max_mb, *workers])
         usage.python_workers_max_count = max(usage.python_workers_max_count, len(workers))
 

@@ -11,26 +11,35 @@ from omegaconf import DictConfig
 from bigcat_ml.config.compose import compose
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# MLflow projects export this; the tests must always use their own temporary store.
-os.environ.pop("MLFLOW_TRACKING_URI", None)
 
 
 from helpers.runs import TINY_SAMPLE
 
 
+# `mlflow.set_tracking_uri` exports MLFLOW_TRACKING_URI, which conf/mlflow/local.yaml reads, and
+# `mlflow run` hands its run and experiment over through the other two.
+HANDED_OVER = ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID")
+
+
+def _forget_handed_over() -> None:
+    for name in HANDED_OVER:
+        os.environ.pop(name, None)
+
+
 @pytest.fixture(autouse=True)
-def _own_tracking_store(monkeypatch):
-    """``mlflow.set_tracking_uri`` exports MLFLOW_TRACKING_URI, which conf/mlflow/local.yaml
-    reads: without this, one test's store would leak into every later composed config."""
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    # `mlflow run` hands its run and experiment over through these; a test sets them itself.
-    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
-    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
+def _own_tracking_store():
+    """Every test, and every module fixture set up between two tests, starts with none of
+    :data:`HANDED_OVER` set: without this, one test's store would leak into every later
+    composed config. Cleared after the test as well as before, because a module fixture is
+    set up before the first test's own fixtures run. Being autouse, this is torn down after
+    the test's ``monkeypatch`` has restored what it changed."""
+    _forget_handed_over()
     yield
     import mlflow
 
     while mlflow.active_run():
         mlflow.end_run("KILLED")
+    _forget_handed_over()
 
 
 @pytest.fixture

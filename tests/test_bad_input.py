@@ -25,7 +25,7 @@ import pytest
 from omegaconf import DictConfig
 from PIL import Image, ImageOps
 
-from helpers.runs import TINY_MODEL, cfg_for, clean_tracking_env, runs
+from helpers.runs import TINY_MODEL, cfg_for, runs
 
 from bigcat_ml import evaluate, preprocess
 from bigcat_ml.chips.crop import crop_image_boxes, decode_rgb, pixel_edges
@@ -201,8 +201,7 @@ def tampered(pristine, spark, tmp_path_factory) -> Tampered:
     append_box_rows(root, host.Subset, appended)
 
     cached_before = cached_rdds(spark)
-    with clean_tracking_env():
-        summary = preprocess.run(cfg)["summary"]
+    summary = preprocess.run(cfg)["summary"]
     output = Path(cfg.preprocess.output)
     return Tampered(
         cfg=cfg,

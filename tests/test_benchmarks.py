@@ -78,12 +78,12 @@ def test_a_readme_without_the_markers_is_refused_naming_them(tmp_path):
 @pytest.mark.spark
 def test_the_scale_benchmark_selects_every_generated_big_cat_box_and_records_its_anchor(tmp_path):
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.bench_scale", "--scale", "0.0003",
+        [sys.executable, "-m", "benchmarks.bench_scale", "--scale", "0.002",
          "--data-dir", str(tmp_path / "data"), "--results-dir", str(tmp_path / "results")],
         cwd=PROJECT, capture_output=True, text=True, timeout=900,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads((tmp_path / "results" / "scale-0.0003.json").read_text())
+    result = json.loads((tmp_path / "results" / "scale-0.002.json").read_text())
 
     first = result["first_run"]["value"]
     assert first["selected_boxes"] == result["sizes"]["bigcat_boxes"]
@@ -91,25 +91,38 @@ def test_the_scale_benchmark_selects_every_generated_big_cat_box_and_records_its
     # Spark lists every file of the folder but reads (and counts) only the non-empty ones:
     # the JPEGs of the big-cat images, beside the empty files that make the folder full size.
     assert result["listing_not_done"]["value"] == result["sizes"]["bigcat_images"]
+    assert "duplicate_box" not in first["rejects_by_reason"]  # every generated box has its own coordinates
     second = result["second_selection"]["value"]
-    # DuckDB counts the box rows on images with a positive label of the classes: ours less the filter's rejects.
+    assert 0 < second["selected_boxes"] < first["selected_boxes"]  # a real selection among the big cats
+    # DuckDB counts the box rows whose class is positive on their image: ours less the filter's rejects.
     kept = second["selected_boxes"] - second["rejects_by_reason"].get("image_label_filter", 0)
-    assert result["duckdb_second_selection"]["value"] == kept
+    assert result["duckdb_second_selection"]["value"] == kept == result["second_selection_only"]["value"]
+    assert result["first_from_cache"]["value"] == first
+    csv_rows = sum(len(path.read_text().splitlines()) - 1 for path in (tmp_path / "data" / "oid").glob("*annotations-*.csv"))
+    assert result["csv_parse"]["value"] == csv_rows  # every box and label row parsed
+    assert first["chips"] > 0 and result["ratios"]["peak_total_pss_mb_max"] <= result["ratios"]["peak_total_mb_max"]
     assert result["ratios"]["second_over_duckdb"] > 0 and result["machine"]["logical_cores"] >= 1
     assert result["versions"]
 
 
 def test_the_parquet_bytes_benchmark_finds_every_needed_image_and_counts_what_it_read(tmp_path):
+    needed, per_group, image_bytes = 8, 4, 8192
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.bench_parquet_bytes", "--images", "64", "256", "--needed", "8",
-         "--image-bytes", "1024", "--images-per-row-group", "4", "--results-dir", str(tmp_path)],
+        [sys.executable, "-m", "benchmarks.bench_parquet_bytes", "--images", "64", "512", "--needed", str(needed),
+         "--image-bytes", str(image_bytes), "--images-per-row-group", str(per_group), "--results-dir", str(tmp_path)],
         cwd=PROJECT, capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads((tmp_path / "parquet_bytes.json").read_text())
 
-    assert [s["found"] for s in result["sizes"]] == [8, 8]
-    assert [s["row_groups"] for s in result["sizes"]] == [16, 64]
+    assert [s["found"] for s in result["sizes"]] == [needed, needed]
+    assert [s["row_groups"] for s in result["sizes"]] == [16, 128]
+    for size in result["sizes"]:
+        # the needed rows cost their row groups' Data, whatever the table's size, plus the
+        # footer (pyarrow reads the file's last 64 KiB to find it)
+        footer = max(size["footer_bytes"], 65536)
+        assert 0 < size["rows_bytes"] <= 1.05 * size["row_groups_touched"] * per_group * image_bytes + footer
+        assert size["bytes_read_needed"] < size["bytes_read_whole_data_column"]
     largest = result["sizes"][-1]
-    assert 0 < largest["bytes_read_needed"] < largest["bytes_read_whole_data_column"]
-    assert result["ratios"]["table_growth"] > 3
+    assert largest["rows_bytes"] < 0.25 * largest["bytes_read_whole_data_column"]
+    assert result["ratios"]["table_growth"] > 7

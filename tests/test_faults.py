@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Optional
 import pandas as pd
 import pytest
 from helpers.evaluations import model_overrides, predictions, result_metrics, save_tiny_weights
-from helpers.runs import SAMPLE, cfg_for, clean_tracking_env, runs
+from helpers.runs import SAMPLE, cfg_for, runs
 
 from helpers.faults import fail_once_in_workers, marker
 
@@ -69,9 +69,8 @@ def reference(weights, spark, tmp_path_factory) -> Dict[str, Any]:
     out = tmp_path_factory.mktemp("reference") / "outputs"
     cfg = cfg_for(out, *model_overrides(weights))
     generate_sample(Path(cfg.data.root), cfg.data.sample)
-    with clean_tracking_env():
-        summary = preprocess.run(cfg)["summary"]
-        run_id = evaluate.run(cfg)["run_id"]
+    summary = preprocess.run(cfg)["summary"]
+    run_id = evaluate.run(cfg)["run_id"]
     return {"out": out, "weights": weights, "cfg": cfg, "summary": summary, "evaluate_run": run_id}
 
 

@@ -7,7 +7,6 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from helpers.runs import clean_tracking_env
 
 from bigcat_ml import compare, evaluate, preprocess, train
 from bigcat_ml.chips import dataset
@@ -47,10 +46,9 @@ def trained(tmp_path_factory, spark):
     out = tmp_path_factory.mktemp("train") / "outputs"
     cfg = cfg_for(out)
     generate_sample(Path(cfg.data.root), cfg.data.sample)
-    with clean_tracking_env():
-        preprocess.run(cfg)
-        result = train.run(cfg)
-        zero_shot = evaluate.run(cfg)["run_id"]
+    preprocess.run(cfg)
+    result = train.run(cfg)
+    zero_shot = evaluate.run(cfg)["run_id"]
     return {"out": out, "cfg": cfg, "result": result, "zero_shot": zero_shot}
 
 
@@ -123,8 +121,7 @@ def test_training_under_a_distribution_strategy_reports_the_validation_metrics_o
 @pytest.fixture(scope="module")
 def fine_tuned_evaluation(trained) -> str:
     """The registered model evaluated as a user does: ``evaluate model.source=models:/...``."""
-    with clean_tracking_env():
-        return evaluate.run(cfg_for(trained["out"], f"model.source={trained['result']['model_uri']}"))["run_id"]
+    return evaluate.run(cfg_for(trained["out"], f"model.source={trained['result']['model_uri']}"))["run_id"]
 
 
 def test_evaluate_scores_the_fine_tuned_model_on_the_test_chips_with_its_own_classes(trained, fine_tuned_evaluation):
@@ -141,8 +138,7 @@ def test_evaluate_scores_the_fine_tuned_model_on_the_test_chips_with_its_own_cla
 
 
 def test_compare_puts_zero_shot_and_fine_tuned_runs_side_by_side_on_the_test_chips(trained, fine_tuned_evaluation, capsys):
-    with clean_tracking_env():
-        table = compare.run(cfg_for(trained["out"]))["table"].set_index("kind")
+    table = compare.run(cfg_for(trained["out"]))["table"].set_index("kind")
     assert sorted(table.index) == [names.FINE_TUNED, names.ZERO_SHOT]
     assert table.loc[names.FINE_TUNED, "evaluated"] == "test" and table.loc[names.ZERO_SHOT, "evaluated"] == "all"
     assert table.loc[names.ZERO_SHOT, "test/top1_accuracy"] == mlflow.get_run(trained["zero_shot"]).data.metrics["test/top1_accuracy"]

@@ -1,13 +1,10 @@
 """Configs of the small generated sample, and the MLflow runs the steps leave."""
 from __future__ import annotations
 
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import mlflow
 import pandas as pd
-import pytest
 from omegaconf import DictConfig
 
 from bigcat_ml.config.compose import compose
@@ -33,16 +30,6 @@ TINY_MODEL = ["model.name=tiny_mobilenet", "model.input_size=32"]
 
 def cfg_for(out: Path, *overrides: str) -> DictConfig:
     return compose([f"paths.output_dir={out}", *SAMPLE, *overrides])
-
-
-@contextmanager
-def clean_tracking_env() -> Iterator[None]:
-    """For module fixtures, which run outside conftest's per-test clean-up: MLflow
-    exports MLFLOW_TRACKING_URI, which would point later configs at this store."""
-    with pytest.MonkeyPatch.context() as patch:
-        for name in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID"):
-            patch.delenv(name, raising=False)
-        yield
 
 
 def runs(cfg, step: str) -> pd.DataFrame:
