@@ -12,7 +12,7 @@ DEMO_WEIGHTS ?= null
 # Preprocessing on V6-sized metadata vs DuckDB; SCALE<1 shrinks it (1.0 = 15.9 M box rows, 1.7 M files).
 SCALE ?= 1.0
 
-.PHONY: venv test demo bench bench-scale cluster-test mlflow-ui imagenet-map clean
+.PHONY: venv test test-e2e demo bench bench-scale cluster-test mlflow-ui imagenet-map clean
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ venv: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# The README's command lines word for word (every `mlflow run` form, the `python -m` lines),
+# each in its own process: the slow end-to-end part, kept out of the edit-test loop; CI runs it.
+test-e2e: $(STAMP)
+	$(PY) -m pytest -m e2e
 
 # The demo's sample (conf/data/sample_demo.yaml): 600 images (330 big-cat chips) instead of the
 # default 100 (74 chips), enough for a random-init MobileNet to learn the classes.

@@ -37,7 +37,7 @@ BIN = Path(sys.executable).parent
 CHROMIUM = Path("/usr/bin/chromium")
 README_STORE_LINE = "export MLFLOW_TRACKING_URI=sqlite:///$PWD/outputs/mlflow/mlflow.db"
 
-pytestmark = [pytest.mark.spark, pytest.mark.slow]
+pytestmark = [pytest.mark.spark, pytest.mark.slow, pytest.mark.e2e]
 
 
 def _env(out: Path) -> Dict[str, str]:

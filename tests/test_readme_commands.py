@@ -26,6 +26,7 @@ RUN_HERE = "run here"
 COVERED = {
     "make demo": "Makefile demo (.ci/run)",
     "make test": "Makefile test (.ci/run)",
+    "make test-e2e": "Makefile test-e2e (.ci/run)",
     "make mlflow-ui": "tests/test_mlflow_project.py::test_the_printed_ui_url_is_the_experiments_runs_in_model_training_mode",
     "export MLFLOW_TRACKING_URI=sqlite:///$PWD/outputs/mlflow/mlflow.db":
         "tests/test_mlflow_project.py::test_readme_mlflow_run_without_experiment_name_logs_under_the_handed_over_experiment",
@@ -85,8 +86,9 @@ def test_the_make_targets_run_what_the_readme_says():
     assert re.search(r"^mlflow-ui:.*\n\t\$\(PY\) -m bigcat_ml\.cli\.ui$", makefile, re.M)
     assert re.search(r"^demo:.*\n\t\$\(PY\) -m bigcat_ml\.main -m model=mobilenet,resnet50", makefile, re.M)
     ci = (PROJECT / ".ci" / "run").read_text()
-    assert "make test" in ci and "make demo" in ci and "make cluster-test" in ci
+    assert all(f"make {target}\n" in ci for target in ("test", "test-e2e", "cluster-test", "demo"))
     assert re.search(r"^test: \$\(STAMP\)$", makefile, re.M) and re.search(r"^venv: \$\(STAMP\)$", makefile, re.M)
+    assert re.search(r"^test-e2e: \$\(STAMP\)\n\t\$\(PY\) -m pytest -m e2e$", makefile, re.M)
 
 
 def test_make_demo_passes_demo_weights_to_every_model():
@@ -104,6 +106,7 @@ def _env(out: Path) -> dict:
 
 @pytest.mark.spark
 @pytest.mark.slow
+@pytest.mark.e2e
 def test_readme_python_commands_run_on_the_tiny_sample(tmp_path):
     """In README order on one output folder, so later commands reuse earlier steps."""
     out = tmp_path / "outputs"
