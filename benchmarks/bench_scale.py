@@ -214,12 +214,30 @@ def _duckdb(root: Path, classes: List[str]) -> int:
     ).fetchone()[0]
 
 
+def _ratios(result: Dict[str, Any]) -> Dict[str, float]:
+    """The targets' ratios, from the stages that ran."""
+    seconds = {name: result[name]["seconds"] for name in (*PREPROCESS_STAGES, "duckdb_second_selection") if name in result}
+    ratios: Dict[str, float] = {}
+    if {"first_run", "csv_parse", "first_from_cache"} <= set(seconds):
+        ratios["first_over_parse_plus_chip_work"] = round(seconds["first_run"] / (seconds["csv_parse"] + seconds["first_from_cache"]), 2)
+    for name in ("second_selection", "second_selection_only"):
+        if {name, "duckdb_second_selection"} <= set(seconds):
+            ratios[f"{name}_over_duckdb"] = round(seconds[name] / seconds["duckdb_second_selection"], 2)
+    ran = [result[name]["memory"] for name in PREPROCESS_STAGES if name in result]
+    if ran:
+        ratios["peak_total_mb_max"] = max(m["peak_total_mb"] for m in ran)
+        ratios["peak_total_pss_mb_max"] = max(m["peak_total_pss_mb"] for m in ran)
+    return ratios
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of the V6 sizes (1.0 = full size)")
     parser.add_argument("--data-dir", type=Path, default=Path("outputs/bench_scale"), help="generated once, reused")
     parser.add_argument("--resume", action="store_true", help="keep the stages an interrupted run of the same sizes finished")
     parser.add_argument("--results-dir", type=Path, default=RESULTS, help="where scale-<scale>.json goes")
+    parser.add_argument("--stages", nargs="*", default=[], metavar="STAGE",
+                        help="run only these stages, in this order (default: all), e.g. first_run")
     parser.add_argument("--spark", nargs="*", default=[], metavar="OVERRIDE",
                         help="Hydra overrides of the spark config, e.g. spark.conf.spark.driver.memory=2g")
     args = parser.parse_args()
@@ -244,31 +262,30 @@ def main() -> None:
             done[name] = _timed(name, run)
             partial.write_text(json.dumps(done, default=str))
 
-    stage("listing_not_done", lambda: _listing(spark, root / "train"))
-    stage("first_run", lambda: _preprocess(spark, root, out, FIRST_CLASSES, cache))
-    # the first run's two parts, timed apart: its CSV parse and its selection + chip work
-    stage("csv_parse", lambda: _parse_csvs(spark, root, out, out / "csv_parse_only"))
-    stage("first_from_cache", lambda: _preprocess(spark, root, out, FIRST_CLASSES, cache))
-    stage("second_selection", lambda: _preprocess(spark, root, out, SECOND_CLASSES, cache))
-    stage("second_selection_only", lambda: _select(spark, root, out, SECOND_CLASSES, cache))
-    stage("duckdb_second_selection", lambda: _duckdb(root, SECOND_CLASSES))
+    stages = {
+        "listing_not_done": lambda: _listing(spark, root / "train"),
+        "first_run": lambda: _preprocess(spark, root, out, FIRST_CLASSES, cache),
+        # the first run's two parts, timed apart: its CSV parse and its selection + chip work
+        "csv_parse": lambda: _parse_csvs(spark, root, out, out / "csv_parse_only"),
+        "first_from_cache": lambda: _preprocess(spark, root, out, FIRST_CLASSES, cache),
+        "second_selection": lambda: _preprocess(spark, root, out, SECOND_CLASSES, cache),
+        "second_selection_only": lambda: _select(spark, root, out, SECOND_CLASSES, cache),
+        "duckdb_second_selection": lambda: _duckdb(root, SECOND_CLASSES),
+    }
+    unknown = sorted(set(args.stages) - set(stages))
+    if unknown:
+        raise SystemExit(f"--stages: no stage named {unknown}; the stages are: {', '.join(stages)}")
+    for name in args.stages or stages:
+        stage(name, stages[name])
     result: Dict[str, Any] = {**done, "scale": args.scale, "spark_overrides": args.spark, "machine": machine(), "versions": versions(),
                               "generate_s": generated["seconds"]}
     spark.stop()
-    first, second, duck = result["first_run"], result["second_selection"], result["duckdb_second_selection"]
-    parts = result["csv_parse"]["seconds"] + result["first_from_cache"]["seconds"]
-    result["ratios"] = {
-        "first_over_parse_plus_chip_work": round(first["seconds"] / parts, 2),
-        "second_over_duckdb": round(second["seconds"] / duck["seconds"], 2),
-        "second_selection_only_over_duckdb": round(result["second_selection_only"]["seconds"] / duck["seconds"], 2),
-        "peak_total_mb_max": max(result[name]["memory"]["peak_total_mb"] for name in PREPROCESS_STAGES),
-        "peak_total_pss_mb_max": max(result[name]["memory"]["peak_total_pss_mb"] for name in PREPROCESS_STAGES),
-    }
+    result["ratios"] = _ratios(result)
     args.results_dir.mkdir(parents=True, exist_ok=True)
     path = args.results_dir / f"scale-{args.scale:g}.json"
     path.write_text(json.dumps(result, indent=2, default=str) + "\n")
     print(json.dumps({k: result[k] for k in ("sizes", "ratios")}, indent=1))
-    print(" | ".join(f"{name} {result[name]['seconds']} s" for name in ("listing_not_done", *PREPROCESS_STAGES, "duckdb_second_selection")), "->", path)
+    print(" | ".join(f"{name} {result[name]['seconds']} s" for name in stages if name in result), "->", path)
 
 
 if __name__ == "__main__":
