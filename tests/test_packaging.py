@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import site
 import subprocess
 import sys
@@ -39,8 +40,11 @@ def test_the_built_wheel_carries_conf_and_composes_it_in_a_fresh_environment(tmp
     fresh_site = Path(subprocess.run([str(python), "-c", "import site; print(site.getsitepackages()[0])"],
                                      capture_output=True, text=True, check=True).stdout.strip())
     (fresh_site / "deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    # Without PYTHONPATH: a checkout on it (with the egg-info the build leaves there) would
+    # look installed to pip, which would then skip the wheel.
+    clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     subprocess.run([str(python), "-m", "pip", "install", "--no-deps", "-q", *map(str, wheels.glob("*.whl"))],
-                   check=True, timeout=600)
+                   check=True, timeout=600, env=clean)
     env = {"PATH": "/usr/bin:/bin", "BIGCAT_OUTPUT_DIR": str(tmp_path / "out"), "MLFLOW_TRACKING_URI": "sqlite:///x.db"}
     done = subprocess.run([str(python), "-c", _COMPOSE], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]

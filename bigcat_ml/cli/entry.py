@@ -42,12 +42,17 @@ def hydra_entry_point(task: Callable[[DictConfig], Any]) -> Callable[[], Any]:
 
 
 def _stop_spark() -> None:
-    """Stop the session a step started, if any (imported lazily: not every step uses Spark)."""
+    """Stop the Spark context a step started, if any (imported lazily: not every step uses Spark).
+
+    Looked up on the Python side: ``SparkSession.getActiveSession`` asks the JVM for the
+    calling thread's session, and a signal that interrupted a py4j call leaves that thread
+    on a new JVM thread, which has none.
+    """
     if "pyspark" not in sys.modules:
         return
-    from pyspark.sql import SparkSession
+    from pyspark import SparkContext
 
-    session = SparkSession.getActiveSession()
-    if session is not None:
-        session.stop()
+    context = SparkContext._active_spark_context
+    if context is not None:
+        context.stop()
         log.info("stopped Spark")
