@@ -26,6 +26,11 @@ def _forget_handed_over() -> None:
         os.environ.pop(name, None)
 
 
+# Before any fixture: a shell that exported the README's store (or `mlflow run`'s handed-over
+# run) must not reach the session and module fixtures set up ahead of the first test.
+_forget_handed_over()
+
+
 @pytest.fixture(autouse=True)
 def _own_tracking_store():
     """Every test, and every module fixture set up between two tests, starts with none of
