@@ -33,7 +33,7 @@ import pandas as pd
 from benchmarks.environment import machine, versions
 from benchmarks.monitor import ResourceMonitor
 from bigcat_ml.oid import files
-from bigcat_ml.oid.schemas import BOX_COLUMNS, IMAGE_LABEL_COLUMNS
+from bigcat_ml.oid.schemas import BOX_FLAGS, IMAGE_LABEL_COLUMNS
 from bigcat_ml.synthetic import catalogue, render
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ def _box_rows(rng: np.random.Generator, image_ids: np.ndarray, labels: np.ndarra
         "ImageID": image_ids, "Source": "xclick", "LabelName": labels, "Confidence": 1,
         "XMin": x_min, "XMax": (x_min + rng.uniform(0.05, 0.3, n)).round(6),
         "YMin": y_min, "YMax": (y_min + rng.uniform(0.05, 0.3, n)).round(6),
-        **{flag: 0 for flag in BOX_COLUMNS[8:]},
+        **{flag: 0 for flag in BOX_FLAGS},
     })
     for column in XCLICK if xclick else ():
         rows[column] = (rows["XMin"] if column.endswith("X") else rows["YMin"]).to_numpy()

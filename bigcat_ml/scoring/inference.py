@@ -58,11 +58,11 @@ from bigcat_ml.scoring.models import (
     keras_application,
     local_weights_file,
     model_input,
+    weights_digest,
     weights_source,
 )
 from bigcat_ml.chips.rejects import DECODE_ERROR, PREDICT_ERROR, REJECTS_SCHEMA, fails_the_task
 from bigcat_ml.runtime.spark import ARROW_BATCH_ROWS_KEY, session_conf
-from bigcat_ml.storage import fs
 
 log = logging.getLogger(__name__)
 
@@ -413,8 +413,7 @@ def _ship(spark: SparkSession, weights_file: Path) -> str:
     SparkFiles folder, which Spark deletes when the session stops; identical weights
     are staged once per session.
     """
-    info = weights_file.stat()
-    digest = _file_digest(str(weights_file), info.st_size, info.st_mtime_ns)
+    digest = weights_digest(weights_file)
     staged = Path(SparkFiles.getRootDirectory()) / _STAGING_DIR / f"{digest[:16]}-{weights_file.name}"
     if not staged.exists():
         staged.parent.mkdir(parents=True, exist_ok=True)
@@ -423,13 +422,6 @@ def _ship(spark: SparkSession, weights_file: Path) -> str:
         os.replace(partial_copy, staged)
     spark.sparkContext.addFile(str(staged))
     return staged.name
-
-
-@lru_cache(maxsize=8)
-def _file_digest(path: str, size: int, mtime_ns: int) -> str:
-    """SHA-256 of a file, computed once per (path, size, modification time): hashing
-    ResNet50's 100 MB of weights on every call would be a fixed cost of its own."""
-    return fs.sha256(path)
 
 
 # ------------------------------------------------------------------------ one process

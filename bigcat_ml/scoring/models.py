@@ -22,7 +22,7 @@ Keras is imported inside the functions: it takes seconds, and callers that only 
 """
 from __future__ import annotations
 
-
+import functools
 import importlib
 import logging
 import tempfile
@@ -102,6 +102,18 @@ def keras_application(model_cfg: Any) -> KerasApplication:
     return KerasApplication(constructor, preprocess_input)
 
 
+def weights_digest(path: Path) -> str:
+    """SHA-256 of a weights file, computed once per (path, size, modification time): the
+    reuse key and the shipping to executors both need it, and ResNet50's weights are 100 MB."""
+    info = path.stat()
+    return _file_digest(str(path), info.st_size, info.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _file_digest(path: str, size: int, mtime_ns: int) -> str:
+    return fs.sha256(path)
+
+
 def weights_identity(model_cfg: Any) -> str:
     """What the weights are, for reuse keys: ``imagenet``, ``random-init`` or
     ``sha256:<hex>`` of a weights file's content (another file at the same path is other
@@ -110,7 +122,7 @@ def weights_identity(model_cfg: Any) -> str:
         return weights_source(model_cfg)
     try:
         with local_weights_file(model_cfg) as path:
-            return f"sha256:{fs.sha256(str(path))}"
+            return f"sha256:{weights_digest(path)}"
     except FileNotFoundError:
         # The step's own run reports the missing file (and ends FAILED); the key only needs
         # to differ from any real file's.
