@@ -30,6 +30,7 @@ from typing import Any, Dict, List
 import numpy as np
 import pandas as pd
 
+from benchmarks.checkpoint import Checkpoint
 from benchmarks.environment import machine, versions
 from benchmarks.monitor import ResourceMonitor
 from bigcat_ml.oid import files
@@ -250,17 +251,9 @@ def main() -> None:
 
     spark = get_spark(compose(args.spark).spark)
     cache = out / "csv_cache"
-    partial = args.data_dir.resolve() / "partial.json"
-    done: Dict[str, Any] = json.loads(partial.read_text()) if args.resume and partial.exists() else {}
-    if (done.get("sizes"), done.get("generator")) != (sizes, GENERATOR):
-        done = {"sizes": sizes, "generator": GENERATOR}
-    if "first_run" not in done and cache.exists():
+    checkpoint = Checkpoint(args.data_dir.resolve() / "partial.json", {"sizes": sizes, "generator": GENERATOR}, args.resume)
+    if "first_run" not in checkpoint.stages and cache.exists():
         shutil.rmtree(cache)
-
-    def stage(name: str, run) -> None:
-        if name not in done:
-            done[name] = _timed(name, run)
-            partial.write_text(json.dumps(done, default=str))
 
     stages = {
         "listing_not_done": lambda: _listing(spark, root / "train"),
@@ -276,8 +269,8 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"--stages: no stage named {unknown}; the stages are: {', '.join(stages)}")
     for name in args.stages or stages:
-        stage(name, stages[name])
-    result: Dict[str, Any] = {**done, "scale": args.scale, "spark_overrides": args.spark, "machine": machine(), "versions": versions(),
+        checkpoint.stage(name, lambda: _timed(name, stages[name]))
+    result: Dict[str, Any] = {**checkpoint.identity, **checkpoint.stages, "scale": args.scale, "spark_overrides": args.spark, "machine": machine(), "versions": versions(),
                               "generate_s": generated["seconds"]}
     spark.stop()
     result["ratios"] = _ratios(result)

@@ -19,7 +19,8 @@ class InferencePlan:
     repeats: int  # interleaved repeats at the small size
     large_repeats: int
     fit_only: Tuple[int, ...]  # extra Spark-only sizes for the fixed-cost line
-    precision_chips: int  # float32 vs bfloat16
+    precision_chips: int  # float32 vs bfloat16: half train the model, half judge agreement
+    precision_epochs: int
     precision_repeats: int
 
 
@@ -51,8 +52,8 @@ PROFILES: Dict[str, Profile] = {
     "full": Profile(
         name="full",
         images_per_subset={"train": 240, "validation": 80, "test": 80},
-        models=(InferencePlan("mobilenet", 600, 2400, 3, 2, (150,), 256, 2),
-                InferencePlan("resnet50", 300, 2000, 2, 1, (100,), 128, 2)),
+        models=(InferencePlan("mobilenet", 600, 2400, 3, 2, (150,), 256, 8, 2),
+                InferencePlan("resnet50", 300, 2000, 2, 1, (100,), 128, 8, 2)),
         warm_repeats=2,
         growth=(1, 4, 16),
         large_images_per_subset={"train": 60, "validation": 20, "test": 20},
@@ -62,8 +63,8 @@ PROFILES: Dict[str, Profile] = {
     "quick": Profile(
         name="quick",
         images_per_subset={"train": 60, "validation": 20, "test": 20},
-        models=(InferencePlan("mobilenet", 150, 600, 1, 1, (50,), 64, 1),
-                InferencePlan("resnet50", 64, 200, 1, 1, (32,), 32, 1)),
+        models=(InferencePlan("mobilenet", 150, 600, 1, 1, (50,), 64, 2, 1),
+                InferencePlan("resnet50", 64, 200, 1, 1, (32,), 32, 2, 1)),
         warm_repeats=1,
         growth=(1, 4),
         large_images_per_subset={"train": 12, "validation": 4, "test": 4},
@@ -73,7 +74,7 @@ PROFILES: Dict[str, Profile] = {
     "tiny": Profile(
         name="tiny",
         images_per_subset={"train": 6, "validation": 3, "test": 3},
-        models=(InferencePlan("mobilenet", 8, 16, 1, 1, (4,), 8, 1),),
+        models=(InferencePlan("mobilenet", 8, 16, 1, 1, (4,), 8, 1, 1),),
         warm_repeats=0,
         growth=(1, 2),
         large_images_per_subset={"train": 2, "validation": 1, "test": 1},

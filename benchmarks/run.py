@@ -2,6 +2,7 @@
 
     python -m benchmarks.run            # full profile -> benchmarks/results/latest.{json,md}
     python -m benchmarks.run --quick    # smaller, a few minutes -> outputs/bench/results/
+    python -m benchmarks.run --resume   # keep the stages a stopped run finished
 
 Everything runs in one process and one local[2] SparkSession, so the ratios between
 the Spark and plain numbers are measured under the same conditions.
@@ -21,8 +22,10 @@ from pyspark.sql import SparkSession
 
 from bigcat_ml.scoring.models import weights_source
 from bigcat_ml.runtime.spark import spark_conf_keys, get_spark
+from bigcat_ml.tracking.runs import code_version
 
 from benchmarks import environment
+from benchmarks.checkpoint import Checkpoint
 from benchmarks.bench_inference import bench_inference
 from benchmarks.bench_preprocess import TARGET_SPEEDUP, bench_extraction, bench_growth, bench_preprocess
 from benchmarks.data import bench_config, ensure_sample, large_images_config, replica_config
@@ -65,35 +68,33 @@ def _config_record(spark: SparkSession, cfg: Any, profile: Profile, model_cfgs: 
     }
 
 
-def run_benchmarks(spark: SparkSession, profile: Profile, workdir: Path) -> Dict[str, Any]:
-    """Every measurement of ``profile`` on ``spark``, data under ``workdir``; the results dict."""
+def run_benchmarks(spark: SparkSession, profile: Profile, workdir: Path, resume: bool = False) -> Dict[str, Any]:
+    """Every measurement of ``profile`` on ``spark``, data under ``workdir``; the results dict.
+
+    Each finished stage is kept in ``<workdir>/<profile>/partial.json`` as it ends; with
+    ``resume``, the stages a stopped run of the same profile and code finished are kept.
+    """
     started = time.perf_counter()
     machine = environment.machine()
     quiet = profile.quiet_wait_s
     cfg = bench_config(workdir, profile)
+    checkpoint = Checkpoint(Path(cfg.paths.output_dir) / "partial.json",
+                            {"profile": asdict(profile), "code_version": code_version()}, resume)
     start = time.perf_counter()
     truth = ensure_sample(cfg)
     sample_s = time.perf_counter() - start
     log.info("preprocessing benchmark")
-    preprocess = bench_preprocess(spark, cfg, profile.warm_repeats, quiet)
+    preprocess = checkpoint.stage("preprocess", lambda: bench_preprocess(spark, cfg, profile.warm_repeats, quiet))
     # Growth before inference: afterwards the Python workers hold TensorFlow and models.
     log.info("growth benchmark")
     base_rows = sum(sum(by_class.values()) for by_class in truth["boxes"].values())
-    growth = bench_growth(spark, {f: replica_config(workdir, profile, cfg, f, "growth") for f in profile.growth}, base_rows, quiet)
-    large = None
-    if profile.large_images_per_subset:
-        log.info("extraction benchmark on Open Images-sized pictures")
-        large_cfg = large_images_config(workdir, profile)
-        ensure_sample(large_cfg)
-        replicas = replica_config(workdir, profile, large_cfg, profile.large_replicas, "large")
-        large = {"image_side_px": list(profile.large_image_side), "replicas": profile.large_replicas,
-                 **bench_extraction(spark, replicas, profile.warm_repeats, quiet, "large")}
-        speedup = large["speedups"]["extract_chips_from_files_vs_pillow"]
-        large["target"] = {"min": TARGET_SPEEDUP, "met": bool(speedup >= TARGET_SPEEDUP)}
+    growth_cfgs = {f: replica_config(workdir, profile, cfg, f, "growth") for f in profile.growth}
+    growth = checkpoint.stage("growth", lambda: bench_growth(spark, growth_cfgs, base_rows, quiet))
+    large = checkpoint.stage("large_images_extraction", lambda: _large_images(spark, workdir, profile)) if profile.large_images_per_subset else None
     model_cfgs = [bench_config(workdir, profile, [f"model={plan.model}"]) for plan in profile.models]
     log.info("inference benchmark")
     largest = replica_config(workdir, profile, cfg, max(profile.growth), "growth").preprocess.output
-    inference = bench_inference(spark, model_cfgs, profile.models, cfg.preprocess.output, largest, quiet)
+    inference = bench_inference(spark, model_cfgs, profile.models, cfg.preprocess.output, largest, quiet, checkpoint.stage)
     results: Dict[str, Any] = {
         "profile": profile.name,
         "machine": machine,
@@ -104,12 +105,26 @@ def run_benchmarks(spark: SparkSession, profile: Profile, workdir: Path) -> Dict
         "growth": growth,
         "large_images_extraction": large,
         "inference": inference,
+        "stages_kept_from_a_stopped_run": checkpoint.kept,
     }
     results["targets"] = _targets(results)
     results["notes"] = notes(results)
     machine["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     results["wall_s"] = round(time.perf_counter() - started, 1)
     return results
+
+
+def _large_images(spark: SparkSession, workdir: Path, profile: Profile) -> Dict[str, Any]:
+    """Extraction on a sample with Open Images-sized pictures, against the Pillow loop."""
+    log.info("extraction benchmark on Open Images-sized pictures")
+    large_cfg = large_images_config(workdir, profile)
+    ensure_sample(large_cfg)
+    replicas = replica_config(workdir, profile, large_cfg, profile.large_replicas, "large")
+    large = {"image_side_px": list(profile.large_image_side), "replicas": profile.large_replicas,
+             **bench_extraction(spark, replicas, profile.warm_repeats, profile.quiet_wait_s, "large")}
+    speedup = large["speedups"]["extract_chips_from_files_vs_pillow"]
+    large["target"] = {"min": TARGET_SPEEDUP, "met": bool(speedup >= TARGET_SPEEDUP)}
+    return large
 
 
 def _targets(results: Dict[str, Any]) -> List[Dict[str, Any]]:
@@ -140,6 +155,8 @@ def _parse(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_const", dest="profile", const="quick", help="the small profile (a few minutes)")
     parser.add_argument("--profile", choices=sorted(PROFILES), help="benchmark size (default: full)")
     parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR, help="generated data and datasets (default: outputs/bench)")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the stages a stopped run of the same profile and code finished (<workdir>/<profile>/partial.json)")
     parser.add_argument("--results", type=Path, default=None,
                         help="where latest.json/latest.md go (default: benchmarks/results for the full profile, <workdir>/results otherwise)")
     parser.set_defaults(profile="full")
@@ -155,7 +172,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     results_dir = args.results or (COMMITTED_RESULTS if profile.name == "full" else args.workdir / "results")
     spark = get_spark(bench_config(args.workdir, profile).spark)
     try:
-        results = run_benchmarks(spark, profile, args.workdir)
+        results = run_benchmarks(spark, profile, args.workdir, args.resume)
     finally:
         spark.stop()
     paths = write_results(results, results_dir)

@@ -9,9 +9,11 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any, Dict
 
 import pytest
 
+from benchmarks.checkpoint import Checkpoint
 from benchmarks.profiles import PROFILES
 from benchmarks.report import README_END, README_START, embed_in_readme, write_results
 from benchmarks.run import run_benchmarks
@@ -56,8 +58,34 @@ def test_tiny_benchmark_writes_machine_versions_ratios_and_targets(spark, tmp_pa
     assert two["marginal_ms_per_box"] is not None
 
     assert len(saved["targets"]) == 6 and all(isinstance(t["met"], bool) for t in saved["targets"])
+    kept = json.loads((tmp_path / "work" / "tiny" / "partial.json").read_text())  # what a stopped run would keep
+    assert set(kept["stages"]) == {"preprocess", "growth", "large_images_extraction", "inference_mobilenet", "local_path"}
+    assert saved["stages_kept_from_a_stopped_run"] == []
     markdown = paths["markdown"].read_text()
     assert "| Measurement |" in markdown and machine["cpu_model"] in markdown
+
+
+def test_a_stopped_benchmark_keeps_its_finished_stages_for_a_resumed_run_of_the_same_kind(tmp_path):
+    path, identity, ran = tmp_path / "partial.json", {"profile": "full", "code_version": "abc"}, []
+
+    def measure(name: str) -> Dict[str, Any]:
+        ran.append(name)
+        return {"seconds": len(ran)}
+
+    first = Checkpoint(path, identity, resume=False)
+    assert first.stage("preprocess", lambda: measure("preprocess")) == {"seconds": 1}
+    # the run is stopped here: its next stage never finished
+
+    resumed = Checkpoint(path, identity, resume=True)
+    assert resumed.kept == ["preprocess"]
+    assert resumed.stage("preprocess", lambda: measure("preprocess")) == {"seconds": 1}
+    assert resumed.stage("inference_mobilenet", lambda: measure("inference")) == {"seconds": 2}
+    assert ran == ["preprocess", "inference"]  # the kept stage did not run again
+
+    other_code = Checkpoint(path, {**identity, "code_version": "def"}, resume=True)
+    fresh = Checkpoint(path, identity, resume=False)
+    assert other_code.kept == [] and fresh.kept == []  # other code, or no --resume: everything runs again
+    assert fresh.stage("preprocess", lambda: measure("preprocess")) == {"seconds": 3}
 
 
 def test_results_replace_only_the_readme_section_between_the_markers(tmp_path):

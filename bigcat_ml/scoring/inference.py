@@ -25,6 +25,7 @@ with a per-worker model cache, and twice as fast as decoding into float arrays b
 from __future__ import annotations
 
 import dataclasses
+import gc
 import heapq
 import logging
 import math
@@ -375,12 +376,21 @@ def spread_evenly(spark: SparkSession, chips_df: DataFrame, rows: Sequence[int],
 
 def _make_predict_fn(model_cfg: Any, shipped: Optional[str], k: int) -> Callable[[np.ndarray], Dict[str, np.ndarray]]:
     """Runs once per Python worker per call (predict_batch_udf caches the result for its
-    UDF); the model itself comes from :func:`shared_classifier`, kept across calls."""
+    UDF); the model itself comes from :func:`shared_classifier`, kept across calls.
+
+    A reused Python worker runs a full ``gc.collect()`` after every task
+    (``pyspark.daemon``). With TensorFlow and a model loaded, that walk over every
+    object held the next task back for longer than scoring a small partition takes
+    (docs/decisions.md). The model and the libraries live as long as the worker, so
+    everything loaded so far is moved out of the collector's reach (``gc.freeze``);
+    objects made by later tasks are still collected.
+    """
     from pyspark import TaskContext
 
     _limit_tf_threads(TaskContext.get().cpus())
     weights_file = Path(SparkFiles.get(shipped)) if shipped else None
     classifier = shared_classifier(model_cfg, weights_file, k)
+    gc.freeze()
 
     def predict(jpegs: np.ndarray) -> Dict[str, np.ndarray]:
         return classifier.score(list(jpegs))
