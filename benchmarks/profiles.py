@@ -53,7 +53,7 @@ PROFILES: Dict[str, Profile] = {
         name="full",
         images_per_subset={"train": 240, "validation": 80, "test": 80},
         models=(InferencePlan("mobilenet", 600, 2400, 3, 2, (150,), 256, 8, 2),
-                InferencePlan("resnet50", 300, 2000, 2, 1, (100,), 128, 8, 2)),
+                InferencePlan("resnet50", 300, 2000, 2, 2, (100,), 128, 8, 2)),
         warm_repeats=2,
         growth=(1, 4, 16),
         large_images_per_subset={"train": 60, "validation": 20, "test": 20},
