@@ -136,7 +136,7 @@ def generate(root: Path, sizes: Dict[str, int], seed: int = 0) -> None:
 
 
 def _timed(label: str, run) -> Dict[str, Any]:
-    with ResourceMonitor() as monitor:
+    with ResourceMonitor(pss=True) as monitor:
         start = time.perf_counter()
         value = run()
         seconds = time.perf_counter() - start

@@ -30,7 +30,7 @@ class Usage:
     seconds: float = 0.0
     peak_mb: Dict[str, float] = field(default_factory=lambda: {g: 0.0 for g in (DRIVER, JVM, WORKERS, OTHER)})
     peak_total_mb: float = 0.0
-    peak_total_pss_mb: float = 0.0  # the same peak with shared pages counted once
+    peak_total_pss_mb: Optional[float] = None  # the same peak with shared pages counted once (pss=True only)
     python_worker_max_mb: float = 0.0  # the largest single Python worker
     python_workers_max_count: int = 0
     own_cpu_cores: float = 0.0
@@ -42,7 +42,8 @@ class Usage:
         out = asdict(self)
         out["peak_mb"] = {k: round(v, 1) for k, v in self.peak_mb.items()}
         for key in ("seconds", "peak_total_mb", "peak_total_pss_mb", "python_worker_max_mb", "own_cpu_cores", "own_cpu_s", "foreign_cpu_cores"):
-            out[key] = round(out[key], 1 if key.endswith("_mb") else 3)
+            if out[key] is not None:
+                out[key] = round(out[key], 1 if key.endswith("_mb") else 3)
         return out
 
 
@@ -95,10 +96,18 @@ def _group(proc: psutil.Process, by_pid: Dict[int, psutil.Process], root_pid: in
 
 
 class ResourceMonitor:
-    """``with ResourceMonitor() as m: ...`` then read ``m.usage`` (peaks during the block)."""
+    """``with ResourceMonitor() as m: ...`` then read ``m.usage`` (peaks during the block).
 
-    def __init__(self, interval_s: float = 0.2) -> None:
+    ``pss``: also sum each process's PSS. Reading ``smaps_rollup`` walks the page tables of
+    every process under the mapping lock; sampled five times a second over a JVM and two
+    Python workers holding ResNet50, it cost the monitor a fifth of a core and the warm
+    Spark call a tenth of its speed (docs/decisions.md), so only the memory benchmark
+    asks for it.
+    """
+
+    def __init__(self, interval_s: float = 0.2, pss: bool = False) -> None:
         self.interval_s = interval_s
+        self.pss = pss
         self.usage = Usage()
         self._root = psutil.Process()
         self._stop = threading.Event()
@@ -142,7 +151,8 @@ class ResourceMonitor:
             except psutil.Error:
                 continue
             totals[group] += rss
-            pss += _pss_mb(proc.pid)
+            if self.pss:
+                pss += _pss_mb(proc.pid)
             if group == WORKERS:
                 workers.append(rss)
             self._cpu_first.setdefault(proc.pid, cpu.user + cpu.system)
@@ -152,7 +162,8 @@ class ResourceMonitor:
         for group, mb in totals.items():
             usage.peak_mb[group] = max(usage.peak_mb[group], mb)
         usage.peak_total_mb = max(usage.peak_total_mb, sum(totals.values()))
-        usage.peak_total_pss_mb = max(usage.peak_total_pss_mb, pss)
+        if self.pss:
+            usage.peak_total_pss_mb = max(usage.peak_total_pss_mb or 0.0, pss)
         usage.python_worker_max_mb = max([usage.python_worker_max_mb, *workers])
         usage.python_workers_max_count = max(usage.python_workers_max_count, len(workers))
 
