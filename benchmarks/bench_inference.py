@@ -26,8 +26,8 @@ import math
 import tempfile
 import time
 from dataclasses import replace
-from pathlib import Path
 from functools import partial
+from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -163,9 +163,9 @@ def calibrated(model: Any, batch: np.ndarray) -> Any:
     return model
 
 
-def trained(model: Any, inputs: np.ndarray, labels: Sequence[str], epochs: int, batch_size: int) -> Any:
-    """``model`` trained from its random init to tell ``labels`` apart on ``inputs``
-    (outputs 0..n-1 stand for the sorted labels), then :func:`calibrated` on them.
+def trained(model: Any, inputs: np.ndarray, classes: np.ndarray, epochs: int, batch_size: int) -> Any:
+    """``model`` trained from its random init to give output ``classes[i]`` for
+    ``inputs[i]``, then :func:`calibrated` on them.
 
     Offline there are no ImageNet weights, and a random network leaves the 1000 classes
     nearly tied, so rounding alone decides top-1 (docs/decisions.md). A trained network
@@ -174,10 +174,8 @@ def trained(model: Any, inputs: np.ndarray, labels: Sequence[str], epochs: int, 
     """
     import keras
 
-    names = sorted(set(labels))
-    targets = np.array([names.index(label) for label in labels])
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
-    model.fit(inputs, targets, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=0)
+    model.fit(inputs, classes, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=0)
     return calibrated(model, inputs[:batch_size])
 
 
@@ -192,7 +190,9 @@ def bench_precision(cfg: Any, jpegs: Sequence[bytes], labels: Sequence[str], epo
     k, batch_size = int(cfg.evaluate.top_k), int(cfg.evaluate.batch_size)
     base = load_classifier(model_cfg, None, k)
     inputs = model_input([decode_chip(j) for j in jpegs], base.application, base.input_size)
-    trained(base.model, inputs[::2], labels[::2], epochs, batch_size)
+    names = sorted(set(labels))  # output i of the trained model stands for names[i]
+    classes = np.array([names.index(label) for label in labels])
+    trained(base.model, inputs[::2], classes[::2], epochs, batch_size)
     with tempfile.TemporaryDirectory() as folder:
         weights = Path(folder) / "trained.weights.h5"
         base.model.save_weights(str(weights))
@@ -208,9 +208,7 @@ def bench_precision(cfg: Any, jpegs: Sequence[bytes], labels: Sequence[str], epo
             runs[precision.value].append(timed(lambda: numpy_idiom(jpegs, classifier, batch_size), quiet_s)[0])
     fp32, bf16 = probs[Precision.float32][1::2], probs[Precision.bfloat16][1::2]
     agreement = float((fp32.argmax(axis=1) == bf16.argmax(axis=1)).mean())
-    names = sorted(set(labels))
-    held_out_accuracy = float(np.mean([names[i] == label if i < len(names) else False
-                                       for i, label in zip(fp32.argmax(axis=1), labels[1::2])]))
+    held_out_accuracy = float((fp32.argmax(axis=1) == classes[1::2]).mean())
     seconds = {p: fastest(r)["seconds"] for p, r in runs.items()}
     return {
         "chips": len(jpegs),
