@@ -18,6 +18,7 @@ def _spark_runs(results: Dict[str, Any]) -> Iterator[Dict[str, Any]]:
             yield from extraction.get(kind, {}).get("runs", [])
     for model in results["inference"]["models"]:
         yield model["cold_call"]
+        yield model["after_idle_call"]
         for size in model["sizes"]:
             yield from size["runs"]["spark"]
 
@@ -39,6 +40,11 @@ def _inference_notes(model: Dict[str, Any]) -> List[str]:
         f"{fit['ms_per_chip']} ms per chip; the cold call (first of the session for this model: TensorFlow and the "
         f"model built in each Python worker) adds {cold['extra_s_over_warm']:.2f} s."
     )
+    idle = model["after_idle_call"]
+    replaced = (f"Spark had replaced {idle['workers_replaced']} Python workers, which loaded TensorFlow and the model again"
+                if idle["workers_replaced"] else "the workers were still up")
+    out.append(f"{name}: a call after {idle['idle_s']:.0f} s without Python tasks took "
+               f"{idle['extra_s_over_warm']:.2f} s more than a warm one on the same {idle['chips']} chips ({replaced}).")
     out.append(
         f"{name}: bfloat16 ran {precision['speedup']}x float32 over {precision['chips']} chips. Trained for "
         f"{precision['training_epochs']} epochs on half of them, the model's top-1 was equal in both precisions on "

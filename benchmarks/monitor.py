@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Dict, FrozenSet, Iterator, List, Optional, Tuple
 
 import psutil
 
@@ -93,6 +93,12 @@ def _group(proc: psutil.Process, by_pid: Dict[int, psutil.Process], root_pid: in
     except psutil.Error:
         pass
     return OTHER
+
+
+def python_worker_pids() -> FrozenSet[int]:
+    """The Python processes of the JVM this process started (``pyspark.daemon`` and the
+    workers it forked): a set that changes when Spark replaces its workers."""
+    return frozenset(proc.pid for group, proc in _tree(psutil.Process()) if group == WORKERS)
 
 
 class ResourceMonitor:

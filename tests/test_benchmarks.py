@@ -44,6 +44,9 @@ def test_tiny_benchmark_writes_machine_versions_ratios_and_targets(spark, tmp_pa
     assert spark_runs[0]["resources"]["peak_mb"]["jvm"] > 0
     assert spark_runs[0]["resources"]["python_workers_max_count"] >= 1
     assert saved["inference"]["auto_path"]["local_path_run"]["chips"] == saved["preprocess"]["chips"]
+    after_idle = model["after_idle_call"]  # a pause shorter than Spark's idle limit keeps the daemon and a worker per slot
+    assert after_idle["predictions"] + after_idle["rejects"] == after_idle["chips"] == 8
+    assert after_idle["python_processes_before"] >= 2 and after_idle["workers_replaced"] == 0
 
     pre = saved["preprocess"]
     pillow = pre["extraction"]["pillow_loop"]["runs"][0]
