@@ -250,6 +250,15 @@ def test_partitions_that_already_keep_every_slot_busy_are_not_shuffled(spark, ch
 
 
 @pytest.mark.spark
+def test_partitions_that_leave_one_slot_an_extra_task_are_spread_even_when_its_chips_are_few(spark):
+    three = spark.range(45, numPartitions=1).union(spark.range(50, numPartitions=1)).union(spark.range(10, numPartitions=1))
+    rows = partition_rows(three)
+    assert rows == [45, 50, 10]  # two slots: 55 and 50 chips, within SPREAD_TOLERANCE of 52.5, but 2 tasks against 1
+    sizes = [len(part) for part in spread_evenly(spark, three, rows, 100).rdd.glom().collect()]
+    assert sorted(sizes) == [52, 53]
+
+
+@pytest.mark.spark
 def test_zero_chips_per_task_is_refused_naming_the_key(spark, chips):
     with pytest.raises(ValueError, match="evaluate.max_chips_per_task must be at least 1; got 0"):
         spread_evenly(spark, read_chips(spark, chips[0]), [N_CHIPS + 1], 0)

@@ -359,8 +359,10 @@ def spread_evenly(spark: SparkSession, chips_df: DataFrame, rows: Sequence[int],
     than a shuffle of its JPEG bytes; but a shuffle is a stage of its own with a fixed
     cost, paid for nothing when the partitions are already even. They are kept when no
     partition holds more than ``max_chips_per_task`` chips (a retried task redoes a
-    bounded amount of work) and the busiest slot would score at most
-    :data:`SPREAD_TOLERANCE` more chips than an even split gives it.
+    bounded amount of work), they make whole waves (each task's start in its Python
+    worker costs about as much as scoring a few chips, so a slot running one task more
+    than the others finishes later: docs/decisions.md), and the busiest slot would
+    score at most :data:`SPREAD_TOLERANCE` more chips than an even split gives it.
     """
     if max_chips_per_task < 1:
         raise ValueError(f"evaluate.max_chips_per_task must be at least 1; got {max_chips_per_task}")
@@ -368,7 +370,8 @@ def spread_evenly(spark: SparkSession, chips_df: DataFrame, rows: Sequence[int],
     slots = max(1, spark.sparkContext.defaultParallelism // task_cpus)
     total = sum(rows)
     even = math.ceil(total / slots)
-    if max(rows, default=0) <= max_chips_per_task and _makespan(rows, slots) <= even * (1 + SPREAD_TOLERANCE):
+    whole_waves = len(rows) % slots == 0
+    if max(rows, default=0) <= max_chips_per_task and whole_waves and _makespan(rows, slots) <= even * (1 + SPREAD_TOLERANCE):
         return chips_df
     waves = max(1, math.ceil(total / (slots * max_chips_per_task)))
     return chips_df.repartition(slots * waves)
