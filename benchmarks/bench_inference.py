@@ -326,8 +326,9 @@ def bench_model(spark: SparkSession, cfg: Any, plan: InferencePlan, small_output
 
 def auto_threshold(models: List[Dict[str, Any]], local: Dict[str, Any]) -> Dict[str, Any]:
     """The chip count from which ``evaluate`` on Spark local[2] (a cold call: the model is
-    built in each Python worker) finishes before the local path, per model; the config
-    takes the smallest."""
+    built in each Python worker) finishes before the local path, per model; the run's
+    threshold is the smallest (the config takes the median over runs: the per-chip
+    saving it divides by is within the run-to-run spread on 2 cores)."""
     first = models[0]
     local_read_s = round(local["seconds"] - first["model_build_and_check_s"] - local["chips"] * first["plain_ms_per_chip_at_large"] / 1000, 3)
     per_model = {}

@@ -77,7 +77,9 @@ def _auto_line(results: Dict[str, Any]) -> str:
     auto = results["inference"]["auto_path"]
     per_model = ", ".join(f"{m}: {'never' if n is None else n}" for m, n in auto["per_model"].items())
     return (f"`evaluate.path=auto` threshold: Spark local[2] (a cold call, model built in each worker) overtakes one "
-            f"process from {auto['threshold']} chips (per model: {per_model}; the config takes the smallest).")
+            f"process from {auto['threshold']} chips in this run (per model: {per_model}; the smallest counts). "
+            "`evaluate.auto_local_max_chips` takes the median over runs, as the crossover moves from run to run "
+            "(docs/decisions.md).")
 
 
 def _throughput_rows(results: Dict[str, Any]) -> List[List[Any]]:
