@@ -1,7 +1,7 @@
 """How big each benchmark run is: the full ``make bench``, ``--quick``, and the test's tiny one.
 
-Sizes are chosen for a 2-core machine: the full profile takes about 15 minutes on a shared machine
-(ResNet50 scores ~20 chips/s here, so it gets fewer chips than MobileNet).
+Sizes are chosen for a 2-core machine (a full run's wall time heads the README's results);
+ResNet50 scores about a quarter as many chips per second as MobileNet, so it gets fewer chips.
 """
 from __future__ import annotations
 
