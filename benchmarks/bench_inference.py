@@ -42,6 +42,7 @@ from pyspark.sql import functions as F
 
 from bigcat_ml.chips.dataset import CHIP_KEY, decode_chip, read_chips_spark
 from bigcat_ml.config.schema import Precision
+from bigcat_ml.runtime.spark import task_slots
 from bigcat_ml.scoring import inference
 from bigcat_ml.scoring.inference import ChipClassifier, load_classifier, partition_rows, predict_local, predict_spark
 from bigcat_ml.scoring.models import as_model_config, build_model, model_input
@@ -115,8 +116,7 @@ def _warm_workers(spark: SparkSession, chips: DataFrame, cfg: Any) -> None:
     """An untimed ``predict_spark`` call on one batch per task slot: a Python worker per
     slot, each with TensorFlow and the model loaded, whatever ran before (the chips
     arrive in one partition and are spread over the slots)."""
-    slots = spark.sparkContext.defaultParallelism
-    with predict_spark(spark, chips.limit(slots * int(cfg.evaluate.batch_size)), cfg.model, cfg.evaluate):
+    with predict_spark(spark, chips.limit(max(1, task_slots(spark)) * int(cfg.evaluate.batch_size)), cfg.model, cfg.evaluate):
         pass
 
 

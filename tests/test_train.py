@@ -15,6 +15,7 @@ from bigcat_ml.synthetic.write import generate_sample
 from bigcat_ml.tracking import names
 from bigcat_ml.training.augment import augment_chip
 from bigcat_ml.training.data import ChipExamples, labelled_chips, subset_pipeline
+from bigcat_ml.training.distributed import train_on_spark_barrier
 from bigcat_ml.training.fit import fit_classifier
 from bigcat_ml.training.pyfunc import LABEL, PROBABILITIES, REASON
 
@@ -144,3 +145,10 @@ def test_compare_puts_zero_shot_and_fine_tuned_runs_side_by_side_on_the_test_chi
     assert table.loc[names.ZERO_SHOT, "test/top1_accuracy"] == mlflow.get_run(trained["zero_shot"]).data.metrics["test/top1_accuracy"]
     assert table.loc[names.FINE_TUNED, "training"].startswith("unfrozen backbone")
     assert "fine-tuned" in capsys.readouterr().out
+
+
+def test_more_barrier_workers_than_task_slots_are_refused_before_any_task(spark, tmp_path):
+    cfg = compose(["train.strategy=spark_barrier", "train.num_workers=3"])  # the test session runs local[2]
+    with pytest.raises(ValueError, match=r"train.num_workers=3 barrier tasks must all run at once, but the cluster has 2 task slots"):
+        train_on_spark_barrier(spark, cfg, ["Lion", "Tiger"], tmp_path / "classifier.keras")
+    assert not (tmp_path / "classifier.keras").exists()

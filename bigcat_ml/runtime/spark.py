@@ -176,6 +176,11 @@ def get_spark(cfg: SparkConfig) -> SparkSession:
     return spark
 
 
+def task_slots(spark: SparkSession) -> int:
+    """Tasks the application runs at once: its cores over ``spark.task.cpus``."""
+    return spark.sparkContext.defaultParallelism // int(spark.conf.get("spark.task.cpus", "1"))
+
+
 @contextmanager
 def session_conf(spark: SparkSession, key: str, value: str) -> Iterator[None]:
     """Set a runtime Spark SQL option for the block, then restore the session's value."""

@@ -63,7 +63,7 @@ from bigcat_ml.scoring.models import (
     weights_source,
 )
 from bigcat_ml.chips.rejects import DECODE_ERROR, PREDICT_ERROR, REJECTS_SCHEMA, fails_the_task
-from bigcat_ml.runtime.spark import ARROW_BATCH_ROWS_KEY, session_conf
+from bigcat_ml.runtime.spark import ARROW_BATCH_ROWS_KEY, session_conf, task_slots
 
 log = logging.getLogger(__name__)
 
@@ -366,8 +366,7 @@ def spread_evenly(spark: SparkSession, chips_df: DataFrame, rows: Sequence[int],
     """
     if max_chips_per_task < 1:
         raise ValueError(f"evaluate.max_chips_per_task must be at least 1; got {max_chips_per_task}")
-    task_cpus = int(spark.conf.get("spark.task.cpus", "1"))
-    slots = max(1, spark.sparkContext.defaultParallelism // task_cpus)
+    slots = max(1, task_slots(spark))
     total = sum(rows)
     even = math.ceil(total / slots)
     whole_waves = len(rows) % slots == 0

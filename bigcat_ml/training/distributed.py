@@ -26,6 +26,7 @@ from omegaconf import OmegaConf
 from pyspark.sql import SparkSession
 
 from bigcat_ml.config.schema import ModelConfig
+from bigcat_ml.runtime.spark import task_slots
 from bigcat_ml.training.data import SubsetStats
 
 log = logging.getLogger(__name__)
@@ -43,8 +44,7 @@ class DistributedResult:
 def train_on_spark_barrier(spark: SparkSession, cfg: Any, class_names: Sequence[str], classifier_file: Path) -> DistributedResult:
     """Train with ``cfg.train.num_workers`` barrier tasks; write the classifier to ``classifier_file``."""
     workers = int(cfg.train.num_workers)
-    task_cpus = int(spark.conf.get("spark.task.cpus", "1"))
-    slots = spark.sparkContext.defaultParallelism // task_cpus
+    slots = task_slots(spark)
     if workers < 1 or workers > slots:
         raise ValueError(
             f"train.num_workers={workers} barrier tasks must all run at once, but the cluster has {slots} task slots; "
