@@ -1,6 +1,6 @@
 """How big each benchmark run is: the full ``make bench``, ``--quick``, and the test's tiny one.
 
-Sizes are chosen for a 2-core machine (a full run's wall time heads the README's results);
+Sizes are chosen for a 2-core machine (a full run's wall time heads the results in docs/benchmarks.md);
 ResNet50 scores about a quarter as many chips per second as MobileNet, so it gets fewer chips.
 """
 from __future__ import annotations

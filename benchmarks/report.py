@@ -1,4 +1,4 @@
-"""Write the results: the full JSON, and a Markdown summary the README can embed."""
+"""Write the results: the full JSON, and a Markdown summary docs/benchmarks.md embeds."""
 from __future__ import annotations
 
 import json
@@ -10,8 +10,8 @@ from benchmarks.timing import fastest
 
 JSON_FILE = "latest.json"
 MARKDOWN_FILE = "latest.md"
-README_START = "<!-- make bench: benchmarks/results/latest.md -->"
-README_END = "<!-- end of benchmark results -->"
+RESULTS_START = "<!-- make bench: benchmarks/results/latest.md -->"
+RESULTS_END = "<!-- end of benchmark results -->"
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -29,14 +29,14 @@ def write_results(results: Dict[str, Any], folder: Path) -> Dict[str, Path]:
     return paths
 
 
-def embed_in_readme(readme: Path, markdown: str) -> None:
-    """Put ``markdown`` between the README's :data:`README_START` and :data:`README_END`
-    lines, so the manual always shows the committed results."""
-    text = readme.read_text(encoding="utf-8")
-    start, end = text.find(README_START), text.find(README_END)
+def embed_in_doc(doc: Path, markdown: str) -> None:
+    """Put ``markdown`` between the :data:`RESULTS_START` and :data:`RESULTS_END` lines of
+    ``doc`` (docs/benchmarks.md), so the measurements page always shows the committed results."""
+    text = doc.read_text(encoding="utf-8")
+    start, end = text.find(RESULTS_START), text.find(RESULTS_END)
     if start < 0 or end < start:
-        raise ValueError(f"{readme} has no '{README_START}' ... '{README_END}' section to put the results in")
-    _write_atomic(readme, f"{text[:start]}{README_START}\n{markdown.rstrip()}\n{text[end:]}")
+        raise ValueError(f"{doc} has no '{RESULTS_START}' ... '{RESULTS_END}' section to put the results in")
+    _write_atomic(doc, f"{text[:start]}{RESULTS_START}\n{markdown.rstrip()}\n{text[end:]}")
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> List[str]:

@@ -1,7 +1,7 @@
 """benchmarks.run: a tiny run records the machine, the versions and every Spark/plain ratio.
 
 No timing is asserted (the machine is shared); the test checks that each measurement
-ran on the data it claims and that the JSON and Markdown carry what the README needs.
+ran on the data it claims and that the JSON and Markdown carry what docs/benchmarks.md needs.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 
 from benchmarks.checkpoint import Checkpoint
 from benchmarks.profiles import PROFILES
-from benchmarks.report import README_END, README_START, embed_in_readme, write_results
+from benchmarks.report import RESULTS_END, RESULTS_START, embed_in_doc, write_results
 from benchmarks.run import run_benchmarks
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -91,19 +91,19 @@ def test_a_stopped_benchmark_keeps_its_finished_stages_for_a_resumed_run_of_the_
     assert fresh.stage("preprocess", lambda: measure("preprocess")) == {"seconds": 3}
 
 
-def test_results_replace_only_the_readme_section_between_the_markers(tmp_path):
-    readme = tmp_path / "README.md"
-    readme.write_text(f"# Manual\n\n## Measurements\n{README_START}\nold table\n{README_END}\n\n## After\n")
-    embed_in_readme(readme, "| new | table |\n")
-    assert readme.read_text() == f"# Manual\n\n## Measurements\n{README_START}\n| new | table |\n{README_END}\n\n## After\n"
+def test_results_replace_only_the_section_of_the_measurements_page_between_the_markers(tmp_path):
+    page = tmp_path / "benchmarks.md"
+    page.write_text(f"# Manual\n\n## Measurements\n{RESULTS_START}\nold table\n{RESULTS_END}\n\n## After\n")
+    embed_in_doc(page, "| new | table |\n")
+    assert page.read_text() == f"# Manual\n\n## Measurements\n{RESULTS_START}\n| new | table |\n{RESULTS_END}\n\n## After\n"
 
 
-def test_a_readme_without_the_markers_is_refused_naming_them(tmp_path):
-    readme = tmp_path / "README.md"
-    readme.write_text("# Manual\n")
+def test_a_measurements_page_without_the_markers_is_refused_naming_them(tmp_path):
+    page = tmp_path / "benchmarks.md"
+    page.write_text("# Manual\n")
     with pytest.raises(ValueError, match="has no '<!-- make bench"):
-        embed_in_readme(readme, "| new | table |\n")
-    assert readme.read_text() == "# Manual\n"
+        embed_in_doc(page, "| new | table |\n")
+    assert page.read_text() == "# Manual\n"
 
 
 @pytest.mark.spark

@@ -64,7 +64,6 @@ COVERED = {
         "tests/test_cluster.py::test_data_parallel_training_on_the_cluster_logs_validation_and_registers_the_model",
     "python -m bigcat_ml.main": "Makefile demo (.ci/run)",
     "python -m bigcat_ml.compare": "Makefile demo (.ci/run)",
-    "python -m bigcat_ml.cli.mlproject": "tests/test_steps.py::test_mlproject_file_is_the_one_the_registry_writes",
     ".venv/bin/python -m bigcat_ml.cli.ui":
         "tests/test_mlflow_project.py::test_the_printed_ui_url_is_the_experiments_runs_in_model_training_mode",
 }
