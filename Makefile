@@ -59,7 +59,7 @@ mlflow-ui: $(STAMP)
 
 # Re-derive the OID class -> ImageNet classes table from WordNet 3.0 (apt-get install wordnet-base).
 imagenet-map: $(STAMP)
-	$(PY) -m bigcat_ml.scoring.wordnet_map
+	$(PY) -m tools.wordnet_map
 
 clean:
 	rm -rf outputs

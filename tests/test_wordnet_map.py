@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from bigcat_ml.scoring import wordnet_map
+from tools import wordnet_map
 from bigcat_ml.scoring.imagenet import derived_table
 
 BIG_CATS = {"/m/07dm6": 292, "/m/096mb": 291, "/m/0cd4d": 293, "/m/0c29q": 288, "/m/0449p": 290, "/m/04g2r": 287}

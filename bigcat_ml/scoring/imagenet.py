@@ -1,7 +1,7 @@
 """ImageNet-1k labels offline, top-k of probability vectors, and the OID -> ImageNet ground truth.
 
 The ground truth of an OID class is a set of ImageNet classes (Dog: the 118 breeds), from
-``classes.imagenet_map`` or the table :mod:`bigcat_ml.scoring.wordnet_map` derives from WordNet.
+``classes.imagenet_map`` or the table ``tools/wordnet_map.py`` derives from WordNet.
 
 Keras' ``decode_predictions`` downloads ``imagenet_class_index.json`` on first use, which
 fails on machines without internet (and on every Spark executor of an offline cluster).
@@ -84,7 +84,7 @@ class ClassTruth:
 @lru_cache(maxsize=1)
 def derived_table() -> Dict[str, Dict[str, Any]]:
     """The shipped OID MID -> ``{"name", "imagenet", "parents", …}`` table derived from
-    WordNet by :mod:`bigcat_ml.scoring.wordnet_map`."""
+    WordNet by ``tools/wordnet_map.py``."""
     text = resources.files("bigcat_ml.scoring").joinpath(DERIVED_MAP_RESOURCE).read_text(encoding="utf-8")
     return json.loads(text)["classes"]
 

@@ -1,19 +1,20 @@
 """Derive the OID class -> ImageNet-1k classes table from the WordNet 3.0 noun hierarchy.
 
-    python -m bigcat_ml.scoring.wordnet_map            # or: make imagenet-map
+    python -m tools.wordnet_map            # or: make imagenet-map
 
 ImageNet-1k classes are WordNet noun synsets (``n02129604`` is the offset of ``tiger.n.02``),
 so the ImageNet classes that count as a correct prediction for an Open Images class are the
 ImageNet synsets at or below the synset its display name denotes: Dog -> the 118 dog breeds,
 Bear -> brown, black, ice and sloth bear, Tiger -> tiger. The table is written to
-``resources/oid_imagenet_map.json`` and shipped; at run time nothing here is needed.
+``bigcat_ml/scoring/resources/oid_imagenet_map.json`` and shipped; this build-time tool
+stays outside the package: at run time nothing here is needed.
 
 The WordNet database files come from Debian's ``wordnet-base`` package
 (``/usr/share/wordnet``; ``WORDNET_DIR`` points elsewhere). They are read directly: the
 format (``wndb(5)``) is a line per synset with its pointers, and the two fields used here
 (hyponym pointers, the lemma index) do not justify a dependency on nltk for one script.
 
-How a display name becomes a synset (limits in the README of ``resources/oid``):
+How a display name becomes a synset (limits in ``tools/oid-metadata/README.md``):
 
 1. the name, less a qualifier (``Jaguar (Animal)`` -> ``jaguar``), is looked up as a noun
    lemma (plurals reduced by WordNet's exception list and suffix rules); a name of two
@@ -39,14 +40,14 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 from bigcat_ml.oid import hierarchy
+from bigcat_ml.scoring import imagenet
 from bigcat_ml.scoring.imagenet import class_index
 
 log = logging.getLogger(__name__)
 
 WORDNET_DIR = Path(os.environ.get("WORDNET_DIR", "/usr/share/wordnet"))
-RESOURCES = Path(__file__).resolve().parent / "resources"
-OID_DIR = RESOURCES / "oid"
-TABLE = RESOURCES / "oid_imagenet_map.json"
+OID_DIR = Path(__file__).resolve().parent / "oid-metadata"
+TABLE = Path(imagenet.__file__).resolve().parent / imagenet.DERIVED_MAP_RESOURCE
 ANIMAL_MID = "/m/0jbk"
 ANIMAL_SYNSET = "00015388"  # animal.n.01
 HYPONYM_POINTERS = ("~", "~i")
@@ -272,9 +273,9 @@ def table_json(table: Mapping[str, Derived]) -> str:
         for mid, d in sorted(table.items())
     }
     header = {
-        "derived_by": "python -m bigcat_ml.scoring.wordnet_map (make imagenet-map)",
+        "derived_by": "python -m tools.wordnet_map (make imagenet-map)",
         "wordnet": "WordNet 3.0 noun hierarchy (Debian wordnet-base)",
-        "oid": "bigcat_ml/scoring/resources/oid (Open Images V6 class descriptions and hierarchy)",
+        "oid": "tools/oid-metadata (Open Images V6 class descriptions and hierarchy)",
         "mapped": sum(bool(d.imagenet) for d in table.values()),
         "classes_total": len(table),
     }
