@@ -34,7 +34,7 @@ def run(cfg: DictConfig) -> Dict[str, Any]:
             mlflow.log_figure(figure, f"comparison/{name}")
         mlflow.set_tag("bigcat.compared_runs", ",".join(runs["run_id"]))
         short = comparison.short_table(result)
-        print(f"on the {result.basis.describe()}" if result.basis.subset else f"on {result.basis.describe()}")
+        print(result.basis.phrase())
         print(short.to_markdown(index=False))
         print(_where_to_look(cfg, experiment_id, active.info.run_id, set(runs[f"tags.{names.WEIGHTS_TAG}"])))
         return {"run_id": active.info.run_id, "table": table}

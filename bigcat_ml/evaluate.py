@@ -115,12 +115,13 @@ def _log_evaluation(evaluation: Evaluation, cfg: DictConfig) -> None:
         mlflow.log_table(table, table_name)
         mlflow.log_text(table.to_csv(index=False), csv_name)
     mlflow.log_text(report.other_predictions.to_csv(index=False), "tables/other_predictions.csv")
-    mlflow.log_table(chip_results(*evaluation.scored()), names.CHIPS_TABLE)
-    ranking = one_vs_rest(*evaluation.scored())
+    scored = evaluation.scored()
+    mlflow.log_table(chip_results(*scored), names.CHIPS_TABLE)
+    ranking = one_vs_rest(*scored)
     mlflow.log_metrics(ranking.scalar_metrics())
     logged = {
         "confusion_matrix.png": figures.confusion_matrix_figure(report.confusion),
-        "confidence_histograms.png": figures.confidence_histograms(*evaluation.scored()),
+        "confidence_histograms.png": figures.confidence_histograms(*scored),
         "reliability_diagram.png": figures.reliability_diagram(report.calibration),
         "roc_pr_curves.png": figures.roc_pr_curves(ranking),
         "most_confident_mistakes.png": mistakes_figure(evaluation, cfg),

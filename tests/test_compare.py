@@ -116,7 +116,7 @@ def _zero_shot_and_fine_tuned_comparison(make_cfg, tmp_path):
     _fake_evaluation("mobilenet", "d" * 64, ZERO_SHOT)
     _fake_evaluation("mobilenet", "d" * 64, FINE_TUNED, kind_tags=FINE_TUNED_TAGS)
     runs = comparison.find_evaluation_runs(mlflow.get_experiment_by_name(make_cfg().mlflow.experiment_name).experiment_id)
-    return comparison.build_comparison(runs, tmp_path)
+    return comparison.build_comparison(runs, tmp_path, "test")
 
 
 def test_the_reliability_overlay_and_confusions_count_the_table_s_test_chips_and_say_so(make_cfg, tmp_path):

@@ -100,6 +100,10 @@ class Basis:
             return f"{where}, {counts.pop()} chips each"
         return f"{where}, " + ", ".join(f"{label}: {n} chips" for label, n in self.chips.items())
 
+    def phrase(self) -> str:
+        """The basis as titles and the printed summary end: ``on the test subset, 52 chips each``."""
+        return f"on the {self.describe()}" if self.subset else f"on {self.describe()}"
+
     def metric(self, metric: str) -> str:
         """The table column of ``metric`` on this basis: ``test/ece``, or ``ece`` on every chip."""
         return names.subset_metric(self.subset, metric) if self.subset else metric
@@ -120,7 +124,7 @@ class Comparison:
     basis: Basis
 
 
-def build_comparison(runs: pd.DataFrame, download_dir: Path, subset: Optional[str] = names.COMPARISON_SUBSET) -> Comparison:
+def build_comparison(runs: pd.DataFrame, download_dir: Path, subset: Optional[str]) -> Comparison:
     """Re-score every run on the chips of ``subset`` (None: each run's own chips) from the
     per-chip results it logged (downloaded to ``download_dir``), so that the table and every
     figure count the same chips; a run with no chips there is refused."""
@@ -180,11 +184,15 @@ def _rescore(label: str, run_id: str, evaluated: str, subset: Optional[str], tar
             f"run {label} ({run_id}) scored no chips of Subset {subset!r} (it evaluated {evaluated!r}); "
             "set compare.subset to a Subset every run scored (e.g. test), or null for each run's own chips"
         )
-    order = pd.read_csv(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=names.PER_CLASS_CSV, dst_path=str(target)))["class"]
-    bins = len(pd.read_csv(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=names.CALIBRATION_CSV, dst_path=str(target))))
+    order = _read_csv(run_id, names.PER_CLASS_CSV, target)["class"]
+    bins = len(_read_csv(run_id, names.CALIBRATION_CSV, target))
     true = results["LabelText"].to_numpy()
     present = [name for name in order if name in set(true.tolist())]
     return outcome_scores(true, results.reset_index(drop=True), present, bins), len(results)
+
+
+def _read_csv(run_id: str, artifact: str, target: Path) -> pd.DataFrame:
+    return pd.read_csv(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact, dst_path=str(target)))
 
 
 def _read_table(local: str) -> pd.DataFrame:
@@ -207,7 +215,7 @@ def comparison_figures(comparison: Comparison) -> Dict[str, Figure]:
     """The figures ``compare`` logs, by artifact file name; every title states the basis."""
     basis = comparison.basis
     headline = comparison.table.set_index("run")[basis.metric_columns()].set_axis(list(names.HEADLINE_METRICS), axis=1)
-    on = f"on the {basis.describe()}" if basis.subset else f"on {basis.describe()}"
+    on = basis.phrase()
     return {
         "headline_metrics.png": figures.metric_bars(headline, f"Headline metrics by run {on} (ECE: lower is better)"),
         "reliability_overlay.png": figures.reliability_overlay(comparison.calibrations, f"Reliability by run\n{on}"),
