@@ -64,14 +64,14 @@ def test_a_sweep_evaluates_each_model_once_on_one_chip_dataset(swept):
 
 def test_each_evaluation_logs_one_result_row_per_scored_chip_its_auc_and_no_random_gallery(swept):
     cfg = _cfg(swept)
-    for run in _runs(cfg, "evaluate").itertuples():
-        local = mlflow.artifacts.download_artifacts(run_id=run.run_id, artifact_path=CHIPS_TABLE)
+    for _, run in _runs(cfg, "evaluate").iterrows():
+        local = mlflow.artifacts.download_artifacts(run_id=run["run_id"], artifact_path=CHIPS_TABLE)
         table = pd.read_json(local, orient="split", dtype=False)
-        scored = run._asdict()["metrics.chips_read"] - run._asdict()["metrics.rejects"] - run._asdict()["metrics.unmapped_chips"]
+        scored = run["metrics.chips_read"] - run["metrics.rejects"] - run["metrics.unmapped_chips"]
         assert list(table.columns) == list(CHIP_RESULT_COLUMNS) and len(table) == scored
-        assert table["top1_correct"].mean() == pytest.approx(run._asdict()["metrics.top1_accuracy"])
-        assert "metrics.roc_auc_macro" in run._asdict()
-        figures = {f.path for f in mlflow.MlflowClient().list_artifacts(run.run_id, "figures")}
+        assert table["top1_correct"].mean() == pytest.approx(run["metrics.top1_accuracy"])
+        assert "metrics.roc_auc_macro" in run
+        figures = {f.path for f in mlflow.MlflowClient().list_artifacts(run["run_id"], "figures")}
         assert {"figures/roc_pr_curves.png", "figures/most_confident_mistakes.png"} <= figures
 
 
