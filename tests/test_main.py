@@ -62,7 +62,7 @@ def test_a_sweep_evaluates_each_model_once_on_one_chip_dataset(swept):
     assert len(reused) == 1
 
 
-def test_each_evaluation_logs_one_result_row_per_scored_chip_its_auc_and_no_random_gallery(swept):
+def test_each_evaluation_logs_one_result_row_per_scored_chip_its_auc_and_its_curves(swept):
     cfg = _cfg(swept)
     for _, run in _runs(cfg, "evaluate").iterrows():
         local = mlflow.artifacts.download_artifacts(run_id=run["run_id"], artifact_path=CHIPS_TABLE)
