@@ -25,7 +25,7 @@ def run(cfg: DictConfig) -> Dict[str, Any]:
     runs = comparison.find_evaluation_runs(experiment_id, cfg.compare.filter_tag)
     comparison.check_same_dataset(runs, cfg.compare.allow_mixed_datasets)
     with tempfile.TemporaryDirectory() as tmp, step_run(cfg, "compare") as active:
-        result = comparison.build_comparison(runs, Path(tmp))
+        result = comparison.build_comparison(runs, Path(tmp), cfg.compare.subset)
         table = result.table
         mlflow.log_text(table.to_markdown(index=False), "comparison/comparison.md")
         mlflow.log_text(table.to_csv(index=False), "comparison/comparison.csv")
@@ -34,6 +34,7 @@ def run(cfg: DictConfig) -> Dict[str, Any]:
             mlflow.log_figure(figure, f"comparison/{name}")
         mlflow.set_tag("bigcat.compared_runs", ",".join(runs["run_id"]))
         short = comparison.short_table(result)
+        print(result.basis.phrase())
         print(short.to_markdown(index=False))
         print(_where_to_look(cfg, experiment_id, active.info.run_id, set(runs[f"tags.{names.WEIGHTS_TAG}"])))
         return {"run_id": active.info.run_id, "table": table}

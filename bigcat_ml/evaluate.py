@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any, Dict
 
 import mlflow
+from matplotlib.figure import Figure
 from omegaconf import DictConfig
 
 from bigcat_ml.tracking import names
@@ -13,6 +14,7 @@ from bigcat_ml.tracking import names
 from bigcat_ml.chips import dataset
 
 from bigcat_ml.reporting import figures
+from bigcat_ml.scoring.metrics import chip_results, one_vs_rest
 from bigcat_ml.scoring.evaluation import Evaluation, choose_path, evaluate_dataset, evaluated_subset, mistake_chips
 from bigcat_ml.cli.entry import hydra_entry_point
 from bigcat_ml.cli.steps import Step, in_every_chain
@@ -23,6 +25,7 @@ from bigcat_ml.runtime.spark import get_spark
 from bigcat_ml.tracking.runs import log_chip_dataset_input, setup_tracking, step_run
 
 RANDOM_WEIGHTS_NOTE = "random-init weights (model.weights=null): predictions and accuracy are meaningless"
+RANDOM_GALLERY_NOTE = "random-init weights:\nnothing to learn from\na random classifier's mistakes"
 
 
 def run(cfg: DictConfig) -> Dict[str, Any]:
@@ -112,15 +115,28 @@ def _log_evaluation(evaluation: Evaluation, cfg: DictConfig) -> None:
         mlflow.log_table(table, table_name)
         mlflow.log_text(table.to_csv(index=False), csv_name)
     mlflow.log_text(report.other_predictions.to_csv(index=False), "tables/other_predictions.csv")
-    images, captions = mistake_chips(evaluation, cfg.evaluate.dataset, cfg.evaluate.gallery_size)
+    scored = evaluation.scored()
+    mlflow.log_table(chip_results(*scored), names.CHIPS_TABLE)
+    ranking = one_vs_rest(*scored)
+    mlflow.log_metrics(ranking.scalar_metrics())
     logged = {
         "confusion_matrix.png": figures.confusion_matrix_figure(report.confusion),
-        "confidence_histograms.png": figures.confidence_histograms(*evaluation.scored()),
+        "confidence_histograms.png": figures.confidence_histograms(*scored),
         "reliability_diagram.png": figures.reliability_diagram(report.calibration),
-        "most_confident_mistakes.png": figures.mistakes_gallery(images, captions),
+        "roc_pr_curves.png": figures.roc_pr_curves(ranking),
+        "most_confident_mistakes.png": mistakes_figure(evaluation, cfg),
     }
     for name, figure in logged.items():
         mlflow.log_figure(figure, f"figures/{name}")
+
+
+def mistakes_figure(evaluation: Evaluation, cfg: DictConfig) -> Figure:
+    """The gallery of the surest mistakes; a random-init model's are noise (every chip gets
+    the same output), so its run says so instead of showing copies of one prediction."""
+    title = "Most confident mistakes"
+    if weights_source(cfg.model) == RANDOM_INIT:
+        return figures.message_figure(RANDOM_GALLERY_NOTE, title)
+    return figures.mistakes_gallery(*mistake_chips(evaluation, cfg.evaluate.dataset, cfg.evaluate.gallery_size), title)
 
 
 def _inputs(cfg: DictConfig) -> Dict[str, str]:

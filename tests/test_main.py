@@ -13,7 +13,8 @@ import pytest
 
 from bigcat_ml import main as main_step
 from bigcat_ml.config.compose import compose
-from bigcat_ml.tracking.names import DATASET_DIGEST_TAG, MODEL_TAG, PER_CLASS_CSV, PREDICTIONS, REUSED_TAG_PREFIX, STEP_TAG
+from bigcat_ml.scoring.metrics import CHIP_RESULT_COLUMNS
+from bigcat_ml.tracking.names import CHIPS_TABLE, DATASET_DIGEST_TAG, MODEL_TAG, PER_CLASS_CSV, PREDICTIONS, REUSED_TAG_PREFIX, STEP_TAG
 from bigcat_ml.tracking.runs import setup_tracking
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -59,6 +60,19 @@ def test_a_sweep_evaluates_each_model_once_on_one_chip_dataset(swept):
     assert set(evaluations["tags.mlflow.parentRunId"]) == set(parents["run_id"])
     reused = parents.dropna(subset=[f"tags.{REUSED_TAG_PREFIX}preprocess"])
     assert len(reused) == 1
+
+
+def test_each_evaluation_logs_one_result_row_per_scored_chip_its_auc_and_its_curves(swept):
+    cfg = _cfg(swept)
+    for _, run in _runs(cfg, "evaluate").iterrows():
+        local = mlflow.artifacts.download_artifacts(run_id=run["run_id"], artifact_path=CHIPS_TABLE)
+        table = pd.read_json(local, orient="split", dtype=False)
+        scored = run["metrics.chips_read"] - run["metrics.rejects"] - run["metrics.unmapped_chips"]
+        assert list(table.columns) == list(CHIP_RESULT_COLUMNS) and len(table) == scored
+        assert table["top1_correct"].mean() == pytest.approx(run["metrics.top1_accuracy"])
+        assert "metrics.roc_auc_macro" in run
+        figures = {f.path for f in mlflow.MlflowClient().list_artifacts(run["run_id"], "figures")}
+        assert {"figures/roc_pr_curves.png", "figures/most_confident_mistakes.png"} <= figures
 
 
 def test_a_second_main_with_the_same_config_reuses_every_step(swept, spark):

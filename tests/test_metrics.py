@@ -9,17 +9,25 @@ Family = big cats 286..293, so tabby cat and tiger cat are outside it.
 """
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 from mlflow.utils.validation import _validate_metric_name
 
 from bigcat_ml.scoring.imagenet import ClassTruth
 from bigcat_ml.tracking.names import metric_name
 from bigcat_ml.scoring.metrics import (
+    CHIP_RESULT_COLUMNS,
     attribute_rates,
     calibration_table,
     chip_outcomes,
+    chip_results,
+    class_scores,
+    one_vs_rest,
+    outcome_scores,
     evaluate_predictions,
     expected_calibration_error,
     most_confident_mistakes,
@@ -289,3 +297,52 @@ def test_attribute_rates_exclude_unknown_from_the_denominator():
     assert np.isnan(rates.loc["Lion", "IsOccluded"])  # nothing known
     assert rates.loc["Tiger", "IsTruncated"] == pytest.approx(2 / 3)
     assert rates.loc["Lion", "IsGroupOf"] == 1.0
+
+
+def test_chip_results_are_one_json_ready_row_per_chip_naming_its_box_top_k_and_outcomes(pred):
+    results = chip_results(pred, TRUTH)
+    assert list(results.columns) == list(CHIP_RESULT_COLUMNS) and len(results) == 6
+    third = results.iloc[2]
+    assert (third["ImageID"], third["XMin"], third["YMax"], third["Subset"]) == ("i3", 0.1, 0.5, "test")
+    assert third["top_k_labels"] == ["tiger_cat", "tabby", "egyptian_cat", "persian_cat", "siamese_cat"]
+    assert third["top_k_probs"][0] == 0.6 and third["predicted_class"] == "other"
+    assert list(results["top1_correct"]) == [True, False, False, True, False, True]
+    assert json.loads(json.dumps(results.to_dict(orient="split")))["data"][0][0] == "i1"
+
+
+def test_re_scoring_the_chip_results_gives_the_report_s_numbers(pred, report):
+    results = chip_results(pred, TRUTH)
+    scores = outcome_scores(results["LabelText"].to_numpy(), results, ["Tiger", "Lion", "Lynx"], n_bins=4)
+    assert scores.headline == {"top1_accuracy": report.top1_accuracy, "top5_accuracy": report.top5_accuracy,
+                               "family_accuracy": report.family_accuracy, "f1_macro": report.f1_macro,
+                               "ece": report.ece}
+    pd.testing.assert_frame_equal(scores.confusion, report.confusion)
+
+
+def test_a_class_s_probability_is_the_sum_of_its_imagenet_classes_in_the_top_k(pred):
+    truth = {**TRUTH, "Lion": ClassTruth((LION, TABBY), FAMILY, "config")}
+    scores = class_scores(pred, truth)
+    assert scores.loc[4, "Lion"] == pytest.approx(0.3 + 0.7 / 8)  # i5: tabby first, lion second
+    assert scores.loc[2, "Tiger"] == 0.0  # i3: no tiger in its top 5
+
+
+def test_one_vs_rest_roc_auc_equals_sklearn_s_on_the_class_probabilities(pred):
+    ranking = one_vs_rest(pred, TRUTH)
+    auc = ranking.auc.set_index("class")
+    # Tiger's probability: chips i1-i3 (Tiger) 0.9, 0.025, 0; i4-i6 0.0375, 0, 0: 6 of 9 pairs ranked right
+    tiger_scores = [0.9, 0.025, 0.0, 0.0375, 0.0, 0.0]
+    assert auc.loc["Tiger", "roc_auc"] == pytest.approx(6 / 9)
+    assert auc.loc["Tiger", "roc_auc"] == pytest.approx(roc_auc_score([1, 1, 1, 0, 0, 0], tiger_scores))
+    assert auc.loc["Lynx", "positives"] == 1 and auc.loc["Lynx", "roc_auc"] == 1.0
+    fpr, tpr = ranking.roc["Tiger"]
+    assert (fpr[-1], tpr[-1]) == (1.0, 1.0)
+    metrics = ranking.scalar_metrics()
+    assert metrics["roc_auc.Tiger"] == pytest.approx(6 / 9)
+    assert metrics["roc_auc_macro"] == pytest.approx(auc["roc_auc"].mean())
+
+
+def test_a_class_every_chip_belongs_to_has_no_auc_and_logs_none(pred):
+    tigers = pred[pred["LabelText"] == "Tiger"]
+    ranking = one_vs_rest(tigers, {"Tiger": TRUTH["Tiger"]})
+    assert np.isnan(ranking.auc.loc[0, "roc_auc"]) and ranking.roc == {}
+    assert ranking.scalar_metrics() == {}

@@ -10,7 +10,9 @@ import pytest
 from matplotlib.container import BarContainer
 from matplotlib.figure import Figure
 
-from bigcat_ml.scoring.metrics import attribute_rates, calibration_table
+from bigcat_ml import evaluate
+from bigcat_ml.scoring.evaluation import mistake_caption
+from bigcat_ml.scoring.metrics import attribute_rates, calibration_table, one_vs_rest
 from bigcat_ml.scoring.imagenet import ClassTruth
 from bigcat_ml.reporting.figures import (
     attribute_rates_figure,
@@ -26,6 +28,7 @@ from bigcat_ml.reporting.figures import (
     positives_negatives_figure,
     reliability_diagram,
     reliability_overlay,
+    roc_pr_curves,
 )
 
 
@@ -262,3 +265,41 @@ def test_figures_do_not_touch_pyplot_state_and_render_to_png():
     ]
     assert plt.get_fignums() == []
     assert all(_png(fig).startswith(b"\x89PNG") for fig in figures)
+
+
+def test_reliability_bins_of_fewer_than_five_chips_are_hollow_and_small():
+    confidence = pd.Series([0.3, *[0.9] * 6])
+    table = calibration_table(confidence, pd.Series([True, *[True, False] * 3]), n_bins=2)
+    bars = reliability_diagram(table).axes[0].containers[0]
+    assert [bar.get_facecolor()[3] for bar in bars] == [0.0, 1.0]  # the 1-chip bin: no fill
+    assert [bar.get_hatch() for bar in bars] == ["//", None]
+    overlay = reliability_overlay({"a": table}).axes[0]
+    (markers,) = overlay.collections
+    assert list(markers.get_sizes()) == pytest.approx([12 + 100 / 6, 112])
+    assert [face[3] for face in markers.get_facecolors()] == [0.0, 1.0]
+
+
+def test_roc_pr_curves_draw_each_class_s_curve_with_its_auc_in_the_legend():
+    pred = _pred([("Tiger", 292, 292, 0.9), ("Tiger", 292, 291, 0.6), ("Lion", 291, 291, 0.8), ("Lion", 291, 292, 0.7)])
+    ranking = one_vs_rest(pred, _truth(pred))
+    roc_ax, pr_ax = roc_pr_curves(ranking).axes
+    fpr, tpr = ranking.roc["Tiger"]
+    np.testing.assert_array_equal(roc_ax.lines[0].get_xdata(), fpr)
+    np.testing.assert_array_equal(roc_ax.lines[0].get_ydata(), tpr)
+    auc = ranking.auc.set_index("class").loc["Tiger", "roc_auc"]
+    assert roc_ax.get_legend().get_texts()[0].get_text() == f"Tiger (AUC {auc:.3f}, 2 chips)"
+    assert pr_ax.get_xlabel() == "recall"
+
+
+def test_mistakes_gallery_tiles_name_the_chip_s_image_id_and_box():
+    chip = pd.DataFrame([{"ImageID": "0a1b2c", "XMin": 0.1, "XMax": 0.55, "YMin": 0.2, "YMax": 0.9,
+                          "LabelText": "Lynx", "predicted_label": "tabby", "confidence": 0.93}])
+    (caption,) = [mistake_caption(row) for row in chip.itertuples()]
+    fig = mistakes_gallery([np.zeros((4, 4, 3), np.uint8)], [caption])
+    assert fig.axes[0].get_title() == "0a1b2c\nbox (0.10, 0.20)–(0.55, 0.90)\nLynx → tabby (0.93)"
+
+
+def test_a_random_init_run_logs_no_gallery_tiles_but_says_there_is_nothing_to_learn(make_cfg):
+    fig = evaluate.mistakes_figure(None, make_cfg(["model.weights=null"]))
+    assert not any(ax.images for ax in fig.axes)
+    assert any("nothing to learn" in text for text in _text(fig))

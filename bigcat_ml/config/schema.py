@@ -234,6 +234,7 @@ class CompareConfig:
     experiment_name: str = MISSING
     filter_tag: Optional[str] = MISSING
     allow_mixed_datasets: bool = MISSING
+    subset: Optional[str] = MISSING  # the Subset every run is re-scored on; None: each run's chips
 
 
 class ReuseCheck(enum.Enum):

@@ -19,18 +19,20 @@ from matplotlib.image import AxesImage
 from matplotlib.ticker import MaxNLocator
 
 from bigcat_ml.scoring.imagenet import ClassTruth
-from bigcat_ml.scoring.metrics import chip_outcomes, expected_calibration_error
+from bigcat_ml.scoring.metrics import OneVsRest, chip_outcomes, expected_calibration_error
 
 RIGHT_COLOR = "tab:green"
 WRONG_COLOR = "tab:red"
 _ANNOTATE_MAX_CELLS = 225  # write the numbers into confusion cells up to 15 × 15
+# Calibration bins of fewer chips are drawn hollow: one chip makes a bin's accuracy 0 or 1.
+SPARSE_BIN_CHIPS = 5
 
 
 def _figure(width: float, height: float) -> Figure:
     return Figure(figsize=(width, height), layout="constrained")
 
 
-def _message_figure(message: str, title: str) -> Figure:
+def message_figure(message: str, title: str) -> Figure:
     """A figure that says why there is nothing to draw (no mistakes, no chips)."""
     fig = _figure(4, 2)
     ax = fig.add_subplot()
@@ -38,6 +40,12 @@ def _message_figure(message: str, title: str) -> Figure:
     ax.set_title(title)
     ax.text(0.5, 0.5, message, ha="center", va="center", fontsize=14, transform=ax.transAxes)
     return fig
+
+
+def _legend_outside(ax: Axes, **kwargs) -> None:
+    """The axes' legend to the right of it, where it cannot cover a bar, line or point;
+    the constrained layout makes room for it."""
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize="small", **kwargs)
 
 
 def _grid(n: int, max_cols: int) -> Tuple[int, int]:
@@ -53,7 +61,7 @@ def _grouped_bars(frame: pd.DataFrame, title: str, xlabel: str, ylabel: str, leg
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.legend(title=legend_title, fontsize="small")
+    _legend_outside(ax, title=legend_title)
     return fig
 
 
@@ -129,7 +137,7 @@ def confidence_histograms(pred: pd.DataFrame, truth: Mapping[str, ClassTruth], b
         ax.set_xlim(0, 1)
     for ax in axes[len(panels):]:
         ax.set_axis_off()
-    axes[0].legend(title="top-1 prediction")
+    _legend_outside(axes[0], title="top-1 prediction")
     fig.suptitle("Top-1 confidence of right and wrong predictions")
     return fig
 
@@ -139,25 +147,60 @@ def reliability_diagram(calibration: pd.DataFrame, title: str = "Reliability dia
 
     ``calibration`` is :func:`bigcat_ml.scoring.metrics.calibration_table`. Bars below the
     diagonal mean over-confidence. The lower panel shows how many chips each bin holds,
-    so that a wild bar over three chips is not over-read. Empty bins draw no bar.
+    and bins of fewer than :data:`SPARSE_BIN_CHIPS` chips are drawn hollow (hatched), so
+    that a bar of 0 or 1 over one chip is not over-read. Empty bins draw no bar.
     """
-    fig = _figure(5, 6)
+    fig = _figure(6.5, 6)
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
     filled = calibration[calibration["count"] > 0]
     widths = calibration["upper"] - calibration["lower"]
-    top.bar(filled["lower"], filled["accuracy"], width=widths[filled.index], align="edge",
-            edgecolor="black", label="accuracy")
+    bars = top.bar(filled["lower"], filled["accuracy"], width=widths[filled.index], align="edge",
+                   edgecolor="black", label="accuracy")
+    _hollow_sparse_bins(bars, filled["count"])
     top.plot(filled["confidence"], filled["accuracy"], "o", color="tab:orange", label="mean confidence")
     top.plot([0, 1], [0, 1], "--", color="gray", label="perfect calibration")
     top.set_xlim(0, 1)
     top.set_ylim(0, 1)
     top.set_ylabel("accuracy (fraction correct)")
     top.set_title(f"{title} (ECE {expected_calibration_error(calibration):.3f})")
-    top.legend(loc="upper left", fontsize="small")
+    _legend_outside(top, title=f"hatched: < {SPARSE_BIN_CHIPS} chips")
     bottom.bar(calibration["lower"], calibration["count"], width=widths, align="edge", color="gray")
     bottom.set_xlabel("top-1 confidence (probability)")
     bottom.set_ylabel("chips")
     bottom.yaxis.set_major_locator(MaxNLocator(integer=True))
+    return fig
+
+
+def _hollow_sparse_bins(bars: Sequence, counts: pd.Series) -> None:
+    for bar, count in zip(bars, counts):
+        if count < SPARSE_BIN_CHIPS:
+            bar.set_facecolor("none")
+            bar.set_hatch("//")
+
+
+def roc_pr_curves(ranking: OneVsRest, title: str = "One-vs-rest ROC and precision-recall per class") -> Figure:
+    """Per class, the ROC curve (AUC in the legend) and the precision-recall curve (average
+    precision), from :func:`bigcat_ml.scoring.metrics.one_vs_rest`; a class whose chips
+    are all or none of the scored ones has no curve."""
+    if not ranking.roc:
+        return message_figure("no class to rank:\nevery chip is of one class", title)
+    fig = _figure(11, 4.5)
+    roc_ax, pr_ax = fig.subplots(1, 2)
+    auc = ranking.auc.set_index("class")
+    for name, (fpr, tpr) in ranking.roc.items():
+        roc_ax.plot(fpr, tpr, label=f"{name} (AUC {auc.loc[name, 'roc_auc']:.3f}, {auc.loc[name, 'positives']} chips)")
+    roc_ax.plot([0, 1], [0, 1], "--", color="gray", label="chance")
+    roc_ax.set_xlabel("false positive rate")
+    roc_ax.set_ylabel("true positive rate")
+    for name, (recall, precision) in ranking.pr.items():
+        pr_ax.plot(recall, precision, label=f"{name} (AP {auc.loc[name, 'average_precision']:.3f})")
+    pr_ax.set_xlabel("recall")
+    pr_ax.set_ylabel("precision")
+    for ax, legend_title in ((roc_ax, "ROC"), (pr_ax, "precision-recall")):
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.02)
+        _legend_outside(ax, title=legend_title)
+    fig.suptitle(title)
     return fig
 
 
@@ -189,7 +232,7 @@ def mistakes_gallery(
             f"mistakes_gallery needs one caption per image; got {len(images)} images, {len(captions)} captions"
         )
     if not images:
-        return _message_figure("no mistakes", title)
+        return message_figure("no mistakes", title)
     rows, cols = _grid(len(images), 4)
     fig = _figure(3 * cols, 3 * rows + 0.5)
     _image_grid(fig, rows, cols, list(zip(images, captions)))
@@ -220,7 +263,7 @@ def chip_size_figure(chips: pd.DataFrame, size_buckets: Sequence[int] = ()) -> F
     the ``evaluate.size_buckets`` edges the accuracy slices use.
     """
     if chips.empty:
-        return _message_figure("no chips", "Chip sizes")
+        return message_figure("no chips", "Chip sizes")
     fig = _figure(10, 4)
     scatter, hist = fig.subplots(1, 2)
     scatter.scatter(chips["chip_width"], chips["chip_height"], s=8, alpha=0.5)
@@ -253,7 +296,7 @@ def attribute_rates_figure(rates: pd.DataFrame) -> Figure:
 def contact_sheet(images_by_class: Mapping[str, Sequence[np.ndarray]], per_class: int) -> Figure:
     """A row of up to ``per_class`` chips per class, to eyeball what the labels look like."""
     if not images_by_class or per_class < 1:
-        return _message_figure("no chips", "Chips per class")
+        return message_figure("no chips", "Chips per class")
     rows, cols = len(images_by_class), per_class
     fig = _figure(1.6 * cols + 1, 1.6 * rows + 0.5)
     cells: List[Optional[Tuple[np.ndarray, str]]] = []
@@ -291,21 +334,29 @@ def per_class_f1_grouped(f1: pd.DataFrame, title: str = "F1 per class by run") -
 
 
 def reliability_overlay(calibrations: Mapping[str, pd.DataFrame], title: str = "Reliability by run") -> Figure:
-    """Accuracy against mean confidence per bin, one line per run, ECE in the legend."""
+    """Accuracy against mean confidence per bin, one line per run, ECE in the legend.
+
+    A marker's area grows with its bin's chips and bins of fewer than
+    :data:`SPARSE_BIN_CHIPS` chips are hollow, so a one-chip bin at 0 or 1 does not dominate.
+    """
     _require_runs(calibrations)
-    fig = _figure(5, 5)
+    fig = _figure(7.5, 5)
     ax = fig.add_subplot()
     ax.plot([0, 1], [0, 1], "--", color="gray", label="perfect calibration")
+    most = max(max(int(table["count"].max()), 1) for table in calibrations.values())
     for run, table in calibrations.items():
         filled = table[table["count"] > 0]
-        ax.plot(filled["confidence"], filled["accuracy"], "o-",
-                label=f"{run} (ECE {expected_calibration_error(table):.3f})")
+        (line,) = ax.plot(filled["confidence"], filled["accuracy"], "-",
+                          label=f"{run} (ECE {expected_calibration_error(table):.3f})")
+        sparse = filled["count"] < SPARSE_BIN_CHIPS
+        ax.scatter(filled["confidence"], filled["accuracy"], s=12 + 100 * filled["count"] / most,
+                   facecolors=np.where(sparse, "none", line.get_color()), edgecolors=line.get_color(), zorder=3)
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.set_xlabel("mean top-1 confidence (probability)")
     ax.set_ylabel("accuracy (fraction correct)")
     ax.set_title(title)
-    ax.legend(fontsize="small")
+    _legend_outside(ax, title=f"marker area: chips; hollow: < {SPARSE_BIN_CHIPS}")
     return fig
 
 

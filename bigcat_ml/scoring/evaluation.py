@@ -189,8 +189,6 @@ def evaluate_dataset(spark: Optional[SparkSession], cfg: Any, path: Optional[Inf
     )
 
 
-
-
 def mistake_chips(evaluation: Evaluation, output: str, n: int) -> tuple[list[np.ndarray], list[str]]:
     """The ``n`` most confident mistakes as decoded chips with captions, for the gallery.
 
@@ -205,5 +203,13 @@ def mistake_chips(evaluation: Evaluation, output: str, n: int) -> tuple[list[np.
     chips = table.to_pandas().drop_duplicates(subset=list(dataset.CHIP_KEY))
     merged = mistakes.merge(chips, on=list(dataset.CHIP_KEY), how="left")
     images = [dataset.decode_chip(jpeg) for jpeg in merged["chip"]]
-    captions = [f"{row.LabelText} → {row.predicted_label} ({row.confidence:.2f})" for row in merged.itertuples()]
-    return images, captions
+    return images, [mistake_caption(row) for row in merged.itertuples()]
+
+
+def mistake_caption(chip: Any) -> str:
+    """Which chip (ImageID, box corners in fractions of the image) and what went wrong, so a
+    tile can be found in ``tables/chips.json`` and in the image itself."""
+    return (
+        f"{chip.ImageID}\nbox ({chip.XMin:.2f}, {chip.YMin:.2f})–({chip.XMax:.2f}, {chip.YMax:.2f})\n"
+        f"{chip.LabelText} → {chip.predicted_label} ({chip.confidence:.2f})"
+    )

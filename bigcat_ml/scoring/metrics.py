@@ -21,10 +21,17 @@ from typing import Dict, List, Mapping, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+from sklearn.metrics import (
+    average_precision_score,
+    confusion_matrix,
+    precision_recall_curve,
+    precision_recall_fscore_support,
+    roc_auc_score,
+    roc_curve,
+)
 
 from bigcat_ml.tracking.names import metric_name
-from bigcat_ml.oid.schemas import BOX_FLAGS, UNKNOWN_FLAG
+from bigcat_ml.oid.schemas import BOX_COORDINATES, BOX_FLAGS, UNKNOWN_FLAG
 from bigcat_ml.scoring.imagenet import ClassTruth
 
 log = logging.getLogger(__name__)
@@ -203,27 +210,51 @@ def evaluate_predictions(
         raise ValueError("the predictions table is empty: there is nothing to evaluate")
     outcomes = chip_outcomes(pred, truth)
     true = pred["LabelText"].to_numpy()
-    present = set(true.tolist())
-    names = [name for name in truth if name in present]
-
-    per_class, averages = _per_class(true, outcomes, names)
-    calibration = calibration_table(outcomes["confidence"], outcomes["top1_correct"], n_bins)
+    scores = outcome_scores(true, outcomes, [name for name in truth if name in set(true.tolist())], n_bins)
     correct = outcomes["top1_correct"]
     return EvaluationReport(
         n_chips=len(pred),
-        top1_accuracy=float(correct.mean()),
-        top5_accuracy=float(outcomes["top5_correct"].mean()),
-        family_accuracy=float(outcomes["family_correct"].mean()),
-        **averages,
+        **scores.headline,
+        **{k: v for k, v in scores.averages.items() if k != "f1_macro"},
         mean_confidence_correct=float(outcomes.loc[correct, "confidence"].mean()),
         mean_confidence_wrong=float(outcomes.loc[~correct, "confidence"].mean()),
-        ece=expected_calibration_error(calibration),
-        per_class=per_class,
-        confusion=_confusion(true, outcomes["predicted_class"].to_numpy(), names),
-        calibration=calibration,
+        per_class=scores.per_class,
+        confusion=scores.confusion,
+        calibration=scores.calibration,
         slices=slice_accuracy(pred, outcomes, size_buckets),
         other_predictions=_other_predictions(pred, outcomes),
     )
+
+
+@dataclass(frozen=True)
+class OutcomeScores:
+    """What :func:`outcome_scores` measures from per-chip outcomes alone (no ImageNet truth)."""
+
+    headline: Dict[str, float]  # top1/top5/family accuracy, f1_macro, ece: names.HEADLINE_METRICS
+    averages: Dict[str, float]  # precision/recall/f1, macro and weighted
+    per_class: pd.DataFrame
+    confusion: pd.DataFrame
+    calibration: pd.DataFrame
+
+
+def outcome_scores(true: np.ndarray, outcomes: pd.DataFrame, names: List[str], n_bins: int) -> OutcomeScores:
+    """The headline metrics and tables of chips whose :func:`chip_outcomes` are known.
+
+    ``true`` is each chip's class, ``names`` the classes in table order. ``evaluate``
+    scores its predictions through here and ``compare`` re-scores the per-chip results a
+    run logged (restricted to one Subset), so both give the same number for the same chips.
+    """
+    per_class, averages = _per_class(true, outcomes, names)
+    calibration = calibration_table(outcomes["confidence"], outcomes["top1_correct"], n_bins)
+    headline = {
+        "top1_accuracy": float(outcomes["top1_correct"].mean()),
+        "top5_accuracy": float(outcomes["top5_correct"].mean()),
+        "family_accuracy": float(outcomes["family_correct"].mean()),
+        "f1_macro": averages["f1_macro"],
+        "ece": expected_calibration_error(calibration),
+    }
+    confusion = _confusion(true, outcomes["predicted_class"].to_numpy(), names)
+    return OutcomeScores(headline, averages, per_class, confusion, calibration)
 
 
 def _per_class(true: np.ndarray, outcomes: pd.DataFrame, names: List[str]) -> Tuple[pd.DataFrame, Dict[str, float]]:
@@ -398,3 +429,80 @@ def attribute_rates(boxes: pd.DataFrame, by: str = "LabelText") -> pd.DataFrame:
     _require_columns(boxes, (by, *BOX_FLAGS))
     known = boxes[list(BOX_FLAGS)].where(boxes[list(BOX_FLAGS)] != UNKNOWN_FLAG)
     return known.astype(float).groupby(boxes[by]).mean()
+
+
+CHIP_RESULT_COLUMNS = (
+    "ImageID", *BOX_COORDINATES, "Subset", "LabelText", "predicted_class", "top_k_labels", "top_k_probs",
+    "confidence", "top1_correct", "top5_correct", "family_correct",
+)
+
+
+def chip_results(pred: pd.DataFrame, truth: Mapping[str, ClassTruth]) -> pd.DataFrame:
+    """One row per chip, :data:`CHIP_RESULT_COLUMNS`: which chip (ImageID, box in fractions
+    of the image), its Subset and class, the top-k labels and probabilities as plain lists
+    (JSON-ready), and its outcomes. Logged as an MLflow table so the UI can filter the chips,
+    and re-scored by ``compare`` on a common Subset (:func:`outcome_scores`)."""
+    _require_columns(pred, ("ImageID", *BOX_COORDINATES, "Subset", "top_k_labels"))
+    outcomes = chip_outcomes(pred, truth)
+    results = pd.concat([pred[["ImageID", *BOX_COORDINATES, "Subset", "LabelText"]], outcomes], axis=1)
+    results["top_k_labels"] = pred["top_k_labels"].map(lambda labels: [str(label) for label in labels])
+    results["top_k_probs"] = pred["top_k_probs"].map(lambda probs: [round(float(p), 6) for p in probs])
+    return results[list(CHIP_RESULT_COLUMNS)].reset_index(drop=True)
+
+
+def class_scores(pred: pd.DataFrame, truth: Mapping[str, ClassTruth]) -> pd.DataFrame:
+    """Per chip (rows, ``pred``'s index) and evaluated class (columns, truth order): the
+    probability the model gives that class, the sum of the stored top-k probabilities of
+    the class's output indices (its ImageNet classes, or its one output of a fine-tuned head).
+
+    Only the top-k probabilities are stored, so an output outside a chip's top k counts 0:
+    a lower bound that ranks chips as the full softmax would wherever it matters (a class
+    outside the top k has less probability than every kept one).
+    """
+    indices = _stack(pred, "top_k_indices").astype(int)
+    probs = _stack(pred, "top_k_probs").astype(float)
+    columns = {}
+    for name, class_truth in truth.items():
+        if class_truth.mapped:
+            columns[name] = np.where(np.isin(indices, list(class_truth.indices)), probs, 0.0).sum(axis=1)
+    return pd.DataFrame(columns, index=pred.index)
+
+
+@dataclass(frozen=True)
+class OneVsRest:
+    """Per class one-vs-rest ranking quality: ``auc`` has ``class``, ``positives`` (chips of
+    the class), ``roc_auc`` and ``average_precision`` (NaN when the chips are all of the class
+    or none is: nothing to rank); ``roc``/``pr`` hold each rankable class's curve as
+    (x, y) arrays: (false positive rate, true positive rate) and (recall, precision)."""
+
+    auc: pd.DataFrame
+    roc: Dict[str, Tuple[np.ndarray, np.ndarray]]
+    pr: Dict[str, Tuple[np.ndarray, np.ndarray]]
+
+    def scalar_metrics(self) -> Dict[str, float]:
+        """``roc_auc.<class>``, ``average_precision.<class>`` and their macro means, NaN left out."""
+        values = {"roc_auc_macro": self.auc["roc_auc"].mean(), "average_precision_macro": self.auc["average_precision"].mean()}
+        for row in self.auc.itertuples(index=False):
+            values[metric_name("roc_auc", row[0])] = row.roc_auc
+            values[metric_name("average_precision", row[0])] = row.average_precision
+        return {name: float(value) for name, value in values.items() if not np.isnan(value)}
+
+
+def one_vs_rest(pred: pd.DataFrame, truth: Mapping[str, ClassTruth]) -> OneVsRest:
+    """ROC and precision-recall of each evaluated class against the rest, ranking the chips
+    by :func:`class_scores` (scikit-learn's curves and AUCs)."""
+    _require_columns(pred, ("LabelText", "top_k_indices", "top_k_probs"))
+    scores = class_scores(pred, truth)
+    true = pred["LabelText"].to_numpy()
+    rows, roc, pr = [], {}, {}
+    for name in scores.columns:
+        positive = true == name
+        auc = average_precision = float("nan")
+        if 0 < positive.sum() < len(positive):
+            auc = float(roc_auc_score(positive, scores[name]))
+            average_precision = float(average_precision_score(positive, scores[name]))
+            fpr, tpr, _ = roc_curve(positive, scores[name])
+            precision, recall, _ = precision_recall_curve(positive, scores[name])
+            roc[name], pr[name] = (fpr, tpr), (recall, precision)
+        rows.append({"class": name, "positives": int(positive.sum()), "roc_auc": auc, "average_precision": average_precision})
+    return OneVsRest(pd.DataFrame(rows, columns=["class", "positives", "roc_auc", "average_precision"]), roc, pr)

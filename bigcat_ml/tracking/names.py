@@ -39,6 +39,8 @@ PER_CLASS_TABLE = "tables/per_class.json"
 CONFUSION_TABLE = "tables/confusion.json"
 CALIBRATION_TABLE = "tables/calibration.json"
 SLICES_TABLE = "tables/slices.json"
+# One row per scored chip (ImageID, box, class, top-k, outcomes): the UI filters it, compare re-scores it.
+CHIPS_TABLE = "tables/chips.json"
 
 # The chip dataset logged as a run input (the UI's Datasets column): the context of each
 # step and the input tag naming the OID subsets the chips come from.
