@@ -140,10 +140,15 @@ print(json.dumps({
     "cmdline": cmdline,
     "properties_file_left": bool(properties) and os.path.exists(os.path.dirname(properties)),
     "hadoop_secret": spark.sparkContext._jsc.hadoopConfiguration().get("fs.s3a.secret.key"),
+    "odd_value": spark._jvm.java.lang.System.getProperty("spark.bigcat.odd"),
     "max_heap_mib": spark._jvm.java.lang.Runtime.getRuntime().maxMemory() // 2**20,
 }))
 spark.stop()
 """
+
+
+# Characters a Java properties file gives a meaning to.
+ODD_VALUE = r"a b=c:d#e!f\\g"
 
 
 @pytest.mark.spark
@@ -151,7 +156,7 @@ def test_spark_conf_values_reach_the_jvm_but_not_its_world_readable_command_line
     secret = "S3SECRETonTheCmdline42"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     done = subprocess.run(
-        [sys.executable, "-c", _JVM_CMDLINE, f"+spark.conf.spark.hadoop.fs.s3a.secret.key={secret}"],
+        [sys.executable, "-c", _JVM_CMDLINE, f"+spark.conf.spark.hadoop.fs.s3a.secret.key={secret}", f"+spark.conf.spark.bigcat.odd='{ODD_VALUE}'"],
         env=env, capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
@@ -161,4 +166,5 @@ def test_spark_conf_values_reach_the_jvm_but_not_its_world_readable_command_line
     assert not any(word.startswith("spark.hadoop.") for word in seen["cmdline"])
     assert seen["properties_file_left"] is False
     assert seen["hadoop_secret"] == secret
+    assert seen["odd_value"] == ODD_VALUE  # read back from the properties file as written
     assert seen["max_heap_mib"] <= 1024  # spark.driver.memory, a JVM start-up setting, applied from the file

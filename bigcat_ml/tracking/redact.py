@@ -29,7 +29,7 @@ SECRET_KEY_PATTERNS = (
 _URI_USER_INFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^/@\s'\"]+)@")
 # ``name=value`` as in an override, a query string or ``override_dirname``: the value runs
 # to the next white space, ``&`` or ``,`` unless quoted.
-_ASSIGNMENT = re.compile(r"(?<![\w.\-])(?P<name>[A-Za-z_][\w.\-]*)=(?P<value>'[^']*'|\"[^\"]*\"|[^\s&,'\"]*)")
+_ASSIGNMENT = re.compile(r"(?<![\w.\-])(?P<name>[A-Za-z_][\w.\-]*)=(?P<value>'[^']*'|\"[^\"]*\"|[^\s&,'\"]+)")
 
 
 def secret_key_pattern(extra_keys: Iterable[str] = ()) -> Pattern[str]:
