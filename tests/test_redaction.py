@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import List
+from typing import List, Set, Tuple
 
 import mlflow
 import pytest
@@ -158,30 +158,53 @@ def test_the_mlproject_launcher_refuses_a_secret_in_clear_and_accepts_one_from_t
             refuse_literal_secrets(["model=resnet50", in_clear])
 
 
+def _sample_data_in_a_subprocess(out: Path, *overrides: str, sweep: bool = False) -> subprocess.CompletedProcess:
+    """``python -m bigcat_ml.sample_data`` (``-m`` for a sweep) on a tiny sample written under ``out``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "bigcat_ml.sample_data", *(["-m"] if sweep else []), f"paths.output_dir={out}",
+         "data.sample.images_per_subset={train:2,validation:1,test:1}", *overrides],
+        cwd=out.parent, env={**env, "PYTHONPATH": str(PROJECT)}, capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def _files_holding(out: Path, secrets: Set[str]) -> List[Tuple[str, str]]:
+    """(file, secret) for every file under ``out`` (the MLflow store too) holding a secret."""
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert any(p.name == "mlflow.db" for p in files)
+    return [(str(p), s) for p in files for s in secrets if s.encode() in p.read_bytes()]
+
+
 def test_an_entry_point_leaves_no_secret_in_any_file_under_outputs_nor_in_mlflow(tmp_path):
     """Hydra's saved job files, its log, the MLflow store and artifacts: the secrets
     given on the command line appear in none of them."""
     out = tmp_path / "outputs"
     secrets = {S3_SECRET, SAS_TOKEN, TAG_PASSWORD}
-    overrides = [
-        f"paths.output_dir={out}", "data.sample.images_per_subset={train:2,validation:1,test:1}",
-        f"+{S3_KEY}={S3_SECRET}", f"+{SAS_KEY}={SAS_TOKEN}",
+
+    done = _sample_data_in_a_subprocess(
+        out, f"+{S3_KEY}={S3_SECRET}", f"+{SAS_KEY}={SAS_TOKEN}",
         f"+mlflow.tags.data_source='https://reader:{TAG_PASSWORD}@data.example/chips'",
-    ]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    done = subprocess.run(
-        [sys.executable, "-m", "bigcat_ml.sample_data", *overrides],
-        cwd=tmp_path, env={**env, "PYTHONPATH": str(PROJECT)}, capture_output=True, text=True, timeout=600,
     )
-    assert done.returncode == 0, done.stderr[-3000:]
 
     hydra_files = sorted(p.name for p in out.glob("hydra/*/*/.hydra/*"))
     assert hydra_files == ["config.yaml", "hydra.yaml", "overrides.yaml"]  # written, redacted
-    assert "+spark.conf.spark.hadoop.fs.s3a.secret.key=***" in next(out.glob("hydra/*/*/.hydra/overrides.yaml")).read_text()
-    files = [p for p in out.rglob("*") if p.is_file()]
-    assert any(p.name == "mlflow.db" for p in files)
-    leaks = [(str(p), s) for p in files for s in secrets if s.encode() in p.read_bytes()]
-    assert leaks == []
+    assert f"+{S3_KEY}=***" in next(out.glob("hydra/*/*/.hydra/overrides.yaml")).read_text()
+    assert _files_holding(out, secrets) == []
+    assert not any(s in done.stdout + done.stderr for s in secrets)
+
+
+def test_a_sweep_leaves_no_secret_in_multirun_yaml_its_jobs_files_or_hydras_lines(tmp_path):
+    out = tmp_path / "outputs"
+    secrets = {"SweptSecretA1", "SweptSecretB2"}
+
+    done = _sample_data_in_a_subprocess(out, f"+{S3_KEY}={','.join(sorted(secrets))}", sweep=True)
+
+    assert len(list(out.glob("hydra/multirun/*/*/*/.hydra/overrides.yaml"))) == 2
+    assert len(list(out.glob("hydra/multirun/*/*/multirun.yaml"))) == 1
+    assert _files_holding(out, secrets) == []
+    assert f"{S3_KEY}=***" in done.stdout  # Hydra's "#0 : <overrides>" line, redacted
     assert not any(s in done.stdout + done.stderr for s in secrets)
 
 

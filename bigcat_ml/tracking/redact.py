@@ -28,8 +28,11 @@ SECRET_KEY_PATTERNS = (
 # ``scheme://user[:password]@host``: the user-info part is everything between ``//`` and ``@``.
 _URI_USER_INFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^/@\s'\"]+)@")
 # ``name=value`` as in an override, a query string or ``override_dirname``: the value runs
-# to the next white space, ``&`` or ``,`` unless quoted.
-_ASSIGNMENT = re.compile(r"(?<![\w.\-])(?P<name>[A-Za-z_][\w.\-]*)=(?P<value>'[^']*'|\"[^\"]*\"|[^\s&,'\"]+)")
+# to the next white space or ``&`` unless quoted, and to a ``,`` that starts the next
+# ``name=`` (a sweep's ``key=a,b`` is one value).
+_ASSIGNMENT = re.compile(
+    r"(?<![\w.\-])(?P<name>[A-Za-z_][\w.\-]*)=(?P<value>'[^']*'|\"[^\"]*\"|(?:[^\s&,'\"]|,(?![+~]*[A-Za-z_][\w.\-]*=))+)"
+)
 
 
 def secret_key_pattern(extra_keys: Iterable[str] = ()) -> Pattern[str]:
