@@ -151,6 +151,41 @@ def test_every_entry_point_runs_with_experiment_name(tmp_path):
     assert "workflowType=machine_learning" in done.stdout  # compare says where the UI shows them
 
 
+S3_SECRET_OVERRIDE = "+spark.conf.spark.hadoop.fs.s3a.secret.key"
+SECRET_ENV = "BIGCAT_TEST_S3_SECRET"
+
+
+def test_a_secret_given_to_mlflow_run_from_the_environment_is_in_no_param_tag_or_file(tmp_path):
+    out = tmp_path / "outputs"
+    _init_store(out, "secrets")
+    secret = "MlflowRunS3Secret7"
+    # As the README writes it: `\$` keeps the shell from expanding the interpolation.
+    overrides = f"{S3_SECRET_OVERRIDE}=\\${{oc.env:{SECRET_ENV}}} {' '.join(TINY_SAMPLE)}"
+    command = f'mlflow run . --env-manager local --experiment-name secrets -e sample_data -P overrides="{overrides}"'
+
+    done = subprocess.run(["bash", "-c", command], cwd=PROJECT, env={**_env(out), SECRET_ENV: secret}, capture_output=True, text=True, timeout=1200)
+
+    assert done.returncode == 0, done.stderr[-4000:]
+    [run] = _runs(out, "secrets").to_dict("records")
+    assert f"{S3_SECRET_OVERRIDE}=${{oc.env:{SECRET_ENV}}}" in run["params.overrides"]  # MLflow logs it as typed
+    assert run[f"params.{S3_SECRET_OVERRIDE[1:]}"] == "***"
+    assert not any(secret in str(value) for value in run.values())
+    assert [str(p) for p in out.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()] == []
+    assert secret not in done.stdout + done.stderr
+
+
+def test_mlflow_run_with_a_secret_in_clear_stops_and_says_how_to_pass_it(tmp_path):
+    out = tmp_path / "outputs"
+    _init_store(out, "secrets")
+    command = f"mlflow run . --env-manager local --experiment-name secrets -e sample_data -P overrides='{S3_SECRET_OVERRIDE}=InClear8'"
+
+    done = _shell(command, out)
+
+    assert done.returncode != 0
+    assert f"{S3_SECRET_OVERRIDE[1:]}=${{oc.env:" in done.stderr
+    assert not list(out.glob("hydra/*"))  # stopped before Hydra wrote anything
+
+
 # --- the UI on the README's store -------------------------------------------------------
 
 

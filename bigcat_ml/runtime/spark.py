@@ -4,14 +4,19 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterator, Mapping, Optional, Tuple
 
+from py4j.java_gateway import JavaGateway
+from pyspark import SparkContext
+from pyspark.java_gateway import launch_gateway
 from pyspark.sql import SparkSession
 
 from bigcat_ml.config.compose import flatten
@@ -167,6 +172,8 @@ def get_spark(cfg: SparkConfig) -> SparkSession:
         # (SparkContext.pythonExec), not from the conf key.
         os.environ["PYSPARK_PYTHON"] = conf["spark.pyspark.python"]
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    if SparkContext._gateway is None:  # no JVM in this process yet
+        SparkContext(gateway=launch_jvm({"spark.master": cfg.master, "spark.app.name": cfg.app_name, **conf}))
     builder = SparkSession.builder.master(cfg.master).appName(cfg.app_name)
     for key, value in conf.items():
         builder = builder.config(key, value)
@@ -174,6 +181,41 @@ def get_spark(cfg: SparkConfig) -> SparkSession:
     spark.sparkContext.setLogLevel(cfg.log_level)
     log.info("Spark %s on %s (%d cores)", spark.version, cfg.master, spark.sparkContext.defaultParallelism)
     return spark
+
+
+_PROPERTIES_ESCAPES = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "=": "\\=", ":": "\\:", " ": "\\ ", "#": "\\#", "!": "\\!"})
+
+
+def properties_text(conf: Mapping[str, str]) -> str:
+    """``conf`` as a Java properties file (what ``spark-submit --properties-file`` reads)."""
+    return "".join(f"{key.translate(_PROPERTIES_ESCAPES)}={value.translate(_PROPERTIES_ESCAPES)}\n" for key, value in conf.items())
+
+
+def launch_jvm(conf: Mapping[str, str]) -> JavaGateway:
+    """Start Spark's JVM with ``conf`` read from a file, not from its command line.
+
+    pyspark hands every setting to ``spark-submit`` as ``--conf key=value``, and a
+    process's command line is world-readable (``/proc/<pid>/cmdline``, ``ps``): an
+    ``fs.s3a.secret.key`` there is every local user's. ``--properties-file`` names a file
+    of mode 0600 in a fresh private folder instead, removed as soon as the JVM answers
+    (it reads the file before it opens the gateway). Settings needed at JVM start
+    (``spark.driver.memory``, ``extraJavaOptions``) take effect from the file as from
+    ``--conf``. Like ``--properties-file`` on any spark-submit, it replaces
+    ``$SPARK_CONF_DIR/spark-defaults.conf``.
+    """
+    with tempfile.TemporaryDirectory(prefix="bigcat_ml-spark-") as folder:  # mode 0700
+        path = os.path.join(folder, "spark.properties")
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as out:
+            out.write(properties_text(conf))
+        previous = os.environ.get("PYSPARK_SUBMIT_ARGS")
+        os.environ["PYSPARK_SUBMIT_ARGS"] = f"--properties-file {shlex.quote(path)} {previous or 'pyspark-shell'}"
+        try:
+            return launch_gateway()
+        finally:
+            if previous is None:
+                del os.environ["PYSPARK_SUBMIT_ARGS"]
+            else:
+                os.environ["PYSPARK_SUBMIT_ARGS"] = previous
 
 
 def task_slots(spark: SparkSession) -> int:

@@ -38,6 +38,7 @@ from PIL import Image
 from bigcat_ml.config.schema import ModelConfig, Precision
 from bigcat_ml.scoring.imagenet import NUM_CLASSES
 from bigcat_ml.storage import fs
+from bigcat_ml.tracking.redact import redact_text
 
 if TYPE_CHECKING:
     import keras
@@ -60,14 +61,15 @@ def as_model_config(model_cfg: Any) -> ModelConfig:
 
 def weights_source(model_cfg: Any) -> str:
     """``imagenet``, ``random-init``, ``file:<path or URI>`` or ``fine-tuned:<model URI>``:
-    what to tag every output with."""
+    what to tag every output with, and name runs and printed lines by, so a URI's
+    credentials (user-info, a signed URL's ``sig=``) are redacted."""
     if model_cfg.source:
-        return f"{FINE_TUNED}:{model_cfg.source}"
+        return f"{FINE_TUNED}:{redact_text(model_cfg.source)}"
     if model_cfg.weights is None:
         return RANDOM_INIT
     if model_cfg.weights == IMAGENET:
         return IMAGENET
-    return f"file:{model_cfg.weights}"
+    return f"file:{redact_text(model_cfg.weights)}"
 
 
 @dataclass(frozen=True)

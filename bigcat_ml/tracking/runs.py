@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from bigcat_ml.config.compose import flatten
 from bigcat_ml.tracking import names
 from bigcat_ml.tracking.names import STEP_KEY_TAG, STEP_TAG, metric_name
-from bigcat_ml.tracking.redact import redact, redact_text
+from bigcat_ml.tracking.redact import config_secret_keys, redact, redact_text
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ def resolved_container(cfg: DictConfig) -> Dict[str, Any]:
 
 def loggable_config(cfg: DictConfig) -> Dict[str, Any]:
     """The resolved config with secrets redacted: what params and ``config.yaml`` show."""
-    return redact(resolved_container(cfg))
+    return redact(resolved_container(cfg), secret_key=config_secret_keys(cfg))
 
 
 def log_config(cfg: DictConfig, params: bool = True) -> None:
@@ -132,14 +132,16 @@ def step_run(
     Nested under an active parent run (the ``main`` chain) when there is one; ``key``
     (see :func:`bigcat_ml.tracking.reuse.step_key`) is tagged so that ``main`` can find and
     reuse it. Logs the flattened config as params and the YAML as ``config.yaml``, secrets
-    redacted (:func:`loggable_config`), as are URI user-info parts in tag values, and the
+    redacted (:func:`loggable_config`), as are ``mlflow.tags`` under secret-looking names and
+    URI user-info and secret query parameters in every tag value, and the
     code version (commit plus a hash of uncommitted and untracked changes) as a tag.
     ``mlflow.start_run`` ends the run as FAILED when the body raises, KILLED when a signal
     stops it. The first run opened in a process started by
     ``mlflow run`` is the project run itself (``MLFLOW_RUN_ID``).
     """
     setup_tracking(cfg.mlflow)
-    all_tags = {STEP_TAG: step, **dict(cfg.mlflow.tags), **{k: redact_text(str(v)) for k, v in (tags or {}).items()}}
+    user_tags = redact(OmegaConf.to_container(cfg.mlflow.tags, resolve=True), secret_key=config_secret_keys(cfg))
+    all_tags = {STEP_TAG: step, **user_tags, **{k: redact_text(str(v)) for k, v in (tags or {}).items()}}
     if key:
         all_tags[STEP_KEY_TAG] = key
     commit = git_commit()
