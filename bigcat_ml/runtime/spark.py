@@ -186,9 +186,23 @@ def get_spark(cfg: SparkConfig) -> SparkSession:
 _PROPERTIES_ESCAPES = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "=": "\\=", ":": "\\:", " ": "\\ ", "#": "\\#", "!": "\\!"})
 
 
-def properties_text(conf: Mapping[str, str]) -> str:
-    """``conf`` as a Java properties file (what ``spark-submit --properties-file`` reads)."""
-    return "".join(f"{key.translate(_PROPERTIES_ESCAPES)}={value.translate(_PROPERTIES_ESCAPES)}\n" for key, value in conf.items())
+def properties_text(conf: Mapping[str, str], defaults: str = "") -> str:
+    """``conf`` as a Java properties file (what ``spark-submit --properties-file`` reads),
+    after the ``defaults`` text: Java keeps a key's last value, so ``conf`` wins."""
+    lines = "".join(f"{key.translate(_PROPERTIES_ESCAPES)}={value.translate(_PROPERTIES_ESCAPES)}\n" for key, value in conf.items())
+    return f"{defaults.rstrip()}\n{lines}" if defaults.strip() else lines
+
+
+def spark_defaults() -> str:
+    """The text of the ``spark-defaults.conf`` spark-submit would read without
+    ``--properties-file`` (``$SPARK_CONF_DIR``, else ``$SPARK_HOME/conf``), or ``""``."""
+    from pyspark.find_spark_home import _find_spark_home
+
+    folder = os.environ.get("SPARK_CONF_DIR") or os.path.join(_find_spark_home(), "conf")
+    try:
+        return Path(folder, "spark-defaults.conf").read_text(encoding="utf-8")
+    except OSError:
+        return ""
 
 
 def launch_jvm(conf: Mapping[str, str]) -> JavaGateway:
@@ -200,13 +214,13 @@ def launch_jvm(conf: Mapping[str, str]) -> JavaGateway:
     of mode 0600 in a fresh private folder instead, removed as soon as the JVM answers
     (it reads the file before it opens the gateway). Settings needed at JVM start
     (``spark.driver.memory``, ``extraJavaOptions``) take effect from the file as from
-    ``--conf``. Like ``--properties-file`` on any spark-submit, it replaces
-    ``$SPARK_CONF_DIR/spark-defaults.conf``.
+    ``--conf``. A ``--properties-file`` makes spark-submit skip ``spark-defaults.conf``,
+    so that file's lines (a cluster's own defaults) are copied in first, below ours.
     """
     with tempfile.TemporaryDirectory(prefix="bigcat_ml-spark-") as folder:  # mode 0700
         path = os.path.join(folder, "spark.properties")
         with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as out:
-            out.write(properties_text(conf))
+            out.write(properties_text(conf, spark_defaults()))
         previous = os.environ.get("PYSPARK_SUBMIT_ARGS")
         os.environ["PYSPARK_SUBMIT_ARGS"] = f"--properties-file {shlex.quote(path)} {previous or 'pyspark-shell'}"
         try:
