@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from typing import Callable, Dict, List, Sequence, Set, Tuple
 
 import pandas as pd
@@ -55,9 +56,16 @@ def check_inputs(cfg: DictConfig, step_name: str) -> None:
 
 
 def check_task_inputs(cfg: DictConfig, task: Callable) -> None:
-    """:func:`check_inputs` for the registered step whose function is ``task`` (none for others)."""
+    """:func:`check_inputs` for the registered step whose function is ``task`` (none for others).
+
+    Matched by module and name, not identity: under ``python -m bigcat_ml.preprocess`` the
+    entry point's ``run`` lives in ``__main__``, a second copy of the registry's module.
+    """
+    module = task.__module__
+    if module == "__main__":
+        module = getattr(sys.modules["__main__"].__spec__, "name", module)
     for step in steps.registry().values():
-        if step.run is task:
+        if (step.run.__module__, step.run.__qualname__) == (module, task.__qualname__):
             check_inputs(cfg, step.name)
             return
 
