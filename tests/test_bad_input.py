@@ -28,6 +28,8 @@ from PIL import Image, ImageOps
 from helpers.runs import TINY_MODEL, cfg_for, runs
 
 from bigcat_ml import evaluate, preprocess
+from bigcat_ml.cli.preflight import MissingInputError, check_inputs
+from bigcat_ml.config.compose import compose
 from bigcat_ml.chips.crop import crop_image_boxes, decode_rgb, pixel_edges
 from bigcat_ml.chips.dataset import CHIPS_DIR, REJECTS_DIR, decode_chip, read_summary
 from bigcat_ml.synthetic.catalogue import CLASS_DESCRIPTIONS_FILE, class_descriptions
@@ -373,18 +375,85 @@ def test_an_unknown_class_name_fails_suggesting_the_closest_name(sample, tmp_pat
     assert_failed_without_output(cfg)
 
 
-def test_a_config_value_of_the_wrong_type_fails_before_spark_or_mlflow_start(tmp_path):
-    out = tmp_path / "outputs"
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    done = subprocess.run(
-        [sys.executable, "-m", "bigcat_ml.preprocess", f"paths.output_dir={out}", "preprocess.min_chip_side=big"],
+def run_entry_point(step: str, out: Path, *overrides: str) -> subprocess.CompletedProcess:
+    """``python -m bigcat_ml.<step>`` writing under ``out``, with neither a tracking store nor OID_ROOT exported."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "OID_ROOT")}
+    return subprocess.run(
+        [sys.executable, "-m", f"bigcat_ml.{step}", f"paths.output_dir={out}", *overrides],
         cwd=PROJECT, env=env, capture_output=True, text=True, timeout=300,
     )
+
+
+def test_a_config_value_of_the_wrong_type_fails_before_spark_or_mlflow_start(tmp_path):
+    out = tmp_path / "outputs"
+    done = run_entry_point("preprocess", out, "preprocess.min_chip_side=big")
     assert done.returncode == 1
     assert "Value 'big' of type 'str' could not be converted to Integer" in done.stderr
     assert "full_key: preprocess.min_chip_side" in done.stderr
     assert "SparkContext" not in done.stderr
     assert not out.exists()  # no MLflow store, no dataset: the step never began
+
+
+def test_a_misspelt_plus_key_and_a_zero_batch_size_stop_main_before_spark_or_mlflow_start(tmp_path):
+    out = tmp_path / "outputs"
+    done = run_entry_point("main", out, "+model.wieghts=null", "evaluate.batch_size=0")
+    assert done.returncode == 1
+    assert "2 bad config value(s)" in done.stderr
+    assert "model.wieghts: not a setting of this project; did you mean model.weights?" in done.stderr
+    assert "evaluate.batch_size=0: must be >= 1" in done.stderr
+    assert "SparkContext" not in done.stderr
+    assert not (out / "mlflow").exists() and not (out / "data").exists()  # no run, no sample: nothing began
+
+
+def test_data_oid_without_oid_root_stops_main_listing_every_missing_input_and_how_to_set_oid_root(tmp_path):
+    out = tmp_path / "outputs"
+    done = run_entry_point("main", out, "data=oid", "model.weights=/nonexistent.h5")
+    assert done.returncode == 1
+    for key in ("data.class_descriptions", *(f"data.{kind}.{s}" for kind in ("image_labels", "boxes") for s in ("train", "validation", "test"))):
+        assert f"\n  {key}: no file at /data/open-images-v6/" in done.stderr
+    assert "data.root is /data/open-images-v6, the default used when OID_ROOT is not set: `export OID_ROOT=" in done.stderr
+    assert "model.weights=/nonexistent.h5: no such file (model 'mobilenet')" in done.stderr
+    assert "sample_data" not in done.stderr
+    assert "SparkContext" not in done.stderr and not (out / "mlflow").exists()
+
+
+def test_an_empty_oid_folder_is_reported_with_every_missing_file_its_key_and_the_names_tried(tmp_path):
+    root = tmp_path / "oid"
+    root.mkdir()
+    cfg = compose([f"paths.output_dir={tmp_path}/outputs", "data=oid", f"data.root={root}", "data.subsets=[train,test]"])
+    with pytest.raises(MissingInputError) as error:
+        check_inputs(cfg, "preprocess")
+    message = str(error.value)
+    assert f"\n  data.boxes.train: no file at {root}/oidv6-train-annotations-bbox.csv nor {root}/train-annotations-bbox.csv" in message
+    assert message.count(": no file at ") == 5  # descriptions, and labels and boxes of both subsets
+    assert f"for the 5 missing OID file(s): check data.root={root} and the data.* file settings" in message
+    assert "sample_data" not in message
+
+
+def test_main_does_not_ask_for_inputs_an_earlier_step_of_the_chain_writes(tmp_path):
+    cfg = cfg_for(tmp_path / "outputs", "model.weights=null", "train.in_main=true")
+    check_inputs(cfg, "main")  # sample_data writes the OID files, preprocess the chips train and evaluate read
+    with pytest.raises(MissingInputError, match=f"evaluate.dataset={cfg.evaluate.dataset}: no chip dataset there"):
+        check_inputs(cfg, "evaluate")
+
+
+def test_a_missing_weights_file_is_found_before_sample_data_and_preprocess_run(tmp_path):
+    cfg = cfg_for(tmp_path / "outputs", "model.weights=/nonexistent.h5")
+    with pytest.raises(MissingInputError) as error:
+        check_inputs(cfg, "main")
+    assert str(error.value) == (
+        "main: inputs missing or wrong, nothing was started:\n  model.weights=/nonexistent.h5: no such file "
+        "(model 'mobilenet'); set model.weights to an existing path or URI, to 'imagenet', or to null for random initialisation"
+    )
+
+
+def test_an_unknown_class_name_is_found_before_spark_starts_with_the_closest_name(sample, tmp_path):
+    cfg = cfg_for(tmp_path / "outputs", "classes.names=[Tiger,Jagur]", "classes.descendants_of=[Carnivor]")
+    with pytest.raises(MissingInputError) as error:
+        check_inputs(cfg, "preprocess")
+    read = f"{cfg.data.root}/{CLASS_DESCRIPTIONS_FILE}"
+    assert f"\n  classes.names: class 'Jagur' not found in {read}; did you mean 'Jaguar (Animal)'?" in str(error.value)
+    assert f"\n  classes.descendants_of: class 'Carnivor' not found in {read}; did you mean 'Carnivore'?" in str(error.value)
 
 
 def test_an_output_under_a_regular_file_is_refused_naming_it(sample, tmp_path, spark):

@@ -10,6 +10,7 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 from omegaconf.errors import ValidationError
 
+from bigcat_ml.config.checks import RANGES, ConfigError, numeric_keys
 from bigcat_ml.config.compose import CONF_DIR, compose
 
 GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir())
@@ -107,3 +108,47 @@ def test_readme_parameter_table_shows_the_configured_defaults(row, tmp_path, mon
     if isinstance(value, str) and Path(value).is_absolute():
         value = os.path.relpath(value, tmp_path)
     assert shown == OmegaConf.to_yaml({"v": value}).strip()[len("v: "):], f"README default of {key}"
+
+
+# ------------------------------------------------------------- values the types let through
+
+
+def _refusal(overrides) -> str:
+    with pytest.raises(ConfigError) as err:
+        compose(overrides)
+    return str(err.value)
+
+
+def test_numbers_outside_their_range_are_refused_together_naming_each_key_value_and_range():
+    message = _refusal([
+        "evaluate.batch_size=0", "preprocess.padding=-0.5", "preprocess.min_chip_side=0", "train.epochs=0",
+        "preprocess.min_confidence=nan", "evaluate.size_buckets=[32,0]", "data.sample.images_per_subset.train=-1",
+    ])
+    assert message.startswith("7 bad config value(s)")
+    for line in (
+        "evaluate.batch_size=0: must be >= 1",
+        "preprocess.padding=-0.5: must be >= 0",
+        "preprocess.min_chip_side=0: must be >= 1",
+        "train.epochs=0: must be >= 1",
+        "preprocess.min_confidence=nan: must be in [0, 1]",
+        "evaluate.size_buckets[1]=0: must be >= 1",
+        "data.sample.images_per_subset.train=-1: must be >= 0",
+    ):
+        assert f"\n  {line}" in message
+
+
+def test_every_numeric_setting_of_the_schema_has_a_declared_range():
+    assert sorted(RANGES) == sorted(numeric_keys())
+
+
+def test_a_key_the_schema_does_not_declare_is_refused_suggesting_the_declared_one():
+    message = _refusal(["+model.wieghts=null", "+train.augment.flipp=true", "+spark.conf.spark.task.cpus=1", "+mlflow.tags.team=cats"])
+    assert message.startswith("2 bad config value(s)")  # spark.conf and mlflow.tags are open maps
+    assert "model.wieghts: not a setting of this project; did you mean model.weights?" in message
+    assert "train.augment.flipp: not a setting of this project; did you mean train.augment.flip?" in message
+
+
+@pytest.mark.parametrize("name", ["../x", "a/b", ".."])
+def test_a_classes_name_that_is_not_a_plain_folder_name_is_refused(name):
+    message = _refusal([f"classes.name='{name}'"])
+    assert f"classes.name={name!r}: must be a plain folder name (no '/', not '.' or '..')" in message

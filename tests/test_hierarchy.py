@@ -72,3 +72,11 @@ def test_read_hierarchy_errors_name_the_file(spark, tmp_path: Path):
     broken.write_text('{"LabelName": "/m/0bl9f", "Subcategory": [')
     with pytest.raises(ValueError, match="broken.json is not valid JSON"):
         hierarchy.read_hierarchy(spark, str(broken))
+
+
+def test_a_hierarchy_nested_past_the_parsers_limit_is_refused_naming_the_file():
+    depth = 5_000
+    text = '{"LabelName": "/m/x", "Subcategory": [' * depth + '{"LabelName": "/m/y"}' + "]}" * depth
+    with pytest.raises(ValueError) as err:
+        hierarchy.parse_hierarchy(text, "/data/oid/bbox_labels_600_hierarchy.json")
+    assert str(err.value).startswith("/data/oid/bbox_labels_600_hierarchy.json is nested too deeply to parse")

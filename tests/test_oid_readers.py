@@ -214,6 +214,35 @@ def test_the_image_level_filter_honours_confidence_and_sources(spark, oid, make_
     assert {r.ImageID for r in boxes.collect()} == images
 
 
+@pytest.mark.parametrize("confidence", ["NaN", "Inf", "2"])
+def test_a_label_whose_confidence_is_not_a_number_in_0_1_never_passes_and_is_counted(spark, oid, make_cfg, confidence):
+    """Spark orders NaN above every number, so NaN >= min_confidence would hold."""
+    path = oid / LABELS_FILE.format(subset="train")
+    positive = f"aa03,crowdsource-verification,{JAGUAR},1"  # aa03's only label
+    path.write_text(path.read_text().replace(positive, positive[:-1] + confidence))
+    cfg = config(make_cfg, oid)
+    labels = selection.read_selected_labels(spark, cfg.data, SELECTED)
+    chosen = selection.load_selected_boxes(spark, cfg.data, cfg.preprocess, SELECTED, labels)
+    assert "aa03" not in {r.ImageID for r in chosen.boxes.collect()}
+    assert [(r.reason, r.LabelName) for r in chosen.dropped.filter("ImageID = 'aa03'").collect()] == [("image_label_filter", JAGUAR)]
+    assert chosen.box_rows == chosen.boxes.count() + chosen.dropped.count()
+    counts = selection.label_counts(labels, cfg.preprocess, SELECTED)
+    assert counts.loc["Jaguar (Animal)"].to_dict() == {"positive": 1, "negative": 0, "invalid_confidence": 1}
+
+
+def test_a_huge_malformed_row_is_shown_cut_with_its_length(spark, oid, make_cfg):
+    path = oid / BOXES_FILE.format(subset="validation")
+    line = "bb09,xclick," + "x" * 1_000_000
+    path.write_text(path.read_text() + line + "\n")
+    cfg = config(make_cfg, oid)
+    labels = selection.read_selected_labels(spark, cfg.data, SELECTED)
+    with pytest.raises(ValueError) as err:
+        selection.load_selected_boxes(spark, cfg.data, cfg.preprocess, SELECTED, labels)
+    message = str(err.value)
+    assert f"{path}: {line[:200]!r}... (1,000,012 characters)" in message
+    assert len(message) < 2_000
+
+
 def test_each_annotation_file_is_scanned_once(spark, oid, make_cfg):
     """After loading, the CSVs are no longer needed: later actions use the cached rows."""
     cfg = config(make_cfg, oid)
@@ -221,15 +250,15 @@ def test_each_annotation_file_is_scanned_once(spark, oid, make_cfg):
     for csv in oid.glob("*.csv"):
         csv.unlink()
     assert len(box_keys(boxes)) == 4
-    assert selection.label_counts(labels, cfg.preprocess, SELECTED).loc["Tiger"].tolist() == [1, 1]
+    assert selection.label_counts(labels, cfg.preprocess, SELECTED).loc["Tiger"].tolist() == [1, 1, 0]
 
 
 def test_label_and_box_counts_per_class(spark, oid, make_cfg):
     cfg = config(make_cfg, oid)
     labels, boxes = load(spark, cfg)
     assert selection.label_counts(labels, cfg.preprocess, SELECTED).to_dict("index") == {
-        "Jaguar (Animal)": {"positive": 2, "negative": 0},
-        "Tiger": {"positive": 1, "negative": 1},
+        "Jaguar (Animal)": {"positive": 2, "negative": 0, "invalid_confidence": 0},
+        "Tiger": {"positive": 1, "negative": 1, "invalid_confidence": 0},
     }
     assert selection.box_counts(boxes, SELECTED, ["train", "validation", "test"]).to_dict("index") == {
         "Jaguar (Animal)": {"train": 2, "validation": 1, "test": 0},

@@ -32,7 +32,7 @@ class PreprocessResult:
 
     summary: Dict[str, Any]
     selected: pd.DataFrame  # LabelName, DisplayName
-    label_counts: pd.DataFrame  # index LabelText; positive, negative (images)
+    label_counts: pd.DataFrame  # index LabelText; positive, negative, invalid_confidence (images)
     box_counts: pd.DataFrame  # index LabelText; one column per subset
     chips_by_class: pd.DataFrame  # LabelText, chips, rejects and one column per reject reason
     box_flags: pd.DataFrame  # LabelText + the OID box flags, one row per selected box

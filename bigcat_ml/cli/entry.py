@@ -10,6 +10,7 @@ from omegaconf import DictConfig
 
 from bigcat_ml.config.compose import CONF_DIR, finalize
 from bigcat_ml.cli.console import configure_logging, set_verbose
+from bigcat_ml.cli.preflight import check_task_inputs
 from bigcat_ml.runtime.signals import exit_code, signals_unwind
 
 log = logging.getLogger(__name__)
@@ -19,7 +20,8 @@ def hydra_entry_point(task: Callable[[DictConfig], Any]) -> Callable[[], Any]:
     """Wrap a step function ``task(cfg)`` as a Hydra main (``version_base=1.3``).
 
     The working directory is left alone (``hydra.job.chdir=false`` in conf/config.yaml)
-    and every ``paths.*`` value is made absolute before the step sees it. SIGTERM and
+    and every ``paths.*`` value is made absolute before the step sees it; the config's
+    values and the step's inputs are checked first (:mod:`bigcat_ml.cli.preflight`). SIGTERM and
     SIGINT unwind the step (:mod:`bigcat_ml.runtime.signals`): its MLflow runs end as
     KILLED, a staging folder is deleted, then Spark is stopped and the process exits
     with 128 + the signal's number.
@@ -31,7 +33,9 @@ def hydra_entry_point(task: Callable[[DictConfig], Any]) -> Callable[[], Any]:
         configure_logging()
         try:
             with signals_unwind():
-                return task(finalize(cfg))
+                cfg = finalize(cfg)
+                check_task_inputs(cfg, task)  # before any Spark, TensorFlow or MLflow start-up
+                return task(cfg)
         except KeyboardInterrupt as interrupt:
             _stop_spark()
             log.warning("%s: MLflow runs ended as KILLED, staging removed, Spark stopped", interrupt or "interrupted")

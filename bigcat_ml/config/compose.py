@@ -12,6 +12,7 @@ from typing import Any, Dict, List, Mapping, Optional
 from omegaconf import OmegaConf
 
 import bigcat_ml.config.schema  # noqa: F401  (registers the schema Hydra composes onto)
+from bigcat_ml.config.checks import check_config
 import bigcat_ml.oid.files  # noqa: F401  (registers the oid_files resolver conf/data uses)
 
 
@@ -68,13 +69,15 @@ def compose(overrides: Optional[List[str]] = None) -> Any:
 
 
 def finalize(cfg: Any) -> Any:
-    """Make every ``paths.*`` absolute, even one overridden with a relative value, and
+    """Refuse unknown keys, out-of-range numbers and bad folder names
+    (:func:`bigcat_ml.config.checks.check_config`), make every ``paths.*`` absolute, even one overridden with a relative value, and
     put an unset ``preprocess.output`` at its config's own folder (see
     :func:`bigcat_ml.preprocess.default_output`).
 
     Entry points call this first, so whatever reads a path later (Spark executors, the
     MLflow tracking URI) sees the location the user meant from their working directory.
     """
+    check_config(cfg)
     for key, value in cfg.paths.items():
         cfg.paths[key] = absolute_path(str(value))
     if "preprocess" in cfg and cfg.preprocess.output is None:

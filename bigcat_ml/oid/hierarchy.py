@@ -8,6 +8,7 @@ de-duplicates. ``Part`` children (parts of a person, of a vehicle) are descendan
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any, Dict, Iterator, List, Mapping
 
 from pyspark.sql import SparkSession
@@ -19,11 +20,25 @@ CHILD_KEYS = ("Subcategory", "Part")
 
 def read_hierarchy(spark: SparkSession, path: str) -> Dict[str, Any]:
     """Parse the hierarchy JSON at ``path`` (local path or any URI Spark reads)."""
-    text = read_whole_text(spark, path)
+    return parse_hierarchy(read_whole_text(spark, path), path)
+
+
+def parse_hierarchy(text: str, path: str) -> Dict[str, Any]:
+    """The hierarchy tree in ``text`` (the content of ``path``, named in every error).
+
+    Python's JSON parser recurses once per nesting level, so a file nested past the
+    interpreter's recursion limit (about 1,000 levels; the real one is 6 deep) is refused
+    here, naming the file, instead of ending in a bare RecursionError.
+    """
     try:
         tree = json.loads(text)
     except json.JSONDecodeError as err:
         raise ValueError(f"{path} is not valid JSON ({err}); expected the Open Images class hierarchy") from err
+    except RecursionError as err:
+        raise ValueError(
+            f"{path} is nested too deeply to parse (Python's JSON parser stops at about {sys.getrecursionlimit()} "
+            "levels; the Open Images class hierarchy is 6 classes deep): is it the right file?"
+        ) from err
     if not isinstance(tree, dict) or "LabelName" not in tree:
         raise ValueError(f"{path}: expected a JSON object with a 'LabelName' root (the Open Images class hierarchy)")
     return tree

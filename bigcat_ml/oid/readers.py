@@ -33,6 +33,8 @@ LABEL_NAME_COLUMN = "LabelName"
 # that two IDs that only normalisation makes equal can be reported.
 RAW_IMAGE_ID = "_raw_image_id"
 MAX_REPORTED_ROWS = 5
+# Characters of a bad row an error shows: a malformed line may be megabytes long.
+MAX_SHOWN_CHARS = 200
 FILE_HINT = "check data.root and the data.* file settings (for the generated sample, run `python -m bigcat_ml.sample_data`)"
 
 
@@ -88,7 +90,7 @@ def read_csv(spark: SparkSession, path: str, schema: StructType, header: bool = 
         missing = [c for c in required if c not in found]
         if missing:
             raise ValueError(
-                f"{path}: missing column(s) {missing}; header found: {found}. "
+                f"{path}: missing column(s) {missing}; header found: {shown_text(str(found), quote=False)}. "
                 f"Expected the Open Images columns {required} (extra columns are fine)."
             )
         extra = [c for c in found if c not in required]
@@ -137,12 +139,19 @@ def bad_row(schema: StructType) -> Column:
     return reduce(lambda a, b: a | b, missing, F.col(CORRUPT_COLUMN).isNotNull())
 
 
+def shown_text(text: str, quote: bool = True) -> str:
+    """``text`` (quoted) for an error, cut to :data:`MAX_SHOWN_CHARS` with its length said."""
+    cut = text[:MAX_SHOWN_CHARS]
+    shown = repr(cut) if quote else cut
+    return shown if len(text) <= MAX_SHOWN_CHARS else f"{shown}... ({len(text):,} characters)"
+
+
 def _row_text(row: Row, schema: StructType) -> str:
     if row[CORRUPT_COLUMN] is not None:
-        return repr(row[CORRUPT_COLUMN])
+        return shown_text(row[CORRUPT_COLUMN])
     values = ",".join("" if row[c] is None else str(row[c]) for c in schema.fieldNames())
     empty = [c for c in schema.fieldNames() if row[c] is None]
-    return f"{values!r} (no value for {', '.join(empty)})"
+    return f"{shown_text(values)} (no value for {', '.join(empty)})"
 
 
 def check_rows(df: DataFrame, schema: StructType, files: Union[str, Mapping[str, str]]) -> None:

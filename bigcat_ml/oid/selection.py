@@ -55,6 +55,8 @@ BOX_FIELDS = ("Source", LABEL_NAME, LABEL_TEXT, "Confidence", *BOX_COORDINATES, 
 SELECTED_BOX_COLUMNS = (IMAGE_ID, SUBSET_COLUMN, *BOX_FIELDS)
 IMAGE_COLUMNS = (IMAGE_ID, SUBSET_COLUMN, DATA, BOXES)
 _SELECTED = "_selected"
+# label_counts' column of images whose label of the class has no usable Confidence.
+INVALID_CONFIDENCE = "invalid_confidence"
 
 
 def _classes_frame(spark: SparkSession, selected: pd.DataFrame) -> DataFrame:
@@ -126,13 +128,25 @@ def read_selected_labels(spark: SparkSession, data_cfg: DataConfig, selected: pd
     return _scan_selected(spark, files, IMAGE_LABELS_SCHEMA, selected, data_cfg.csv_cache)
 
 
+def _has_confidence() -> Column:
+    """True for an image-level label whose Confidence is a number in [0, 1].
+
+    Spark parses ``NaN`` and ``Infinity`` as doubles and orders NaN above every number, so
+    without this a ``NaN`` label would pass any ``min_confidence``. Such a label says
+    nothing: it is neither positive nor verified absent, and :func:`label_counts` counts
+    it as ``invalid_confidence``.
+    """
+    return F.col("Confidence").between(0.0, 1.0)
+
+
 def _is_positive(preprocess_cfg: PreprocessConfig) -> Column:
-    """The image-level filter: Confidence >= min_confidence, from the listed Sources (all if none).
+    """The image-level filter: a valid Confidence >= min_confidence, from the listed Sources
+    (all if none).
 
     ``sources`` are image-label sources (``verification``, ``crowdsource-verification``),
     not box sources, so they apply here only.
     """
-    positive = F.col("Confidence") >= F.lit(float(preprocess_cfg.min_confidence))
+    positive = _has_confidence() & (F.col("Confidence") >= F.lit(float(preprocess_cfg.min_confidence)))
     if preprocess_cfg.sources:
         positive = positive & F.col("Source").isin(list(preprocess_cfg.sources))
     return positive
@@ -159,7 +173,7 @@ def _label_states(labels: DataFrame, preprocess_cfg: PreprocessConfig) -> Tuple[
     """
     in_sources = F.col("Source").isin(list(preprocess_cfg.sources)) if preprocess_cfg.sources else F.lit(True)
     pair = [*KEYS, LABEL_NAME]
-    by_pair = labels.filter(in_sources).groupBy(*pair).agg(F.max(_is_positive(preprocess_cfg).cast("int")).alias("_pos"))
+    by_pair = labels.filter(in_sources & _has_confidence()).groupBy(*pair).agg(F.max(_is_positive(preprocess_cfg).cast("int")).alias("_pos"))
     absent = by_pair.filter(F.col("_pos") == 0).select(*pair)
     return positive_images(labels, preprocess_cfg), absent
 
@@ -350,13 +364,18 @@ def _reconcile(boxes: DataFrame, with_boxes: DataFrame, rejects: DataFrame) -> N
 
 
 def label_counts(labels: DataFrame, preprocess_cfg: PreprocessConfig, selected: pd.DataFrame) -> pd.DataFrame:
-    """Images per selected class with a positive and with a negative image-level label.
+    """Images per selected class with a positive, a negative and an invalid image-level label.
 
     Index: LabelText (every selected class, 0 when absent); columns ``positive`` (passes
-    the image-level filter) and ``negative`` (Confidence below min_confidence), counting
+    the image-level filter), ``negative`` (Confidence below min_confidence) and
+    ``invalid_confidence`` (not a number in [0, 1], see :func:`_has_confidence`), counting
     distinct (Subset, ImageID) within the configured Sources.
     """
-    kind = F.when(_is_positive(preprocess_cfg), "positive").otherwise("negative")
+    kind = (
+        F.when(~_has_confidence(), INVALID_CONFIDENCE)
+        .when(_is_positive(preprocess_cfg), "positive")
+        .otherwise("negative")
+    )
     in_sources = F.col("Source").isin(list(preprocess_cfg.sources)) if preprocess_cfg.sources else F.lit(True)
     counts = (
         labels.filter(in_sources)
@@ -368,7 +387,15 @@ def label_counts(labels: DataFrame, preprocess_cfg: PreprocessConfig, selected: 
     )
     table = counts.pivot_table(index=LABEL_TEXT, columns="kind", values="count", aggfunc="sum")
     names = pd.Index(sorted(selected[DISPLAY_NAME]), name=LABEL_TEXT)
-    return table.reindex(index=names, columns=["positive", "negative"]).fillna(0).astype(int).rename_axis(columns=None)
+    table = table.reindex(index=names, columns=["positive", "negative", INVALID_CONFIDENCE]).fillna(0).astype(int)
+    invalid = int(table[INVALID_CONFIDENCE].sum())
+    if invalid:
+        log.warning(
+            "%d image(s) carry an image-level label of a selected class whose Confidence is not a number in "
+            "[0, 1]; those labels count as neither positive nor negative (%s in tables/image_labels_by_class)",
+            invalid, INVALID_CONFIDENCE,
+        )
+    return table.rename_axis(columns=None)
 
 
 def box_counts(boxes: DataFrame, selected: pd.DataFrame, subsets: Sequence[str]) -> pd.DataFrame:

@@ -1,0 +1,212 @@
+"""Before a step starts Spark or TensorFlow: every input it will read, checked at once.
+
+A wrong path otherwise surfaces minutes in, one at a time: a missing box file after the
+class descriptions were parsed, a missing weights file after sample and preprocess ran.
+:func:`check_inputs` runs in the entry point right after the config is composed and
+checked (:mod:`bigcat_ml.config.checks`) and lists every missing input with its config
+key, what was tried and what to do.
+
+Only what must exist before the chain starts is checked: in ``main``'s chain an input an
+earlier step writes is not (``sample_data`` writes the OID files of a generated data
+group; ``preprocess`` writes the chip dataset that ``train`` and ``evaluate`` read).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Callable, Dict, List, Sequence, Set, Tuple
+
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+
+from bigcat_ml.cli import steps
+from bigcat_ml.storage import fs
+
+log = logging.getLogger(__name__)
+
+# Class-description files at most this large are read here to check classes.names (the
+# full V6 list, 19,957 classes, is 0.5 MB); a larger one, or a URI, is left to preprocess.
+MAX_DESCRIPTIONS_BYTES = 8 * 1024 * 1024
+OID_ROOT_VARIABLE = "OID_ROOT"
+
+
+class MissingInputError(ValueError):
+    """Inputs the step needs that are not there; the message lists each with its key."""
+
+
+# A check: (config, names of the steps run before this one in the chain) -> problems.
+Check = Callable[[DictConfig, Set[str]], List[str]]
+
+
+def check_inputs(cfg: DictConfig, step_name: str) -> None:
+    """Raise :class:`MissingInputError` listing every input of ``step_name`` (every step of
+    ``main``'s chain for ``main``) that neither exists nor is written by an earlier step."""
+    chain = steps.chain(cfg) if step_name == "main" else (steps.get(step_name),)
+    earlier: Set[str] = set()
+    problems: List[str] = []
+    for step in chain:
+        for check in NEEDS.get(step.name, ()):
+            problems += check(cfg, earlier)
+        earlier.add(step.name)
+    if problems:
+        listed = "\n  ".join(dict.fromkeys(problems))
+        raise MissingInputError(f"{step_name}: inputs missing or wrong, nothing was started:\n  {listed}")
+    log.debug("%s: every input is there", step_name)
+
+
+def check_task_inputs(cfg: DictConfig, task: Callable) -> None:
+    """:func:`check_inputs` for the registered step whose function is ``task`` (none for others).
+
+    Matched by module and name, not identity: under ``python -m bigcat_ml.preprocess`` the
+    entry point's ``run`` lives in ``__main__``, a second copy of the registry's module.
+    """
+    module = task.__module__
+    if module == "__main__":
+        module = getattr(sys.modules["__main__"].__spec__, "name", module)
+    for step in steps.registry().values():
+        if (step.run.__module__, step.run.__qualname__) == (module, task.__qualname__):
+            check_inputs(cfg, step.name)
+            return
+
+
+# ------------------------------------------------------------------------- OID files
+
+
+def _oid_root_hint(cfg: DictConfig) -> str:
+    """What to do about missing OID files, for this data group."""
+    if cfg.data.sample is not None:
+        return "this data group is generated: run `python -m bigcat_ml.sample_data` (same overrides) first, or `python -m bigcat_ml.main`"
+    raw_root = str(OmegaConf.to_container(cfg.data, resolve=False)["root"])
+    if OID_ROOT_VARIABLE in raw_root and OID_ROOT_VARIABLE not in os.environ:
+        return (
+            f"data.root is {cfg.data.root}, the default used when {OID_ROOT_VARIABLE} is not set: "
+            f"`export {OID_ROOT_VARIABLE}=/path/to/open-images` or pass data.root=/path/to/open-images"
+        )
+    return f"check data.root={cfg.data.root} and the data.* file settings (README, \"Running on the real Open Images\")"
+
+
+def _oid_file_settings(cfg: DictConfig) -> Tuple[List[Tuple[str, Sequence[str]]], List[str]]:
+    """(config key, candidate files) of every OID file preprocess reads; and the subsets a
+    per-subset setting has no entry for."""
+    from bigcat_ml.oid.files import as_candidates
+
+    data = cfg.data
+    settings = [("data.class_descriptions", as_candidates(data.class_descriptions))]
+    if cfg.classes.descendants_of:
+        settings.append(("data.hierarchy", [data.hierarchy]))
+    unlisted = []
+    for kind in ("image_labels", "boxes"):
+        per_subset = data[kind]
+        for subset in data.subsets:
+            if subset in per_subset:
+                settings.append((f"data.{kind}.{subset}", as_candidates(per_subset[subset])))
+            else:
+                unlisted.append(f"data.{kind} has no entry for subset {subset!r} of data.subsets; it lists {sorted(per_subset)}")
+    if data.images_format == "parquet":
+        settings.append(("data.images_path", [data.images_path]))
+    return settings, unlisted
+
+
+def oid_files(cfg: DictConfig, earlier: Set[str]) -> List[str]:
+    """Every OID file preprocess reads that exists under none of its candidate names."""
+    if "sample_data" in earlier:
+        return []
+    if not cfg.data.subsets:
+        return ["data.subsets is empty: list at least one of train, validation, test"]
+    settings, problems = _oid_file_settings(cfg)
+    missing = [(key, tried) for key, tried in settings if not any(map(fs.exists, tried))]
+    problems += [f"{key}: no file at {' nor '.join(tried)}" for key, tried in missing]
+    if missing:
+        problems.append(f"for the {len(missing)} missing OID file(s): {_oid_root_hint(cfg)}")
+    return problems
+
+
+def class_names(cfg: DictConfig, earlier: Set[str]) -> List[str]:
+    """classes.names and classes.descendants_of that the class-description file lacks,
+    with the closest names; checked only when that file is local and small."""
+    if not (cfg.classes.names or cfg.classes.descendants_of):
+        return ["no classes selected: set classes.names and/or classes.descendants_of"]
+    if "sample_data" in earlier:
+        return []
+    from bigcat_ml.oid.files import as_candidates
+
+    path = fs.first_existing(as_candidates(cfg.data.class_descriptions))
+    if path is None or fs.is_uri(path) or os.path.getsize(path) > MAX_DESCRIPTIONS_BYTES:
+        return []  # missing: reported by oid_files; remote or large: preprocess checks the names
+    from bigcat_ml.oid.classes import mids_named
+    from bigcat_ml.oid.files import has_header
+    from bigcat_ml.oid.schemas import CLASS_DESCRIPTION_COLUMNS
+
+    try:
+        descriptions = pd.read_csv(
+            path, header=0 if has_header(path) else None, names=list(CLASS_DESCRIPTION_COLUMNS), dtype=str,
+            keep_default_na=False, usecols=[0, 1],
+        )
+    except ValueError:
+        return []  # malformed: preprocess names the file and the rows
+    problems = []
+    for key in ("names", "descendants_of"):
+        for name in cfg.classes[key]:
+            try:
+                mids_named(descriptions, name, path)
+            except ValueError as error:
+                problems.append(f"classes.{key}: {error}")
+    return problems
+
+
+# ---------------------------------------------------------------- datasets and weights
+
+
+def _dataset_at(key: str) -> Check:
+    """A check that the chip dataset at config ``key`` exists, unless this chain's
+    preprocess writes it there."""
+
+    def check(cfg: DictConfig, earlier: Set[str]) -> List[str]:
+        from bigcat_ml.chips.dataset import SUMMARY_FILE
+
+        location = OmegaConf.select(cfg, key)
+        if "preprocess" in earlier and location == cfg.preprocess.output:
+            return []
+        if fs.exists(fs.join(location, SUMMARY_FILE)):
+            return []
+        return [
+            f"{key}={location}: no chip dataset there (no {SUMMARY_FILE}); run `python -m bigcat_ml.preprocess` "
+            f"with the same data/classes/preprocess settings first, or set {key} to a chip dataset"
+        ]
+
+    check.__doc__ = f"The chip dataset at {key} exists (or this chain's preprocess writes it)."
+    return check
+
+
+def _weights_problems(cfg: DictConfig) -> List[str]:
+    from bigcat_ml.scoring.models import IMAGENET
+
+    weights = cfg.model.weights
+    if weights is None or weights == IMAGENET or fs.is_file(weights if fs.is_uri(weights) else os.path.expanduser(weights)):
+        return []
+    return [
+        f"model.weights={weights}: no such file (model {cfg.model.name!r}); set model.weights to an existing "
+        f"path or URI, to {IMAGENET!r}, or to null for random initialisation"
+    ]
+
+
+def backbone_weights(cfg: DictConfig, earlier: Set[str]) -> List[str]:
+    """train always starts from model.weights."""
+    return _weights_problems(cfg)
+
+
+def scored_weights(cfg: DictConfig, earlier: Set[str]) -> List[str]:
+    """evaluate reads model.weights unless it scores a fine-tuned model (model.source, or the
+    one this chain's train hands over)."""
+    if cfg.model.source or "train" in earlier:
+        return []
+    return _weights_problems(cfg)
+
+
+# Step name -> the checks of the inputs it reads.
+NEEDS: Dict[str, Tuple[Check, ...]] = {
+    "preprocess": (oid_files, class_names),
+    "train": (_dataset_at("train.dataset"), backbone_weights),
+    "evaluate": (_dataset_at("evaluate.dataset"), scored_weights),
+}
