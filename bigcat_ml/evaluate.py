@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 from bigcat_ml.tracking import names
 
 from bigcat_ml.chips import dataset
+from bigcat_ml.storage import publish
 
 from bigcat_ml.reporting import figures
 from bigcat_ml.scoring.evaluation import Evaluation, choose_path, evaluate_dataset, evaluated_subset, mistake_chips
@@ -26,7 +27,13 @@ RANDOM_WEIGHTS_NOTE = "random-init weights (model.weights=null): predictions and
 
 
 def run(cfg: DictConfig) -> Dict[str, Any]:
-    """Evaluate ``cfg.model`` on ``cfg.evaluate.dataset`` as one MLflow run."""
+    """Evaluate ``cfg.model`` on ``cfg.evaluate.dataset`` as one MLflow run, holding the
+    dataset's read lock so that no overwrite deletes it meanwhile."""
+    with publish.reading(cfg.evaluate.dataset, cfg.preprocess.lock_wait_s):
+        return _evaluate(cfg)
+
+
+def _evaluate(cfg: DictConfig) -> Dict[str, Any]:
     summary = dataset.read_summary(cfg.evaluate.dataset)
     digest = summary["content_digest"]
     weights = weights_source(cfg.model)
