@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 from bigcat_ml.tracking import names
 
 from bigcat_ml.chips import dataset
+from bigcat_ml.storage import publish
 
 from bigcat_ml.reporting import figures
 from bigcat_ml.scoring.metrics import chip_results, one_vs_rest
@@ -29,7 +30,13 @@ RANDOM_GALLERY_NOTE = "random-init weights:\nnothing to learn from\na random cla
 
 
 def run(cfg: DictConfig) -> Dict[str, Any]:
-    """Evaluate ``cfg.model`` on ``cfg.evaluate.dataset`` as one MLflow run."""
+    """Evaluate ``cfg.model`` on ``cfg.evaluate.dataset`` as one MLflow run, holding the
+    dataset's read lock so that no overwrite deletes it meanwhile."""
+    with publish.reading(cfg.evaluate.dataset, cfg.preprocess.lock_wait_s):
+        return _evaluate(cfg)
+
+
+def _evaluate(cfg: DictConfig) -> Dict[str, Any]:
     summary = dataset.read_summary(cfg.evaluate.dataset)
     digest = summary["content_digest"]
     weights = weights_source(cfg.model)

@@ -16,6 +16,7 @@ from omegaconf import DictConfig, open_dict
 
 from bigcat_ml.cli import steps
 from bigcat_ml.cli.entry import hydra_entry_point
+from bigcat_ml.preprocess import default_output
 from bigcat_ml.tracking.names import REUSED_TAG_PREFIX, STEP_RUN_TAG_PREFIX
 from bigcat_ml.tracking.redact import redact_text
 from bigcat_ml.tracking.reuse import find_finished_run
@@ -28,20 +29,22 @@ log = logging.getLogger(__name__)
 def run(cfg: DictConfig) -> Dict[str, Any]:
     """Run or reuse every step of the chain under one parent run; return ``{step: run_id}``."""
     experiment_id = setup_tracking(cfg.mlflow)
-    # main owns the chain: an output without a matching finished run is rebuilt.
+    # main owns the key-addressed default chip folder: one that no finished run recorded is
+    # rebuilt. A folder the user chose is replaced only with preprocess.overwrite=true.
     with open_dict(cfg):
-        cfg.preprocess.overwrite = True
+        cfg.preprocess.overwrite = bool(cfg.preprocess.overwrite) or cfg.preprocess.output == default_output(cfg)
     step_runs: Dict[str, Any] = {}
     # The parent carries the params and code version its children carry.
     with step_run(cfg, "main", run_name=f"main {cfg.model.name}") as parent:
         for step in steps.chain(cfg):
-            previous = None if cfg.force else find_finished_run(experiment_id, step.name, step.key(cfg))
-            if previous and step.output_exists(cfg, previous):
-                log.info("%s: reusing finished run %s (same config and code)", step.name, previous)
-                mlflow.set_tag(REUSED_TAG_PREFIX + step.name, previous)
-                step_runs[step.name] = previous
-            else:
-                step_runs[step.name] = step.run(cfg)["run_id"]
+            with step.claim(cfg):  # a concurrent main producing the same output waits here
+                previous = None if cfg.force else find_finished_run(experiment_id, step.name, step.key(cfg))
+                if previous and step.output_exists(cfg, previous):
+                    log.info("%s: reusing finished run %s (same config and code)", step.name, previous)
+                    mlflow.set_tag(REUSED_TAG_PREFIX + step.name, previous)
+                    step_runs[step.name] = previous
+                else:
+                    step_runs[step.name] = step.run(cfg)["run_id"]
             step.hand_over(cfg, step_runs[step.name])
         mlflow.set_tags({STEP_RUN_TAG_PREFIX + name: run_id for name, run_id in step_runs.items()})
         step_runs["main"] = parent.info.run_id

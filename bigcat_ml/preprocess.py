@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, ContextManager, Dict
 
 import mlflow
 from omegaconf import DictConfig
@@ -17,6 +17,7 @@ from bigcat_ml.tracking import names
 from bigcat_ml.tracking.names import metric_name
 from bigcat_ml.chips.build import build_chip_dataset
 from bigcat_ml.runtime.spark import get_spark
+from bigcat_ml.storage import publish
 from bigcat_ml.tracking.redact import redact_text
 from bigcat_ml.tracking.runs import log_chip_dataset_input, step_run
 
@@ -103,15 +104,21 @@ def _output_exists(cfg: DictConfig, run_id: str) -> bool:
     return problem is None
 
 
+def _claim(cfg: DictConfig) -> ContextManager[None]:
+    """One run at a time builds a chip folder; the next waits, then reuses what it built."""
+    return publish.claimed(cfg.preprocess.output, cfg.preprocess.lock_wait_s, "preprocess.output", "preprocess.lock_wait_s")
+
+
 STEP = Step(
     name="preprocess",
     run=run,
     sections=("data", "classes", "preprocess"),
     # Where the chips go and whether they may replace others change nothing in them, nor
     # does the ImageNet ground truth of the classes (evaluate's business).
-    ignore=("preprocess.overwrite", "preprocess.output", "classes.imagenet_map", "classes.families"),
+    ignore=("preprocess.overwrite", "preprocess.output", "preprocess.lock_wait_s", "classes.imagenet_map", "classes.families"),
     in_chain=in_every_chain,
     output_exists=_output_exists,
+    claim=_claim,
 )
 main = hydra_entry_point(run)
 

@@ -12,13 +12,21 @@ from bigcat_ml.cli.steps import Step
 from bigcat_ml.runtime.spark import get_spark
 from bigcat_ml.scoring.evaluation import selected_classes
 from bigcat_ml.scoring.models import weights_identity, weights_source
+from bigcat_ml.storage import publish
 from bigcat_ml.tracking import names
 from bigcat_ml.tracking.runs import step_run
 from bigcat_ml.training.pipeline import log_subset_inputs, train_and_log, training_summary
 
 
 def run(cfg: DictConfig) -> Dict[str, Any]:
-    """Train ``cfg.model`` on ``cfg.train.dataset`` as one MLflow run; return its run id and model URI."""
+    """Train ``cfg.model`` on ``cfg.train.dataset`` as one MLflow run; return its run id and model URI.
+
+    The dataset's read lock is held throughout, so that no overwrite deletes it meanwhile."""
+    with publish.reading(cfg.train.dataset, cfg.preprocess.lock_wait_s):
+        return _train(cfg)
+
+
+def _train(cfg: DictConfig) -> Dict[str, Any]:
     summary = dataset.read_summary(cfg.train.dataset)
     digest = summary["content_digest"]
     class_names = [name for _, name in selected_classes(summary)]

@@ -1,6 +1,8 @@
 """train: a tiny backbone fine-tuned on the generated sample, logged, registered, scored, compared."""
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import mlflow
@@ -11,6 +13,7 @@ import pytest
 from bigcat_ml import compare, evaluate, preprocess, train
 from bigcat_ml.chips import dataset
 from bigcat_ml.config.compose import compose
+from bigcat_ml.scoring.fine_tuned import CLASSIFIER_FILE, PYFUNC_ARTIFACT, download_classifier
 from bigcat_ml.synthetic.write import generate_sample
 from bigcat_ml.tracking import names
 from bigcat_ml.training.augment import augment_chip
@@ -88,6 +91,41 @@ def test_the_registered_model_predicts_the_selected_classes_from_jpeg_bytes(trai
     np.testing.assert_allclose([sum(p) for p in out[PROBABILITIES][:3]], 1.0, atol=1e-4)
     assert out[REASON].tolist()[:3] == [None] * 3 and out[REASON].iloc[3] == "decode_error"
     assert model.metadata.get_input_schema().input_names() == ["chip"]
+
+
+def _logged_model(trained, folder: Path) -> Path:
+    return Path(mlflow.artifacts.download_artifacts(artifact_uri=trained["result"]["model_uri"], dst_path=str(folder)))
+
+
+def test_the_logged_model_pickles_the_class_alone_and_carries_the_keras_file_as_its_artifact(trained, tmp_path):
+    model = _logged_model(trained, tmp_path)
+    pickled = (model / "python_model.pkl").read_bytes()
+    assert len(pickled) < 100_000  # a pickled Keras model is megabytes, unpickled with safe_mode=False
+    assert b"keras" not in pickled.lower() and b"ChipClassifierModel" in pickled
+    artifacts = mlflow.models.Model.load(str(model)).flavors["python_function"]["artifacts"]
+    assert artifacts[PYFUNC_ARTIFACT]["path"] == f"artifacts/{CLASSIFIER_FILE}"
+
+
+@pytest.mark.parametrize("tamper", ["parent", "absolute", "symlink"])
+def test_a_model_whose_mlmodel_leads_the_classifier_out_of_its_folder_is_refused(trained, tmp_path, tamper):
+    model = _logged_model(trained, tmp_path / "logged")
+    logged = model / "artifacts" / CLASSIFIER_FILE
+    outside = tmp_path / "outside.keras"
+    shutil.copy(logged, outside)  # a working classifier, so that only the path can be refused
+    if tamper == "symlink":
+        logged.unlink()
+        logged.symlink_to(outside)
+    else:
+        named = os.path.relpath(outside, model) if tamper == "parent" else str(outside)
+        mlmodel = model / "MLmodel"
+        text = mlmodel.read_text()
+        assert f"path: artifacts/{CLASSIFIER_FILE}" in text
+        mlmodel.write_text(text.replace(f"path: artifacts/{CLASSIFIER_FILE}", f"path: {named}"))
+
+    with pytest.raises(ValueError, match="outside the model folder"):
+        download_classifier(str(model), tmp_path / "fetched")
+    with pytest.raises(ValueError, match="outside the model folder"):
+        mlflow.pyfunc.load_model(str(model))
 
 
 def test_training_is_deterministic_with_a_fixed_seed(trained):

@@ -78,6 +78,7 @@ def _write_and_reconcile(
             cut_rejects.unionByName(before_images),
             cfg.preprocess.output,
             overwrite=cfg.preprocess.overwrite,
+            lock_wait_s=cfg.preprocess.lock_wait_s,
             summary={
                 "selected_boxes": n_boxes,
                 "selected_classes": selected.to_dict(orient="records"),

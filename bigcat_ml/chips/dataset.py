@@ -185,6 +185,7 @@ def write_chip_dataset(
     rows_per_file: int = 2000,
     row_group_size_mb: int = 32,
     verify: Optional[Callable[[Dict[str, Any]], None]] = None,
+    lock_wait_s: float = 0.0,
 ) -> Dict[str, Any]:
     """Write ``<output>/chips`` (Petastorm), ``rejects`` (Parquet), ``manifest.json`` and ``summary.json``.
 
@@ -194,7 +195,8 @@ def write_chip_dataset(
     ``verify`` is called with the measured summary before that move: raise in it to
     abandon the dataset (the counts are reconciled there). An existing ``output`` is
     refused unless ``overwrite``, also when another run publishes it while this one
-    writes. ``chips`` has the ChipSchema columns, ``rejects`` the REJECTS_SCHEMA ones;
+    writes, and replaced only once no run reads it (waiting up to ``lock_wait_s``
+    seconds, :func:`bigcat_ml.storage.publish.reading`). ``chips`` has the ChipSchema columns, ``rejects`` the REJECTS_SCHEMA ones;
     ``summary`` (plain JSON values) is stored with the measured ``chips``, ``rejects``,
     ``rejects_by_reason``, ``content_digest`` and ``manifest_sha256`` (of
     ``manifest.json``, see :func:`build_manifest`), and the whole summary is returned.
@@ -202,7 +204,7 @@ def write_chip_dataset(
     is expensive.
     """
     check_output(output, overwrite)
-    with publish.staged(output, overwrite, "preprocess.output", "preprocess.overwrite") as staging:
+    with publish.staged(output, overwrite, "preprocess.output", "preprocess.overwrite", lock_wait_s) as staging:
         log.info("writing the chip dataset to %s, moved to %s once complete", staging, output)
         try:
             _write_parts(spark, chips, rejects, staging, rows_per_file, row_group_size_mb)

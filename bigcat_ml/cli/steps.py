@@ -7,9 +7,10 @@ module holding its function and record, and one line in :func:`registry`.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Mapping, Tuple
+from typing import Any, Callable, ContextManager, Dict, Mapping, Tuple
 
 from omegaconf import DictConfig
 
@@ -39,6 +40,10 @@ def _hands_over_nothing(cfg: DictConfig, run_id: str) -> None:
     return None
 
 
+def _claims_nothing(cfg: DictConfig) -> ContextManager[None]:
+    return contextlib.nullcontext()
+
+
 @dataclass(frozen=True)
 class Step:
     """A runnable step.
@@ -49,7 +54,9 @@ class Step:
     config, ``output_exists(cfg, run_id)`` whether the output that finished run ``run_id``
     recorded is still there, unchanged, so that it can be reused. ``hand_over`` tells the
     later steps of ``main``'s chain what a run (new or reused) produced, by setting their
-    config (``train`` sets ``model.source`` to its model).
+    config (``train`` sets ``model.source`` to its model). ``claim`` is held while ``main``
+    decides to reuse or run the step and runs it, so that of two ``main`` runs producing
+    one output the second waits and reuses the first's (preprocess claims its folder).
     """
 
     name: str
@@ -60,6 +67,7 @@ class Step:
     in_chain: Callable[[DictConfig], bool] = field(default=_never)
     output_exists: Callable[[DictConfig, str], bool] = field(default=_always)
     hand_over: Callable[[DictConfig, str], None] = field(default=_hands_over_nothing)
+    claim: Callable[[DictConfig], ContextManager[None]] = field(default=_claims_nothing)
 
     def key(self, cfg: DictConfig) -> str:
         """The reuse key of this step under ``cfg`` (see :func:`step_key`)."""

@@ -9,11 +9,16 @@ executors with ``addFile``, which handles single files; a sidecar file could be 
 from it. Keras ignores entries it does not know when loading.
 
 The same file is the artifact of the MLflow pyfunc model (:mod:`bigcat_ml.training.pyfunc`),
-so the registered model and ``evaluate`` score chips with the same code.
+so the registered model and ``evaluate`` score chips with the same code. It is loaded with
+Keras' ``safe_mode`` on (no code stored in the file runs), and only from inside the model
+folder whose ``MLmodel`` names it: an ``MLmodel`` is data anyone with write access to the
+store can edit, so a path in it that leads out of the folder (``../``, an absolute path, a
+symlink) is refused.
 """
 from __future__ import annotations
 
 import json
+import os
 import zipfile
 from dataclasses import asdict
 from pathlib import Path
@@ -28,6 +33,8 @@ DESCRIPTION_ENTRY = "bigcat_classifier.json"
 CLASSIFIER_FILE = "classifier.keras"
 # The Keras file inside a logged pyfunc model (relative to the MLflow model folder).
 PYFUNC_ARTIFACT = "classifier"
+# The file that describes an MLflow model folder.
+MLMODEL_FILE = "MLmodel"
 
 
 def save_classifier(model: "keras.Model", path: Path, class_names: Sequence[str], backbone: ModelConfig) -> Path:
@@ -62,7 +69,41 @@ def load_classifier_file(path: Path) -> Tuple["keras.Model", List[str], ModelCon
     import keras
 
     class_names, backbone = read_description(path)
-    return keras.saving.load_model(str(path), compile=False), class_names, backbone
+    return keras.saving.load_model(str(path), compile=False, safe_mode=True), class_names, backbone
+
+
+def logged_classifier(folder: Path, source: str) -> Path:
+    """The classifier file that the ``MLmodel`` of the model folder ``folder`` names, once
+    checked to lie inside ``folder`` (symlinks followed); ``source`` names the model in errors."""
+    from mlflow.models import Model
+
+    artifacts = Model.load(str(folder)).flavors.get("python_function", {}).get("artifacts", {})
+    if PYFUNC_ARTIFACT not in artifacts:
+        raise ValueError(f"model.source {source!r} is not a classifier logged by the train step (no {PYFUNC_ARTIFACT!r} artifact)")
+    named = artifacts[PYFUNC_ARTIFACT]["path"]
+    inside, resolved = folder.resolve(), (folder / named).resolve()
+    if inside not in resolved.parents:
+        raise ValueError(
+            f"model {source!r}: its {MLMODEL_FILE} names the classifier {named!r}, which resolves to {resolved}, "
+            f"outside the model folder {inside}; refusing to load it. Was the model edited? Log it again with the train step"
+        )
+    return folder / named
+
+
+def classifier_given_to_load_context(artifact: str) -> Path:
+    """The classifier MLflow hands a pyfunc model's ``load_context``, checked as :func:`logged_classifier` does.
+
+    MLflow passes only the model folder joined with the ``MLmodel``'s path; it copies every
+    artifact to ``<model folder>/artifacts/<file>`` (``mlflow.pyfunc.model``), so the folder
+    is two levels up from a path that stays inside it.
+    """
+    folder = Path(os.path.normpath(artifact)).parents[1]
+    if not (folder / MLMODEL_FILE).is_file():
+        raise ValueError(
+            f"the classifier {artifact} is not in the artifacts folder of an MLflow model: its {MLMODEL_FILE} "
+            "points outside the model folder; refusing to load it. Was the model edited? Log it again with the train step"
+        )
+    return logged_classifier(folder, str(folder))
 
 
 def download_classifier(source: str, folder: Path) -> Path:
@@ -70,12 +111,18 @@ def download_classifier(source: str, folder: Path) -> Path:
 
     ``source`` is any model URI MLflow resolves (``models:/<name>/<version>``,
     ``runs:/<run>/model``, a local folder); the file is found through the model's
-    ``MLmodel`` (its python_function artifacts), not by guessing a path.
+    ``MLmodel`` (its python_function artifacts), not by guessing a path, and refused if
+    that path leads out of the model folder. A local folder is checked where it is as
+    well, since the download copies what a symlink points at.
     """
     import mlflow
     from mlflow.exceptions import MlflowException
-    from mlflow.models import Model
 
+    from bigcat_ml.storage import fs
+
+    in_place = fs.local_path(source)
+    if in_place is not None and Path(in_place, MLMODEL_FILE).is_file():
+        logged_classifier(Path(in_place), source)
     try:
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(folder)))
     except (MlflowException, OSError) as error:
@@ -83,7 +130,4 @@ def download_classifier(source: str, folder: Path) -> Path:
             f"model.source {source!r} could not be fetched from MLflow ({error}); use models:/<name>/<version> "
             "of a model registered by the train step, or runs:/<run id>/model"
         ) from error
-    artifacts = Model.load(str(local)).flavors.get("python_function", {}).get("artifacts", {})
-    if PYFUNC_ARTIFACT not in artifacts:
-        raise ValueError(f"model.source {source!r} is not a classifier logged by the train step (no {PYFUNC_ARTIFACT!r} artifact)")
-    return local / artifacts[PYFUNC_ARTIFACT]["path"]
+    return logged_classifier(local, source)

@@ -12,6 +12,15 @@ itself, so of two runs one wins and the other fails) and swaps old and new in on
 the kernel drops a run's ``flock`` when its process dies, which proves a leftover dead.
 Other schemes go through :mod:`bigcat_ml.storage.fs`, which has neither primitive: the
 target is checked, then renamed, and leftovers are reported, never removed.
+
+A published folder is not replaced under its readers: a reader holds a shared ``flock``
+on the folder itself while it reads (:func:`reading`), and an overwrite swaps the new
+folder in only once it holds that lock exclusively, waiting a bounded time and then
+refusing. A run that builds ``<output>`` for others to reuse may first take
+``<output>.claim`` (:func:`claimed`), so that a second run waits for it instead of
+building the same folder again. Both are local-disk locks; on other stores there is no
+lock that dies with its owner, so neither waits: an overwrite there may remove files a
+reader is still reading, and two runs may both build one output.
 """
 from __future__ import annotations
 
@@ -24,6 +33,7 @@ import logging
 import os
 import re
 import shutil
+import time
 import uuid
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional, Protocol
@@ -40,6 +50,8 @@ _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 _UNSUPPORTED = (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP)
 _LEFTOVER = re.compile(r"\.(tmp|old|lock)-([0-9a-f]{12})$")
+# How often a run waiting for a lock tries again, in seconds.
+_POLL_S = 0.2
 
 
 class Folders(Protocol):
@@ -53,6 +65,7 @@ class Folders(Protocol):
     def siblings(self, path: str) -> List[str]: ...
     def hold_lock(self, path: str) -> Release: ...
     def probe_lock(self, path: str) -> Optional[Release]: ...
+    def lock_folder(self, path: str, shared: bool, wait_s: float) -> Optional[Release]: ...
 
 
 def _renameat2(src: str, dst: str, flags: int) -> None:
@@ -71,6 +84,42 @@ def _unlock(path: str, descriptor: int) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
     os.close(descriptor)
+
+
+def _flock_within(descriptor: int, mode: int, wait_s: float) -> bool:
+    """Take ``flock(mode)`` on ``descriptor``, trying for up to ``wait_s`` seconds; False if it stayed taken."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            fcntl.flock(descriptor, mode | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(_POLL_S)
+
+
+def _lock_what_is_at(path: str, open_path: Callable[[], int], mode: int, wait_s: float) -> Optional[int]:
+    """A descriptor of what is at ``path`` now, locked with ``mode``; None if it stayed taken for ``wait_s``.
+
+    What a waiter finally locks may have been replaced or removed meanwhile (a folder
+    swapped by an overwrite, a claim file removed by its holder): then it locks what is
+    at ``path`` now, so that a lock always guards the file the path names.
+    """
+    deadline = time.monotonic() + wait_s
+    while True:
+        descriptor = open_path()
+        if not _flock_within(descriptor, mode, max(0.0, deadline - time.monotonic())):
+            os.close(descriptor)
+            return None
+        try:
+            now = os.stat(path)
+        except FileNotFoundError:
+            now = None
+        held = os.fstat(descriptor)
+        if now is not None and (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino):
+            return descriptor
+        os.close(descriptor)
 
 
 class LocalFolders:
@@ -144,6 +193,14 @@ class LocalFolders:
             return None
         return functools.partial(_unlock, path, descriptor)
 
+    def lock_folder(self, path: str, shared: bool, wait_s: float) -> Optional[Release]:
+        """Lock the folder at ``path`` itself, shared (a reader) or exclusive (a run replacing
+        it); the release, or None if others still held it after ``wait_s`` seconds."""
+        mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+        opened = functools.partial(os.open, path, os.O_RDONLY | os.O_DIRECTORY)
+        descriptor = _lock_what_is_at(path, opened, mode, wait_s)
+        return None if descriptor is None else functools.partial(os.close, descriptor)
+
 
 class UriFolders:
     """The same operations on any other store, through :mod:`bigcat_ml.storage.fs`: no
@@ -178,6 +235,9 @@ class UriFolders:
 
     def probe_lock(self, path: str) -> Optional[Release]:
         return None
+
+    def lock_folder(self, path: str, shared: bool, wait_s: float) -> Optional[Release]:
+        return lambda: None
 
 
 def folders_for(output: str) -> Folders:
@@ -231,9 +291,14 @@ def sweep_leftovers(output: str) -> None:
             release()
 
 
-def _publish(folders: Folders, staging: str, output: str, overwrite: bool, run: str, advice: str) -> None:
+def _publish(
+    folders: Folders, staging: str, output: str, overwrite: bool, run: str, advice: str, wait_s: float
+) -> None:
     """Move the complete ``staging`` folder to ``output``: the previous or the new folder
-    is at ``output`` at every instant, and ``overwrite=False`` is enforced by the move."""
+    is at ``output`` at every instant, and ``overwrite=False`` is enforced by the move.
+
+    The previous folder is replaced (and deleted) only once no reader holds it
+    (:func:`reading`), waiting up to ``wait_s`` seconds for them, else refused."""
     if not overwrite or not folders.exists(output):
         try:
             folders.move_noreplace(staging, output)
@@ -243,6 +308,20 @@ def _publish(folders: Folders, staging: str, output: str, overwrite: bool, run: 
                 raise FileExistsError(
                     f"{output} was published by another run while this one was writing; nothing was replaced. {advice}"
                 ) from None
+    release = folders.lock_folder(output, shared=False, wait_s=wait_s)
+    if release is None:
+        raise TimeoutError(
+            f"{output} was still being read by another run after {wait_s:g} s; nothing was replaced. "
+            "Run again once that run ends"
+        )
+    try:
+        _replace(folders, staging, output, run)
+    finally:
+        release()
+
+
+def _replace(folders: Folders, staging: str, output: str, run: str) -> None:
+    """Replace the folder at ``output`` by ``staging`` and delete the previous one."""
     if folders.exchange(staging, output):
         folders.delete(staging)  # it now holds the previous folder
         return
@@ -259,13 +338,20 @@ def _publish(folders: Folders, staging: str, output: str, overwrite: bool, run: 
 
 
 @contextlib.contextmanager
-def staged(output: str, overwrite: bool, setting: str = "the output", overwrite_setting: str = "overwrite") -> Iterator[str]:
+def staged(
+    output: str,
+    overwrite: bool,
+    setting: str = "the output",
+    overwrite_setting: str = "overwrite",
+    wait_s: float = 0.0,
+) -> Iterator[str]:
     """Yield a fresh staging folder next to ``output``; publish it there when the block ends.
 
     Call :func:`sweep_leftovers` first, to clean what dead runs left. The block writes
     the staging folder completely (raise in it to abandon it: the staging folder is
     deleted, ``output`` untouched). An existing ``output`` is replaced only with
-    ``overwrite``, also when another run publishes it meanwhile (FileExistsError).
+    ``overwrite``, also when another run publishes it meanwhile (FileExistsError), and
+    only once no reader holds it, waiting up to ``wait_s`` seconds (TimeoutError).
     Errors name ``setting`` and ``overwrite_setting``, the config values a user changes.
     """
     target = _on_store(output)
@@ -286,9 +372,75 @@ def staged(output: str, overwrite: bool, setting: str = "the output", overwrite_
         try:
             yield staging
             advice = f"Set {overwrite_setting}=true to replace it or choose another {setting}"
-            _publish(folders, staging, target, overwrite, run, advice)
+            _publish(folders, staging, target, overwrite, run, advice, wait_s)
         except BaseException:
             folders.delete(staging)
             raise
     finally:
         release()
+
+
+@contextlib.contextmanager
+def reading(output: str, wait_s: float) -> Iterator[None]:
+    """Hold a shared lock on the published folder at ``output`` for the block, so that an
+    overwrite waits for the block to end before it replaces and deletes the folder.
+
+    Waits up to ``wait_s`` seconds while a run holds it exclusively (it is replacing the
+    folder: the block then reads the new one), else TimeoutError. Nothing is locked when
+    ``output`` is missing (nothing to protect; reading it reports that) or on other stores.
+    """
+    target = _on_store(output)
+    folders = folders_for(target)
+    if not folders.exists(target):
+        yield
+        return
+    release = folders.lock_folder(target, shared=True, wait_s=wait_s)
+    if release is None:
+        raise TimeoutError(f"{output} was still being replaced by another run after {wait_s:g} s; run again once it ends")
+    try:
+        yield
+    finally:
+        release()
+
+
+def _holder(claim: str) -> str:
+    """What the claim file says of the run holding it."""
+    with contextlib.suppress(OSError):
+        return Path(claim).read_text().strip() or "a run"
+    return "a run"
+
+
+@contextlib.contextmanager
+def claimed(output: str, wait_s: float, setting: str = "the output", wait_setting: str = "the wait") -> Iterator[None]:
+    """Hold ``<output>.claim`` exclusively for the block: one run at a time decides whether
+    to build ``output`` and builds it, and the next one waits for it to end, so that it
+    finds the finished run to reuse instead of replacing the folder under its readers.
+
+    Waits up to ``wait_s`` seconds, logging who holds it, else TimeoutError naming
+    ``setting`` and ``wait_setting``. The claim file goes when the block ends (the
+    kernel drops the lock if the process dies first; the next run takes it over). Other
+    stores have no such lock: the block runs unclaimed.
+    """
+    target = _on_store(output)
+    if fs.local_path(output) is None:
+        log.info("%s: not on the local disk, so no lock keeps another run from building it at the same time", output)
+        yield
+        return
+    claim = f"{target.rstrip('/')}.claim"
+    Path(claim).parent.mkdir(parents=True, exist_ok=True)
+    opened = functools.partial(os.open, claim, os.O_CREAT | os.O_RDWR, 0o644)
+    descriptor = _lock_what_is_at(claim, opened, fcntl.LOCK_EX, 0.0)
+    if descriptor is None:
+        log.info("%s is being built by %s; waiting up to %g s for it to end", output, _holder(claim), wait_s)
+        descriptor = _lock_what_is_at(claim, opened, fcntl.LOCK_EX, wait_s)
+    if descriptor is None:
+        raise TimeoutError(
+            f"{output} was still being built by {_holder(claim)} after {wait_s:g} s; nothing was written. "
+            f"Run again once it ends, raise {wait_setting}, or choose another {setting}"
+        )
+    os.ftruncate(descriptor, 0)
+    os.write(descriptor, f"the run of process {os.getpid()}".encode())
+    try:
+        yield
+    finally:
+        _unlock(claim, descriptor)

@@ -5,6 +5,10 @@ A ``mlflow.pyfunc.PythonModel`` around the classifier file
 (:class:`bigcat_ml.scoring.inference.ChipClassifier`), so ``mlflow.pyfunc.load_model(uri)
 .predict(pd.DataFrame({"chip": [jpeg, ...]}))`` decodes, resizes and preprocesses as the
 project does. Loading it needs the ``bigcat_ml`` package installed.
+
+The Keras model travels as the ``.keras`` artifact only, loaded in ``load_context`` with
+Keras' safe mode; ``python_model.pkl`` holds the class alone (a pickled Keras model is
+13 MB and unpickles with ``safe_mode=False``, running any code stored in it).
 """
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ import numpy as np
 import pandas as pd
 from mlflow.models import infer_signature
 
-from bigcat_ml.scoring.fine_tuned import PYFUNC_ARTIFACT
+from bigcat_ml.scoring.fine_tuned import PYFUNC_ARTIFACT, classifier_given_to_load_context
 
 INPUT_COLUMN = "chip"
 # Output columns: top-1 class and probability, every class's probability (class order in the
@@ -27,10 +31,23 @@ LABEL, PROBABILITY, PROBABILITIES, REASON = "label", "probability", "probabiliti
 class ChipClassifierModel(mlflow.pyfunc.PythonModel):
     """Predicts the selected classes for a DataFrame with a ``chip`` column of JPEG bytes."""
 
+    @classmethod
+    def of_file(cls, classifier_file: Path) -> "ChipClassifierModel":
+        """A model scoring with ``classifier_file`` before it is logged (as ``load_context`` does after)."""
+        from bigcat_ml.scoring.inference import fine_tuned_classifier
+
+        model = cls()
+        model._classifier = fine_tuned_classifier(classifier_file)
+        return model
+
     def load_context(self, context: Any) -> None:
         from bigcat_ml.scoring.inference import fine_tuned_classifier
 
-        self._classifier = fine_tuned_classifier(Path(context.artifacts[PYFUNC_ARTIFACT]))
+        self._classifier = fine_tuned_classifier(classifier_given_to_load_context(context.artifacts[PYFUNC_ARTIFACT]))
+
+    def __getstate__(self) -> Dict[str, Any]:
+        """What MLflow pickles: nothing of a loaded classifier (it is the ``.keras`` artifact)."""
+        return {}
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: Optional[Dict[str, Any]] = None) -> pd.DataFrame:
         if INPUT_COLUMN not in model_input:
@@ -65,12 +82,7 @@ def log_classifier(
     The signature is inferred from the example's real prediction, so it states the
     output columns as they are.
     """
-    model = ChipClassifierModel()
-
-    class _Context:
-        artifacts = {PYFUNC_ARTIFACT: str(classifier_file)}
-
-    model.load_context(_Context())
+    model = ChipClassifierModel.of_file(classifier_file)
     signature = infer_signature(input_example, model.predict(None, input_example))
     return mlflow.pyfunc.log_model(
         name="model",
