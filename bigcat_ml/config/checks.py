@@ -79,6 +79,7 @@ RANGES: Dict[str, Range] = {
     "preprocess.jpeg_quality": JPEG_QUALITY,
     "preprocess.max_image_pixels": POSITIVE,
     "preprocess.rows_per_partition": POSITIVE,
+    "preprocess.lock_wait_s": COUNT,
     "evaluate.batch_size": POSITIVE,
     "evaluate.max_chips_per_task": POSITIVE,
     "evaluate.top_k": POSITIVE,
