@@ -276,7 +276,10 @@ def mismatch(output: str, content_digest: str, manifest_sha256: Optional[str], f
     found = _data_files(output)
     added, removed = sorted(set(found) - set(manifest)), sorted(set(manifest) - set(found))
     if added or removed:
-        return f"{output}: files were added ({', '.join(added) or 'none'}) or removed ({', '.join(removed) or 'none'}) since it was written"
+        return (
+            f"{output}: files were added ({trusted.name_some(added) or 'none'}) or removed "
+            f"({trusted.name_some(removed) or 'none'}) since it was written"
+        )
     for path, (size, mtime) in found.items():
         if (size, mtime) != (manifest[path]["bytes"], manifest[path]["mtime"]):
             return f"{output}: {path} was changed since it was written"

@@ -18,7 +18,7 @@ from __future__ import annotations
 import io
 import pickle
 import pickletools
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterable, List, Optional
 
 import pyarrow.parquet as pq
 from petastorm.etl import legacy
@@ -46,7 +46,6 @@ SCHEMA_GLOBALS = frozenset(
     }
 )
 REBUILD_ADVICE = "rebuild the dataset with `python -m bigcat_ml.preprocess preprocess.overwrite=true`"
-_NAMED_AT_MOST = 5
 
 
 class UntrustedDatasetError(ValueError):
@@ -75,18 +74,24 @@ def load_schema_pickle(payload: bytes) -> Any:
 legacy.restricted_loads = load_schema_pickle
 
 
+def name_some(paths: Iterable[str], at_most: int = 5) -> str:
+    """``a, b, c`` or, past ``at_most``, ``a, ..., e and 7 more``: a message names files, not thousands."""
+    listed = list(paths)
+    more = f" and {len(listed) - at_most} more" if len(listed) > at_most else ""
+    return ", ".join(listed[:at_most]) + more
+
+
 def check_written_files(output: str) -> None:
     """Raise :class:`UntrustedDatasetError` naming every file under ``output`` (a chip
     dataset folder) that the writer never writes."""
     unknown = sorted(relative for relative in fs.list_files(output) if not is_written_file(relative))
     if not unknown:
         return
-    named = ", ".join(fs.join(output, relative) for relative in unknown[:_NAMED_AT_MOST])
-    more = f" and {len(unknown) - _NAMED_AT_MOST} more" if len(unknown) > _NAMED_AT_MOST else ""
     raise UntrustedDatasetError(
-        f"{named}{more}: the chip dataset writer never writes such a file, and a reader could take it for "
-        f"the dataset's metadata (pyarrow reads any file ending in {COMMON_METADATA_FILE} as such); refusing to "
-        f"open {output}. Remove it if you know where it came from, or {REBUILD_ADVICE}"
+        f"{name_some(fs.join(output, relative) for relative in unknown)}: the chip dataset writer never writes "
+        f"such a file, and a reader could take it for the dataset's metadata (pyarrow reads any file ending in "
+        f"{COMMON_METADATA_FILE} as such); refusing to open {output}. Remove it if you know where it came from, "
+        f"or {REBUILD_ADVICE}"
     )
 
 
