@@ -304,8 +304,9 @@ def point_alias(output: str, alias: str) -> None:
 
 def read_summary(output: str) -> Dict[str, Any]:
     """The ``summary.json`` of a chip dataset (local path or URI), once it is the one its
-    ``manifest.json`` records: evaluate and train take the counts and the selected classes
-    (their order is the label order) from it."""
+    ``manifest.json`` records (evaluate and train take the counts and the selected classes,
+    whose order is the label order, from it), with ``manifest_sha256``: what
+    :func:`write_chip_dataset` returned."""
     try:
         summary_bytes = fs.read_bytes(_join(output, SUMMARY_FILE))
     except FileNotFoundError as error:
@@ -321,7 +322,7 @@ def read_summary(output: str) -> Dict[str, Any]:
         raise trusted.UntrustedDatasetError(
             f"{problem}; its counts and selected classes cannot be trusted: {trusted.REBUILD_ADVICE}"
         )
-    return json.loads(summary_bytes)
+    return {**json.loads(summary_bytes), "manifest_sha256": hashlib.sha256(manifest_bytes).hexdigest()}
 
 
 def _checked_url(output: str) -> str:
