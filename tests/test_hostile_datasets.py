@@ -3,23 +3,39 @@ of memory fails the task instead of making rejects."""
 from __future__ import annotations
 
 import io
+import json
+import pickle
+import shutil
 import threading
 from pathlib import Path
-from typing import Any, List
+from typing import Any, Callable, List
 
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 from petastorm.etl.dataset_metadata import UNISCHEMA_KEY
+from helpers.images import encode
 from test_dataset import frames
 
 from bigcat_ml.chips import crop
-from bigcat_ml.chips.dataset import open_batch_reader, open_reader, write_chip_dataset
-from bigcat_ml.chips.trusted import COMMON_METADATA_FILE, UntrustedDatasetError
+from bigcat_ml.chips.dataset import (
+    ChipSchema,
+    count_chips,
+    dataset_url,
+    open_batch_reader,
+    open_reader,
+    read_chips_spark,
+    read_summary,
+    write_chip_dataset,
+)
+from bigcat_ml.chips.layout import CHIPS_DIR, SUMMARY_FILE
+from bigcat_ml.chips.trusted import COMMON_METADATA_FILE, SCHEMA_GLOBALS, UntrustedDatasetError, load_schema_pickle, pickle_globals
 from bigcat_ml.chips.extract import extract_chips
-from bigcat_ml.chips.rejects import ENCODE_ERROR, fails_the_task
+from bigcat_ml.chips.rejects import ENCODE_ERROR, TOO_LARGE, fails_the_task
 from bigcat_ml.oid.selection import BOX_FIELDS
 from bigcat_ml.scoring.inference import predict_local
+from bigcat_ml.training.data import labelled_chips
+from bigcat_ml.training.pipeline import subset_digest
 
 
 class _WritesAFile:
@@ -32,19 +48,51 @@ class _WritesAFile:
         return (exec, (f"open({str(self.target)!r}, 'w').write('owned')",))
 
 
-@pytest.fixture
-def crafted(spark, tmp_path) -> Path:
-    """A real chip dataset whose ``_common_metadata`` Unischema was swapped for a payload."""
-    import pickle
+class _WritesAFileAndReturnsTheSchema:
+    """The issue's payload: unpickling it ``eval``s code that creates ``target`` and then
+    returns the genuine ChipSchema, so that the read goes on as if nothing happened."""
 
-    output = tmp_path / "crafted"
+    def __init__(self, target: Path) -> None:
+        self.target = target
+
+    def __reduce__(self):
+        genuine = pickle.dumps(ChipSchema).hex()
+        code = f"(open({str(self.target)!r}, 'w').write('owned'), __import__('pickle').loads(bytes.fromhex({genuine!r})))[1]"
+        return (eval, (code,))
+
+
+@pytest.fixture(scope="module")
+def genuine(spark, tmp_path_factory) -> Path:
+    """A chip dataset as the writer leaves it; tests tamper with copies of it."""
+    output = tmp_path_factory.mktemp("genuine") / "chips-dataset"
     chips, rejects = frames(spark)
     write_chip_dataset(spark, chips, rejects, str(output))
-    metadata_file = output / "chips" / COMMON_METADATA_FILE
-    schema = pq.read_schema(metadata_file)
-    evil = pickle.dumps(_WritesAFile(tmp_path / "owned.txt"))
-    pq.write_metadata(schema.with_metadata({**schema.metadata, UNISCHEMA_KEY: evil}), metadata_file)
     return output
+
+
+@pytest.fixture
+def copy_of(genuine, tmp_path) -> Path:
+    """A copy of ``genuine``, modification times kept (so its manifest still holds)."""
+    return Path(shutil.copytree(genuine, tmp_path / "copy"))
+
+
+def with_payload(parquet_file: Path, payload: Any, target: Path) -> None:
+    """Write ``parquet_file``'s rows (none for a metadata file) with ``payload`` pickled as its Unischema."""
+    table = pq.read_table(parquet_file) if pq.read_metadata(parquet_file).num_rows else None
+    schema = pq.read_schema(parquet_file)
+    schema = schema.with_metadata({**(schema.metadata or {}), UNISCHEMA_KEY: pickle.dumps(payload)})
+    if table is None:
+        pq.write_metadata(schema, target)
+    else:
+        pq.write_table(table.replace_schema_metadata(schema.metadata), target)
+
+
+@pytest.fixture
+def crafted(copy_of, tmp_path) -> Path:
+    """A real chip dataset whose ``_common_metadata`` Unischema was swapped for a payload."""
+    metadata_file = copy_of / CHIPS_DIR / COMMON_METADATA_FILE
+    with_payload(metadata_file, _WritesAFile(tmp_path / "owned.txt"), metadata_file)
+    return copy_of
 
 
 @pytest.mark.spark
@@ -56,6 +104,96 @@ def test_a_dataset_with_a_crafted_pickle_is_refused_before_petastorm_unpickles_i
             open_dataset(str(crafted))
 
     assert not (tmp_path / "owned.txt").exists()
+
+
+DECOYS = 40
+
+
+def chip_readers(spark, make_cfg) -> List[Callable[[str], Any]]:
+    """Every way the project opens a chip dataset: petastorm's two readers, Spark (evaluate's
+    Spark path, train's digests), the row count, local inference and train's examples."""
+    cfg = make_cfg(["model.weights=null", "model.input_size=32", "evaluate.path=local"])
+    return [
+        open_reader,
+        open_batch_reader,
+        lambda out: read_chips_spark(spark, out),
+        lambda out: subset_digest(spark, out, "train"),
+        count_chips,
+        lambda out: predict_local(out, cfg.model, cfg.evaluate),
+        lambda out: next(labelled_chips(out, "train")),
+    ]
+
+
+@pytest.mark.spark
+@pytest.mark.parametrize("decoy", ["metadata", "data file footer"])
+def test_decoy_metadata_files_beside_the_genuine_one_are_refused_by_name_and_never_unpickled(
+    spark, copy_of, tmp_path, make_cfg, decoy
+):
+    """The issue's attack: the genuine _common_metadata untouched, 40 files whose names end in
+    _common_metadata hold a payload (pyarrow takes the last one), as a metadata file or as
+    the footer of a copy of a real data file."""
+    chips = copy_of / CHIPS_DIR
+    source = chips / COMMON_METADATA_FILE if decoy == "metadata" else next(chips.glob("part-*.parquet"))
+    for n in range(DECOYS):
+        with_payload(source, _WritesAFileAndReturnsTheSchema(tmp_path / "owned.txt"), chips / f"d{n:02d}{COMMON_METADATA_FILE}")
+
+    for open_dataset in chip_readers(spark, make_cfg):
+        with pytest.raises(UntrustedDatasetError, match=rf"{chips}/d00_common_metadata, .*d04_common_metadata and 35 more: the chip dataset writer never writes"):
+            open_dataset(str(copy_of))
+
+    assert not (tmp_path / "owned.txt").exists()
+
+
+@pytest.mark.spark
+@pytest.mark.parametrize("stray", ["chips/_metadata", "chips/Subset=train/_common_metadata", "rejects/x_common_metadata", "notes.txt"])
+def test_any_file_the_writer_never_writes_is_refused_naming_it(spark, copy_of, make_cfg, stray):
+    (copy_of / stray).parent.mkdir(exist_ok=True)
+    shutil.copy(copy_of / CHIPS_DIR / COMMON_METADATA_FILE, copy_of / stray)
+
+    for open_dataset in chip_readers(spark, make_cfg):
+        with pytest.raises(UntrustedDatasetError, match=rf"^{copy_of / stray}: the chip dataset writer never writes such a file"):
+            open_dataset(str(copy_of))
+
+
+@pytest.mark.spark
+def test_petastorms_own_readers_unpickle_only_the_classes_a_chip_schema_names(crafted, tmp_path):
+    """The check at depth: past this project's readers, petastorm's make_reader and
+    make_batch_reader resolve no global a ChipSchema pickle does not name."""
+    from petastorm import make_batch_reader, make_reader
+
+    for make in (make_reader, make_batch_reader):
+        with pytest.raises(UntrustedDatasetError, match=r"names builtins\.exec, which a ChipSchema pickle never does"):
+            make(dataset_url(str(crafted)))
+
+    assert not (tmp_path / "owned.txt").exists()
+
+
+def test_the_schema_unpickler_admits_exactly_the_globals_of_the_chip_schema_pickle():
+    genuine = pickle.dumps(ChipSchema)
+
+    assert pickle_globals(genuine) == sorted(f"{module}.{name}" for module, name in SCHEMA_GLOBALS)
+    assert list(load_schema_pickle(genuine).fields) == list(ChipSchema.fields)
+    with pytest.raises(UntrustedDatasetError, match=r"names builtins\.eval"):
+        load_schema_pickle(pickle.dumps(_WritesAFileAndReturnsTheSchema(Path("/nonexistent/owned.txt"))))
+
+
+@pytest.mark.spark
+def test_a_summary_edited_after_it_was_written_is_refused_by_the_steps_that_trust_it(copy_of):
+    """evaluate and train take the counts and the selected classes (the label order) from summary.json."""
+    summary_file = copy_of / SUMMARY_FILE
+    summary = json.loads(summary_file.read_text())
+    summary_file.write_text(json.dumps({**summary, "chips": summary["chips"] + 1}, indent=2, sort_keys=True))
+
+    with pytest.raises(UntrustedDatasetError, match=rf"{copy_of}: summary.json is not the one its manifest.json records"):
+        read_summary(str(copy_of))
+
+
+@pytest.mark.spark
+def test_a_summary_without_its_manifest_is_refused(copy_of):
+    (copy_of / "manifest.json").unlink()
+
+    with pytest.raises(UntrustedDatasetError, match=rf"no manifest.json in {copy_of}; its counts and selected classes cannot be trusted"):
+        read_summary(str(copy_of))
 
 
 @pytest.mark.spark
@@ -81,6 +219,31 @@ def test_both_local_readers_read_every_row_of_a_dataset_of_many_row_groups(spark
 
     assert not reading.is_alive(), "a reader hung"
     assert counts == [120, 120]
+
+
+@pytest.mark.parametrize(
+    ("mode", "size", "image_format", "too_large"),
+    [
+        ("RGBA", (100, 100), "PNG", True),  # 10,000 pixels x (4 bytes + 4 of the RGB copy) = 80,000
+        ("I;16", (100, 120), "PNG", True),  # 12,000 pixels x (2 + 4) = 72,000
+        ("RGB", (100, 100), "PNG", True),  # 80,000: a PNG may carry its EXIF turn after the pixels
+        ("RGB", (100, 100), "JPEG", False),  # 40,000: an upright RGB JPEG is decoded without a copy
+    ],
+)
+def test_an_image_under_the_pixel_limit_whose_decode_takes_more_bytes_than_an_rgb_image_at_the_limit_is_too_large(
+    mode, size, image_format, too_large
+):
+    """Every image is under the limit of 15,000 pixels, whose RGB image takes 60,000 bytes."""
+    image = encode(Image.new(mode, size), image_format)
+    box = {"XMin": 0.0, "XMax": 1.0, "YMin": 0.0, "YMax": 1.0}
+
+    (result,) = crop.crop_image_boxes(image, [box], padding=0.0, min_chip_side=1, jpeg_quality=90, max_image_pixels=15000)
+
+    if too_large:
+        assert result.reason == TOO_LARGE
+        assert f"{size[0]}x{size[1]} {mode} image to upright RGB takes" in result.detail and "over the 60000" in result.detail
+    else:
+        assert result.reason is None and (result.chip_width, result.chip_height) == size
 
 
 def test_out_of_memory_while_decoding_fails_instead_of_making_rejects(monkeypatch):

@@ -12,7 +12,8 @@ import mlflow
 import pytest
 
 from bigcat_ml import evaluate, main as main_step, preprocess
-from bigcat_ml.chips.dataset import LATEST_ALIAS, REJECTS_DIR
+from bigcat_ml.chips.dataset import LATEST_ALIAS, REJECTS_DIR, SUMMARY_FILE, read_summary
+from bigcat_ml.chips.trusted import UntrustedDatasetError
 from bigcat_ml.config.compose import compose
 from bigcat_ml.tracking.names import DATASET_DIGEST_TAG
 from bigcat_ml.tracking.runs import code_version, setup_tracking
@@ -98,6 +99,32 @@ def test_an_edited_file_means_recompute_and_a_full_check_sees_a_same_size_edit(s
     with rejects_file.open("ab") as stream:
         stream.write(b"edited")
     assert not preprocess.STEP.output_exists(cfg, run_id)
+
+
+def test_an_edited_summary_means_recompute_and_evaluate_refuses_it(scenario, caplog):
+    """The issue: ``chips`` edited in summary.json (same size, modification time put back)
+    was reused and evaluate then failed with "this is a bug"; an edited selected_classes
+    would have swapped labels."""
+    out, _ = scenario
+    cfg = _cfg(out)
+    run_id = main_step.run(cfg)["preprocess"]  # the run whose chips are there now (all reused)
+    summary_file = Path(cfg.preprocess.output) / SUMMARY_FILE
+    original, stat = summary_file.read_bytes(), summary_file.stat()
+    chips = json.loads(original)["chips"]
+    edited = chips + 1 if len(str(chips + 1)) == len(str(chips)) else chips - 1
+    summary_file.write_bytes(original.replace(f'"chips": {chips},'.encode(), f'"chips": {edited},'.encode()))
+    os.utime(summary_file, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    try:
+        assert summary_file.stat().st_size == stat.st_size and summary_file.read_bytes() != original
+        with caplog.at_level("INFO", logger="bigcat_ml.preprocess"):
+            assert not preprocess.STEP.output_exists(cfg, run_id)
+        assert "summary.json is not the one its manifest.json records" in caplog.text
+        with pytest.raises(UntrustedDatasetError, match="summary.json is not the one its manifest.json records"):
+            read_summary(cfg.preprocess.output)
+    finally:
+        summary_file.write_bytes(original)
+        os.utime(summary_file, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert preprocess.STEP.output_exists(cfg, run_id)
 
 
 def test_weights_files_enter_the_evaluate_key_by_content_not_path(scenario, tmp_path):

@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from io import BytesIO
 from typing import Any, Iterator, List, Mapping, Optional, Tuple
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageMode, ImageOps, UnidentifiedImageError
 
 from bigcat_ml.chips.rejects import BAD_BOX, DECODE_ERROR, ENCODE_ERROR, MISSING_IMAGE, TOO_LARGE, TOO_SMALL, fails_the_task
 
+# Pillow keeps each pixel of a multi-band image (RGB, RGBA, LA, CMYK, ...) in one 32-bit word.
+_WORD_BYTES = 4
 # Pixel edges are rounded to this many decimals before floor/ceil, so that float noise
 # such as 0.3 * 100 = 30.000000000000004 does not widen a chip by one pixel.
 _EDGE_DECIMALS = 6
@@ -40,7 +42,8 @@ class ChipResult:
 
 
 class ImageTooLargeError(ValueError):
-    """The image header announces more pixels than ``max_image_pixels``."""
+    """The image header announces more pixels than ``max_image_pixels``, or a decode that
+    would hold more bytes than an RGB image of that many pixels."""
 
 
 @contextmanager
@@ -60,22 +63,50 @@ def _pillow_bomb_check_off() -> Iterator[None]:
         Image.MAX_IMAGE_PIXELS = saved
 
 
+def decoded_bytes(image: Image.Image) -> int:
+    """Bytes an opened (not yet decoded) image takes at most while :func:`decode_rgb` makes
+    it upright RGB: its pixels in its own mode, plus the RGB (or upright) copy made from
+    them, unless it is an RGB JPEG whose EXIF says it is upright (read from the header:
+    other formats, such as PNG, may carry their EXIF after the pixels)."""
+    described = ImageMode.getmode(image.mode)
+    own = _WORD_BYTES if len(described.bands) > 1 else int(described.typestr[-1])  # "|u1", "<u2", "<i4"...
+    upright_jpeg = image.format == "JPEG" and image.getexif().get(ExifTags.Base.Orientation, 1) == 1
+    copy = 0 if image.mode == "RGB" and upright_jpeg else _WORD_BYTES
+    return image.width * image.height * (own + copy)
+
+
+def _check_size(image: Image.Image, max_image_pixels: int) -> None:
+    width, height = image.size
+    if width * height > max_image_pixels:
+        raise ImageTooLargeError(
+            f"image is {width}x{height} = {width * height} pixels, over "
+            f"preprocess.max_image_pixels={max_image_pixels}"
+        )
+    needed, budget = decoded_bytes(image), max_image_pixels * _WORD_BYTES
+    if needed > budget:
+        raise ImageTooLargeError(
+            f"decoding the {width}x{height} {image.mode} image to upright RGB takes {needed} bytes, over the "
+            f"{budget} an RGB image of preprocess.max_image_pixels={max_image_pixels} pixels takes"
+        )
+
+
 def decode_rgb(data: bytes, max_image_pixels: int) -> Image.Image:
     """Decode image bytes by content (any format Pillow reads) to an upright RGB image.
 
     Raises :class:`ImageTooLargeError` before decoding any pixel data when the header's
-    width x height exceeds ``max_image_pixels``; any Pillow/OS error propagates for the
-    caller to reject.
+    width x height exceeds ``max_image_pixels``, or when the decode would hold more bytes
+    than an RGB image of that many pixels (:func:`decoded_bytes`): a 343 kB RGBA PNG under
+    the pixel limit would otherwise take a gigabyte. The image is turned and converted in
+    place where it can be, so at most one copy is made. Any Pillow/OS error propagates for
+    the caller to reject.
     """
     with _pillow_bomb_check_off(), Image.open(BytesIO(data)) as image:
-        width, height = image.size
-        if width * height > max_image_pixels:
-            raise ImageTooLargeError(
-                f"image is {width}x{height} = {width * height} pixels, over "
-                f"preprocess.max_image_pixels={max_image_pixels}"
-            )
-        upright = ImageOps.exif_transpose(image)
-        return upright.convert("RGB")
+        _check_size(image, max_image_pixels)
+        ImageOps.exif_transpose(image, in_place=True)
+        if image.mode != "RGB":
+            return image.convert("RGB")
+        image.load()  # the pixels, read before the with block lets go of the bytes
+        return image
 
 
 def _box_problem(box: Mapping[str, Any]) -> Optional[str]:

@@ -1,9 +1,11 @@
 """The chip dataset: its Petastorm Unischema, its atomic writer, and its readers.
 
 A preprocess output folder holds ``chips/`` (the Petastorm dataset), ``rejects/``
-(Parquet, :data:`bigcat_ml.chips.rejects.REJECTS_SCHEMA`) and ``summary.json`` (counts,
-selected classes, content digest). It is a local path or a URI: Spark writes the tables,
-:mod:`bigcat_ml.storage.fs` everything else.
+(Parquet, :data:`bigcat_ml.chips.rejects.REJECTS_SCHEMA`), ``summary.json`` (counts,
+selected classes, content digest) and ``manifest.json`` (the hash of every other file),
+and nothing else (:mod:`bigcat_ml.chips.layout`). It is a local path or a URI: Spark
+writes the tables, :mod:`bigcat_ml.storage.fs` everything else. Every reader here checks
+the folder first (:mod:`bigcat_ml.chips.trusted`).
 """
 from __future__ import annotations
 
@@ -27,7 +29,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, IntegerType, StringType
 
-from bigcat_ml.chips.trusted import check_pickled_schema
+from bigcat_ml.chips import trusted
+from bigcat_ml.chips.layout import CHIPS_DIR, MANIFEST_FILE, REJECTS_DIR, SUMMARY_FILE
 from bigcat_ml.oid.schemas import BOX_COORDINATES, BOX_FLAGS
 from bigcat_ml.storage import fs, publish
 
@@ -36,12 +39,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CHIPS_DIR = "chips"
-REJECTS_DIR = "rejects"
-SUMMARY_FILE = "summary.json"
-# Every data file of the dataset (path, bytes, modification time, sha256), written with it:
-# a finished run's output is reused only while the files still match it.
-MANIFEST_FILE = "manifest.json"
 # In a config family's folder, the link to the chip dataset written last.
 LATEST_ALIAS = "latest"
 
@@ -187,7 +184,7 @@ def write_chip_dataset(
     verify: Optional[Callable[[Dict[str, Any]], None]] = None,
     lock_wait_s: float = 0.0,
 ) -> Dict[str, Any]:
-    """Write ``<output>/chips`` (Petastorm), ``rejects`` (Parquet), ``manifest.json`` and ``summary.json``.
+    """Write ``<output>/chips`` (Petastorm), ``rejects`` (Parquet), ``summary.json`` and ``manifest.json``.
 
     All or nothing: everything goes to a staging folder that is published at ``output``
     once complete and checked (:func:`bigcat_ml.storage.publish.staged`), so the previous
@@ -198,8 +195,9 @@ def write_chip_dataset(
     writes, and replaced only once no run reads it (waiting up to ``lock_wait_s``
     seconds, :func:`bigcat_ml.storage.publish.reading`). ``chips`` has the ChipSchema columns, ``rejects`` the REJECTS_SCHEMA ones;
     ``summary`` (plain JSON values) is stored with the measured ``chips``, ``rejects``,
-    ``rejects_by_reason``, ``content_digest`` and ``manifest_sha256`` (of
-    ``manifest.json``, see :func:`build_manifest`), and the whole summary is returned.
+    ``rejects_by_reason`` and ``content_digest``; the manifest, written last, hashes every
+    file, ``summary.json`` included (:func:`build_manifest`). Returned: the summary with
+    ``manifest_sha256`` (of ``manifest.json``), which a run records to pin the whole folder.
     ``chips`` and ``rejects`` are each computed once: persist their common parent if it
     is expensive.
     """
@@ -214,10 +212,10 @@ def write_chip_dataset(
         written = {**(summary or {}), **_measure(spark, staging)}
         if verify is not None:
             verify(written)
+        fs.write_text(_join(staging, SUMMARY_FILE), json.dumps(written, indent=2, sort_keys=True))
         manifest = json.dumps(build_manifest(staging), indent=1, sort_keys=True)
         fs.write_text(_join(staging, MANIFEST_FILE), manifest)
         written["manifest_sha256"] = hashlib.sha256(manifest.encode("utf-8")).hexdigest()
-        fs.write_text(_join(staging, SUMMARY_FILE), json.dumps(written, indent=2, sort_keys=True))
     log.info("wrote %d chips and %d rejects to %s", written["chips"], written["rejects"], output)
     return written
 
@@ -226,16 +224,13 @@ def write_chip_dataset(
 
 
 def _data_files(output: str) -> Dict[str, Any]:
-    """``{path below output: (bytes, modification time)}`` of every file under chips/ and rejects/."""
-    return {
-        f"{folder}/{relative}": size_and_time
-        for folder in (CHIPS_DIR, REJECTS_DIR)
-        for relative, size_and_time in fs.list_files(_join(output, folder)).items()
-    }
+    """``{path below output: (bytes, modification time)}`` of every file but the manifest."""
+    return {relative: found for relative, found in fs.list_files(output).items() if relative != MANIFEST_FILE}
 
 
 def build_manifest(output: str) -> Dict[str, Dict[str, Any]]:
-    """Size, modification time and sha256 of every data file of the dataset at ``output``."""
+    """Size, modification time and sha256 of every file of the dataset at ``output``
+    (``summary.json`` included) but the manifest itself."""
     return {
         path: {"bytes": size, "mtime": mtime, "sha256": fs.sha256(_join(output, path))}
         for path, (size, mtime) in sorted(_data_files(output).items())
@@ -249,26 +244,44 @@ def _read_if_there(path: str) -> Optional[bytes]:
         return None
 
 
+def _summary_problem(output: str, summary_bytes: bytes, manifest: Mapping[str, Any]) -> Optional[str]:
+    """Why ``summary.json`` is not the one ``manifest.json`` records, or None when it is."""
+    entry = manifest.get(SUMMARY_FILE)
+    if entry is None:
+        return f"{output}: its {MANIFEST_FILE} does not list {SUMMARY_FILE} (written by an older version)"
+    if hashlib.sha256(summary_bytes).hexdigest() != entry["sha256"]:
+        return f"{output}: {SUMMARY_FILE} is not the one its {MANIFEST_FILE} records (edited after it was written)"
+    return None
+
+
 def mismatch(output: str, content_digest: str, manifest_sha256: Optional[str], full: bool = False) -> Optional[str]:
     """Why the dataset at ``output`` is not the one a run recorded, or None when it is.
 
-    The cheap check reads ``summary.json`` and ``manifest.json`` and lists the files:
-    the content digest and the manifest's sha256 must be the recorded ones, and every
-    data file must be there with the manifest's size and modification time, and no
-    other. ``full`` also re-hashes every file against the manifest's sha256.
+    The cheap check reads ``summary.json`` and ``manifest.json`` and lists the files: the
+    manifest's sha256 must be the recorded one, the summary must hash to the manifest's
+    entry and hold the recorded content digest, and every other file must be there with
+    the manifest's size and modification time, and no other. ``full`` also re-hashes
+    every file against the manifest's sha256.
     """
     summary_bytes = _read_if_there(_join(output, SUMMARY_FILE))
     if summary_bytes is None:
         return f"no {SUMMARY_FILE} in {output}"
-    if json.loads(summary_bytes).get("content_digest") != content_digest:
-        return f"{output} holds a dataset of another content digest"
     manifest_bytes = _read_if_there(_join(output, MANIFEST_FILE))
     if manifest_bytes is None or hashlib.sha256(manifest_bytes).hexdigest() != manifest_sha256:
         return f"{output}: {MANIFEST_FILE} is missing or not the one the run recorded"
     manifest = json.loads(manifest_bytes)
+    problem = _summary_problem(output, summary_bytes, manifest)
+    if problem:
+        return problem
+    if json.loads(summary_bytes).get("content_digest") != content_digest:
+        return f"{output} holds a dataset of another content digest"
     found = _data_files(output)
-    if sorted(found) != sorted(manifest):
-        return f"{output}: files were added or removed since it was written"
+    added, removed = sorted(set(found) - set(manifest)), sorted(set(manifest) - set(found))
+    if added or removed:
+        return (
+            f"{output}: files were added ({trusted.name_some(added) or 'none'}) or removed "
+            f"({trusted.name_some(removed) or 'none'}) since it was written"
+        )
     for path, (size, mtime) in found.items():
         if (size, mtime) != (manifest[path]["bytes"], manifest[path]["mtime"]):
             return f"{output}: {path} was changed since it was written"
@@ -292,25 +305,47 @@ def point_alias(output: str, alias: str) -> None:
 
 
 def read_summary(output: str) -> Dict[str, Any]:
-    """The ``summary.json`` of a chip dataset (local path or URI, :mod:`bigcat_ml.storage.fs`)."""
+    """The ``summary.json`` of a chip dataset (local path or URI), once it is the one its
+    ``manifest.json`` records (evaluate and train take the counts and the selected classes,
+    whose order is the label order, from it), with ``manifest_sha256``: what
+    :func:`write_chip_dataset` returned."""
     try:
-        return json.loads(fs.read_text(_join(output, SUMMARY_FILE)))
+        summary_bytes = fs.read_bytes(_join(output, SUMMARY_FILE))
     except FileNotFoundError as error:
         raise FileNotFoundError(
             f"no {SUMMARY_FILE} in {output}: is it a chip dataset written by the preprocess step?"
         ) from error
+    manifest_bytes = _read_if_there(_join(output, MANIFEST_FILE))
+    if manifest_bytes is None:
+        problem: Optional[str] = f"no {MANIFEST_FILE} in {output}"
+    else:
+        problem = _summary_problem(output, summary_bytes, json.loads(manifest_bytes))
+    if problem:
+        raise trusted.UntrustedDatasetError(
+            f"{problem}; its counts and selected classes cannot be trusted: {trusted.REBUILD_ADVICE}"
+        )
+    return {**json.loads(summary_bytes), "manifest_sha256": hashlib.sha256(manifest_bytes).hexdigest()}
+
+
+def _checked_url(output: str) -> str:
+    """:func:`dataset_url`, once the folder holds only files the writer writes and the
+    pickled Unischema is ChipSchema's (:mod:`bigcat_ml.chips.trusted`): every reader of
+    the chips, Spark's included, opens them through it."""
+    trusted.check_written_files(output)
+    trusted.check_pickled_schema(dataset_url(output), ChipSchema)
+    return dataset_url(output)
 
 
 def read_chips_spark(spark: SparkSession, output: str) -> DataFrame:
     """The chip rows as a Spark DataFrame (``chip`` holds the JPEG bytes)."""
-    return spark.read.parquet(dataset_url(output))
+    return spark.read.parquet(_checked_url(output))
 
 
 def count_chips(output: str, subset: Optional[str] = None) -> int:
     """Chips stored in the dataset (of one ``Subset``, when given), from the Parquet files."""
     import pyarrow.dataset as pads
 
-    stored = pads.dataset(dataset_url(output), format="parquet")
+    stored = pads.dataset(_checked_url(output), format="parquet")
     return stored.count_rows(filter=None if subset is None else pads.field("Subset") == subset)
 
 
@@ -372,11 +407,11 @@ def open_reader(output: str, **reader_kwargs: Any) -> Reader:
 
     Use as ``with open_reader(out) as reader:``; keyword arguments go to make_reader
     (e.g. ``num_epochs``, ``shuffle_row_groups=False``, ``schema_fields``). Use this
-    rather than ``make_reader`` directly: the dataset's pickled metadata is checked
-    first (:mod:`bigcat_ml.chips.trusted`), and see :func:`_after_first_ventilation`.
+    rather than ``make_reader`` directly: the dataset is checked first
+    (:func:`_checked_url`), and see :func:`_after_first_ventilation`.
     """
-    check_pickled_schema(dataset_url(output), ChipSchema)
-    return _after_first_ventilation(make_reader(dataset_url(output), **_storage(output), **reader_kwargs))
+    url = _checked_url(output)
+    return _after_first_ventilation(make_reader(url, **_storage(output), **reader_kwargs))
 
 
 def open_batch_reader(output: str, **reader_kwargs: Any) -> Reader:
@@ -384,13 +419,13 @@ def open_batch_reader(output: str, **reader_kwargs: Any) -> Reader:
 
     Batches hold ``chip`` as JPEG bytes (the batch reader does not run codecs); decode
     them with :func:`decode_chip`. Petastorm's advice to use make_reader on a Unischema
-    dataset is silenced because skipping the decoding is the point here. The metadata is
+    dataset is silenced because skipping the decoding is the point here. The dataset is
     checked first, as for :func:`open_reader`.
     """
-    check_pickled_schema(dataset_url(output), ChipSchema)
+    url = _checked_url(output)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Please use make_reader")
-        reader = make_batch_reader(dataset_url(output), **_storage(output), **reader_kwargs)
+        reader = make_batch_reader(url, **_storage(output), **reader_kwargs)
     return _after_first_ventilation(reader)
 
 
