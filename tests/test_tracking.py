@@ -4,7 +4,7 @@ from __future__ import annotations
 import mlflow
 import pytest
 
-from bigcat_ml.tracking.names import CODE_VERSION_TAG, STEP_KEY_TAG, STEP_TAG
+from bigcat_ml.tracking.names import CODE_VERSION_TAG, ERROR_TAG, NOTE_TAG, STEP_KEY_TAG, STEP_TAG
 from bigcat_ml.tracking.reuse import find_finished_run, step_key
 from bigcat_ml.tracking.runs import code_version, setup_tracking, step_run
 from bigcat_ml.tracking.ui import experiment_url, how_to_open
@@ -78,6 +78,24 @@ def test_a_step_that_raises_leaves_a_failed_run_that_is_never_reused(make_cfg):
     with step_run(cfg, "preprocess", key="k2") as run:
         ok_id = run.info.run_id
     assert find_finished_run(experiment_id, "preprocess", "k2") == ok_id
+
+
+def test_params_hold_config_values_as_typed_not_enum_reprs(make_cfg):
+    with step_run(make_cfg(), "evaluate") as run:
+        run_id = run.info.run_id
+    params = mlflow.get_run(run_id).data.params
+    assert (params["evaluate.path"], params["model.precision"], params["train.strategy"]) == ("auto", "float32", "single")
+
+
+def test_a_failing_step_s_run_is_failed_with_the_error_s_first_line_as_tag_and_description(make_cfg):
+    with pytest.raises(ValueError):
+        with step_run(make_cfg(), "main") as parent, step_run(make_cfg(), "preprocess") as child:
+            raise ValueError("class 'Jagur' not found in class-descriptions-boxable.csv\nrow 3: ...")
+    for run_id in (child.info.run_id, parent.info.run_id):  # the chain's parent says why too
+        run = mlflow.get_run(run_id)
+        assert run.info.status == "FAILED"
+        assert run.data.tags[ERROR_TAG] == "ValueError: class 'Jagur' not found in class-descriptions-boxable.csv"
+        assert run.data.tags[NOTE_TAG] == f"FAILED: {run.data.tags[ERROR_TAG]}"
 
 
 def test_step_key_depends_only_on_the_named_sections(make_cfg):
