@@ -81,6 +81,7 @@ TRAINING_TAG = "bigcat.training"  # the training config in one line, on train an
 SUBSET_TAG = "bigcat.subset"  # the Subset an evaluation scored ("all": every chip)
 ALL_SUBSETS = "all"
 MODEL_URI_TAG = "bigcat.model_uri"  # the registered model version a train run produced
+CLASSES_TAG = "bigcat.classes"  # on a registered version: the classes it predicts, in output order
 # Subset-level metrics: <subset>/<metric>; compare puts every run side by side on this Subset.
 COMPARISON_SUBSET = "test"
 # Dataset inputs of a train run (mlflow.log_input contexts).

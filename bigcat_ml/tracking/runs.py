@@ -20,6 +20,7 @@ from bigcat_ml.config.compose import flatten
 from bigcat_ml.tracking import names
 from bigcat_ml.tracking.names import STEP_KEY_TAG, STEP_TAG, metric_name
 from bigcat_ml.tracking.redact import redact, redact_text
+from bigcat_ml.tracking.ui import publish_default_view
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ def setup_tracking(mlflow_cfg: Any) -> str:
         else:
             experiment_id = experiment.experiment_id
     mlflow.set_experiment(experiment_id=experiment_id)
+    publish_default_view(mlflow.MlflowClient(), experiment_id)
     return experiment_id
 
 
