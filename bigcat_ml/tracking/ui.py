@@ -42,8 +42,9 @@ COLLAPSED_SECTIONS = ("Model metrics", "System metrics", "train", "validation", 
 
 def experiment_url(base_url: str, experiment_id: str) -> str:
     """The UI page of an experiment's runs in the project's default view:
-    ``http://host:port/#/experiments/<id>?workflowType=...&viewStateShareKey=...``."""
-    return f"{base_url.rstrip('/')}/#/experiments/{experiment_id}?{WORKFLOW_PARAMETER}&{VIEW_PARAMETER}"
+    ``http://host:port/#/experiments/<id>/runs?workflowType=...&viewStateShareKey=...`` (the
+    runs tab by name: ``#/experiments/<id>`` redirects there and drops the shared view)."""
+    return f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs?{WORKFLOW_PARAMETER}&{VIEW_PARAMETER}"
 
 
 def _column(kind: str, key: str) -> str:
@@ -54,11 +55,12 @@ def _column(kind: str, key: str) -> str:
 def default_view_state() -> Dict[str, Any]:
     """The runs table with the headline metrics, the params and tags that tell runs apart,
     and a chart view that opens on one bar chart per headline metric (other charts folded)."""
+    # No Dataset, Source or Models columns (MLflow's default): the parents have none, and the
+    # wide Dataset column would push the metrics off a laptop's screen.
     columns = [
-        _column("attributes", "Dataset"), _column("attributes", "Models"),
+        *(_column("metrics", key) for key in VIEW_METRICS),
         *(_column("tags", key) for key in VIEW_TAGS),
         *(_column("params", key) for key in VIEW_PARAMS),
-        *(_column("metrics", key) for key in VIEW_METRICS),
     ]
     sections: List[Dict[str, Any]] = [
         {"uuid": f"bigcat-{name}", "name": name, "display": name == HEADLINE_SECTION, "isReordered": False,
