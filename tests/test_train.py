@@ -81,7 +81,7 @@ def test_the_registered_version_says_what_the_model_is_and_is_the_candidate(trai
     cfg, run_id = trained["cfg"], trained["result"]["run_id"]
     digest = dataset.read_summary(cfg.train.dataset)["content_digest"]
     version = mlflow.MlflowClient().get_model_version_by_alias(REGISTERED, "candidate")
-    assert version.version == "1" and version.run_id == run_id
+    assert str(version.version) == "1" and version.run_id == run_id
     assert version.description.startswith("tiny_mobilenet backbone, random-init weights, fine-tuned on ")
     assert f"(content digest {digest})" in version.description and "Tiger" in version.description
     assert version.tags[names.DATASET_DIGEST_TAG] == digest and version.tags[names.MODEL_TAG] == "tiny_mobilenet"
