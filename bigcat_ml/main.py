@@ -18,6 +18,7 @@ from bigcat_ml.cli import steps
 from bigcat_ml.cli.entry import hydra_entry_point
 from bigcat_ml.preprocess import default_output
 from bigcat_ml.tracking.names import REUSED_TAG_PREFIX, STEP_RUN_TAG_PREFIX
+from bigcat_ml.tracking.headline import carry_headline, chain_run_name
 from bigcat_ml.tracking.redact import redact_text
 from bigcat_ml.tracking.reuse import find_finished_run
 from bigcat_ml.tracking.runs import setup_tracking, step_run
@@ -35,7 +36,7 @@ def run(cfg: DictConfig) -> Dict[str, Any]:
         cfg.preprocess.overwrite = bool(cfg.preprocess.overwrite) or cfg.preprocess.output == default_output(cfg)
     step_runs: Dict[str, Any] = {}
     # The parent carries the params and code version its children carry.
-    with step_run(cfg, "main", run_name=f"main {cfg.model.name}") as parent:
+    with step_run(cfg, "main", run_name=chain_run_name(cfg)) as parent:
         for step in steps.chain(cfg):
             with step.claim(cfg):  # a concurrent main producing the same output waits here
                 previous = None if cfg.force else find_finished_run(experiment_id, step.name, step.key(cfg))
@@ -47,6 +48,7 @@ def run(cfg: DictConfig) -> Dict[str, Any]:
                     step_runs[step.name] = step.run(cfg)["run_id"]
             step.hand_over(cfg, step_runs[step.name])
         mlflow.set_tags({STEP_RUN_TAG_PREFIX + name: run_id for name, run_id in step_runs.items()})
+        carry_headline(step_runs["evaluate"])
         step_runs["main"] = parent.info.run_id
     print(f"main: runs {step_runs} in experiment {experiment_id} at {redact_text(cfg.mlflow.tracking_uri)}")
     print(how_to_open(cfg.mlflow.tracking_uri, experiment_id))

@@ -1,9 +1,10 @@
 """``train``: fine-tune a backbone with a new head on the chips; log and register the model."""
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 import mlflow
+from mlflow import MlflowClient
 from omegaconf import DictConfig, open_dict
 
 from bigcat_ml.chips import dataset
@@ -15,7 +16,7 @@ from bigcat_ml.scoring.models import weights_identity, weights_source
 from bigcat_ml.storage import publish
 from bigcat_ml.tracking import names
 from bigcat_ml.tracking.runs import step_run
-from bigcat_ml.training.pipeline import log_subset_inputs, train_and_log, training_summary
+from bigcat_ml.training.pipeline import TrainOutcome, log_subset_inputs, train_and_log, training_summary
 
 
 def run(cfg: DictConfig) -> Dict[str, Any]:
@@ -42,6 +43,7 @@ def _train(cfg: DictConfig) -> Dict[str, Any]:
         spark = get_spark(cfg.spark)
         log_subset_inputs(spark, cfg.train, f"chips {cfg.data.name}/{cfg.classes.name}")
         outcome = train_and_log(spark, cfg, class_names)
+        describe(cfg, outcome, class_names, digest)
         best = outcome.best_metrics
         print(
             f"train {cfg.model.name} [{weights_source(cfg.model)}] on {len(class_names)} classes: best epoch "
@@ -49,6 +51,42 @@ def _train(cfg: DictConfig) -> Dict[str, Any]:
             f"val loss {best.get('val_loss', float('nan')):.3f}, {outcome.seconds:.0f} s -> {outcome.model_uri}"
         )
         return {"run_id": active.info.run_id, "model_uri": outcome.model_uri, "outcome": outcome}
+
+
+def describe(cfg: DictConfig, outcome: TrainOutcome, class_names: List[str], digest: str) -> None:
+    """Say on the train run, and on the registered version, what the model is.
+
+    The run's ``val_accuracy`` column is the last epoch's (MLflow shows a metric's latest
+    step), while the model kept is the best epoch's (``best_val_accuracy``): the run's
+    description says which is which. The version gets the same description, its identity
+    as tags, and ``train.registered_model_alias``.
+    """
+    best = outcome.best_metrics
+    text = (
+        f"{cfg.model.name} backbone, {weights_source(cfg.model)} weights, fine-tuned on {len(class_names)} classes "
+        f"({', '.join(class_names)}) of chips {cfg.data.name}/{cfg.classes.name} (content digest {digest}). "
+        f"{training_summary(cfg.train)}. Kept epoch {outcome.best_epoch}: best_val_accuracy "
+        f"{best.get('val_accuracy', float('nan')):.4f}, best_val_loss {best.get('val_loss', float('nan')):.4f} "
+        "(the val_accuracy and val_loss columns show the last epoch run)."
+    )
+    mlflow.set_tag(names.NOTE_TAG, text)
+    if not outcome.registered_version:
+        return
+    registry, name, version = MlflowClient(), cfg.train.registered_model_name, outcome.registered_version
+    registry.update_model_version(name, version, description=text)
+    tags = {
+        names.MODEL_TAG: cfg.model.name, names.WEIGHTS_TAG: weights_source(cfg.model), names.DATASET_DIGEST_TAG: digest,
+        names.TRAINING_TAG: training_summary(cfg.train), names.CLASSES_TAG: ", ".join(class_names),
+    }
+    for key, value in tags.items():
+        registry.set_model_version_tag(name, version, key, value)
+    alias = cfg.train.registered_model_alias
+    if alias:
+        registry.set_registered_model_alias(name, alias, version)
+    registry.update_registered_model(
+        name, description=f"{cfg.model.name} fine-tuned on {cfg.classes.name} chips, one version per train run"
+        + (f"; @{alias} is the newest." if alias else ".")
+    )
 
 
 def _inputs(cfg: DictConfig) -> Dict[str, str]:

@@ -14,7 +14,10 @@ import pytest
 from bigcat_ml import main as main_step
 from bigcat_ml.config.compose import compose
 from bigcat_ml.scoring.metrics import CHIP_RESULT_COLUMNS
-from bigcat_ml.tracking.names import CHIPS_TABLE, DATASET_DIGEST_TAG, MODEL_TAG, PER_CLASS_CSV, PREDICTIONS, REUSED_TAG_PREFIX, STEP_TAG
+from bigcat_ml.tracking.names import (
+    CHIPS_TABLE, DATASET_DIGEST_TAG, HEADLINE_METRICS, MODEL_TAG, THROUGHPUT_METRIC, PER_CLASS_CSV, PREDICTIONS,
+    REUSED_TAG_PREFIX, STEP_TAG,
+)
 from bigcat_ml.tracking.runs import setup_tracking
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -73,6 +76,21 @@ def test_each_evaluation_logs_one_result_row_per_scored_chip_its_auc_and_its_cur
         assert "metrics.roc_auc_macro" in run
         figures = {f.path for f in mlflow.MlflowClient().list_artifacts(run["run_id"], "figures")}
         assert {"figures/roc_pr_curves.png", "figures/most_confident_mistakes.png"} <= figures
+
+
+def test_each_parent_carries_its_evaluation_s_headline_metrics_under_a_name_that_tells_it_apart(swept):
+    cfg = _cfg(swept)
+    evaluations = _runs(cfg, "evaluate").set_index("tags.mlflow.parentRunId")
+    parents = _runs(cfg, "main")
+    assert sorted(parents["tags.mlflow.runName"]) == [
+        "main mobilenet random-init zero-shot sample/bigcats 224px pad0.0",
+        "main resnet50 random-init zero-shot sample/bigcats 224px pad0.0",
+    ]
+    for _, parent in parents.iterrows():
+        evaluation = evaluations.loc[parent["run_id"]]
+        for metric in (*HEADLINE_METRICS, THROUGHPUT_METRIC):  # to the 4 digits the parent shows
+            assert parent[f"metrics.{metric}"] == pytest.approx(evaluation[f"metrics.{metric}"], rel=1e-3), metric
+        assert parent[f"tags.{MODEL_TAG}"] == evaluation[f"tags.{MODEL_TAG}"]
 
 
 def test_a_second_main_with_the_same_config_reuses_every_step(swept, spark):

@@ -203,8 +203,9 @@ def test_scalar_metrics_are_flat_mlflow_legal_and_skip_nan(report):
         _validate_metric_name(name)
 
 
-def test_metric_name_sanitises_parentheses():
-    assert metric_name("f1", "Jaguar (Animal)") == "f1.Jaguar _Animal_"
+def test_metric_name_turns_a_parenthesised_qualifier_into_a_dash_mlflow_accepts():
+    assert metric_name("f1", "Jaguar (Animal)") == "f1.Jaguar - Animal"
+    assert metric_name("rejects", "too small: <16 px") == "rejects.too small_ lt16 px"
     _validate_metric_name(metric_name("f1", "Jaguar (Animal)"))
 
 

@@ -27,7 +27,7 @@ import pytest
 from bigcat_ml.cli.launch import SWEEP_STEP
 from bigcat_ml.tracking import names
 from bigcat_ml.tracking.names import STEP_TAG
-from bigcat_ml.tracking.ui import WORKFLOW_PARAMETER
+from bigcat_ml.tracking.ui import VIEW_METRICS, VIEW_PARAMETER, WORKFLOW_PARAMETER
 import readme
 from helpers.runs import TINY_MODEL, TINY_SAMPLE
 from helpers.sockets import all_loopback, listening
@@ -244,7 +244,7 @@ def _search_runs(base: str, filter_string: str = "") -> List[dict]:
 
 def test_the_printed_ui_url_is_the_experiments_runs_in_model_training_mode(ui):
     experiment = _get(ui["base"], "/api/2.0/mlflow/experiments/get-by-name", experiment_name="Default")["experiment"]
-    assert ui["url"] == f"{ui['base']}/#/experiments/{experiment['experiment_id']}?{WORKFLOW_PARAMETER}"
+    assert ui["url"] == f"{ui['base']}/#/experiments/{experiment['experiment_id']}/runs?{WORKFLOW_PARAMETER}&{VIEW_PARAMETER}"
 
 
 def test_the_server_shows_the_runs_dataset_inputs_figures_and_tables_of_evaluate(ui):
@@ -278,7 +278,10 @@ def _chromium(*args: str, profile: Path) -> subprocess.CompletedProcess:
 
 def _page_text(url: str, profile: Path) -> str:
     """The text a user reads on the rendered page (markup, scripts and styles dropped)."""
-    dom = _chromium("--dump-dom", url, profile=profile).stdout
+    return _text(_chromium("--dump-dom", url, profile=profile).stdout)
+
+
+def _text(dom: str) -> str:
     text = re.sub(r"<[^>]+>", " ", re.sub(r"<(script|style)\b.*?</\1>", " ", dom, flags=re.S))
     return re.sub(r"\s+", " ", html.unescape(text))
 
@@ -291,9 +294,47 @@ def test_a_browser_on_the_printed_url_shows_the_runs_table_under_model_training(
     page = _page_text(ui["url"], tmp_path / "profile")
     assert "Model training" in page and "Run Name" in page and f"{len(_search_runs(ui['base']))} matching runs" in page
     assert [name for name in top_level if name not in page] == []
-    # Without the URL parameter the same experiment opens on the GenAI overview, with no runs table.
-    bare = _page_text(ui["url"].split("?")[0], tmp_path / "profile-bare")
+    # Without the URL parameters the same experiment opens on the GenAI overview, with no runs table.
+    bare = _page_text(ui["url"].split("/runs?")[0], tmp_path / "profile-bare")
     assert "Overview" in bare and "Run Name" not in bare
     screenshot = Path(os.environ.get("BIGCAT_UI_SCREENSHOT", tmp_path / "ui.png"))
     _chromium(f"--screenshot={screenshot}", ui["url"], profile=tmp_path / "profile-shot")
     assert screenshot.stat().st_size > 10_000
+
+
+def _column_headers(dom: str) -> List[str]:
+    """The runs table's column headers (AG Grid renders only the ones in the window)."""
+    cells = re.findall(r'role="columnheader"[^>]*>(.*?)</div></div></div>', dom, flags=re.S)
+    return [_text(cell).strip() for cell in cells]
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium (apt-get install chromium) for the browser check")
+def test_the_printed_url_opens_on_the_headline_metric_columns_with_each_parent_s_values(ui, tmp_path):
+    """What a user sees first, in a fresh browser: the runs table with metric columns. The
+    screenshots (the table, an evaluate run, compare's figures, the registry) are kept in
+    $BIGCAT_UI_SCREENSHOTS, when set, for a person to look at."""
+    dom = _chromium("--dump-dom", ui["url"], profile=tmp_path / "profile").stdout
+    headers = _column_headers(dom)
+    shown = [metric for metric in VIEW_METRICS if any(header.startswith(metric[:12]) for header in headers)]
+    assert len(shown) >= 3, headers  # the leftmost metric columns fit a 1600-pixel window
+    top_level = [run for run in _search_runs(ui["base"], f"tags.`{STEP_TAG}` = 'main'")
+                 if "mlflow.parentRunId" not in {tag["key"] for tag in run["data"]["tags"]}]
+    assert top_level
+    for parent in top_level:  # its row shows its own headline values
+        values = {metric["key"]: metric["value"] for metric in parent["data"]["metrics"]}
+        assert set(VIEW_METRICS) <= set(values)
+        assert f"{values['chips_per_second']:g}" in _text(dom)
+    folder = Path(os.environ.get("BIGCAT_UI_SCREENSHOTS", tmp_path / "screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    evaluation = _search_runs(ui["base"], f"tags.`{STEP_TAG}` = 'evaluate'")[0]["info"]
+    compare = _search_runs(ui["base"], f"tags.`{STEP_TAG}` = 'compare'")[0]["info"]
+    experiment = ui["url"].split("#/experiments/")[1].split("/")[0]
+    pages = {
+        "runs_table": ui["url"],
+        "evaluate_run": f"{ui['base']}/#/experiments/{experiment}/runs/{evaluation['run_id']}?{WORKFLOW_PARAMETER}",
+        "compare_figures": f"{ui['base']}/#/experiments/{experiment}/runs/{compare['run_id']}/artifacts?{WORKFLOW_PARAMETER}",
+        "registry": f"{ui['base']}/#/models",
+    }
+    for name, url in pages.items():
+        _chromium(f"--screenshot={folder / name}.png", url, profile=tmp_path / f"profile-{name}")
+        assert (folder / f"{name}.png").stat().st_size > 10_000, name

@@ -1,13 +1,17 @@
 """The MLflow helper: store, experiment tag, logged config, FAILED runs, step keys."""
 from __future__ import annotations
 
+import json
+
 import mlflow
 import pytest
 
-from bigcat_ml.tracking.names import CODE_VERSION_TAG, STEP_KEY_TAG, STEP_TAG
+from bigcat_ml.tracking.names import (
+    CODE_VERSION_TAG, ERROR_TAG, HEADLINE_METRICS, NOTE_TAG, STEP_KEY_TAG, STEP_TAG, THROUGHPUT_METRIC,
+)
 from bigcat_ml.tracking.reuse import find_finished_run, step_key
 from bigcat_ml.tracking.runs import code_version, setup_tracking, step_run
-from bigcat_ml.tracking.ui import experiment_url, how_to_open
+from bigcat_ml.tracking.ui import DEFAULT_VIEW_KEY, SHARED_VIEW_TAG_PREFIX, experiment_url, how_to_open
 
 
 def test_local_store_is_sqlite_under_the_output_dir(make_cfg, tmp_path):
@@ -46,12 +50,22 @@ def test_every_step_run_carries_the_code_version(make_cfg):
     assert mlflow.get_run(run_id).data.tags[CODE_VERSION_TAG] == code_version()
 
 
-def test_printed_ui_urls_open_the_experiment_on_model_training():
-    assert experiment_url("http://127.0.0.1:5000", "3") == "http://127.0.0.1:5000/#/experiments/3?workflowType=machine_learning"
-    assert "http://tracker:5000/#/experiments/7?workflowType=machine_learning" in how_to_open("http://tracker:5000", "7")
+def test_printed_ui_urls_open_the_experiment_s_runs_on_model_training_in_the_default_view():
+    view = "workflowType=machine_learning&viewStateShareKey=bigcat_default"
+    assert experiment_url("http://127.0.0.1:5000", "3") == f"http://127.0.0.1:5000/#/experiments/3/runs?{view}"
+    assert f"http://tracker:5000/#/experiments/7/runs?{view}" in how_to_open("http://tracker:5000", "7")
     local = how_to_open("sqlite:////tmp/x/mlflow.db", "1")
     assert "python -m bigcat_ml.cli.ui --backend-store-uri sqlite:////tmp/x/mlflow.db" in local
-    assert "http://127.0.0.1:5000/#/experiments/1?workflowType=machine_learning" in local
+    assert f"http://127.0.0.1:5000/#/experiments/1/runs?{view}" in local
+
+
+def test_every_experiment_holds_the_default_view_its_url_opens_with_the_headline_metric_columns(make_cfg):
+    experiment_id = setup_tracking(make_cfg().mlflow)
+    tags = mlflow.get_experiment(experiment_id).tags
+    view = json.loads(tags[SHARED_VIEW_TAG_PREFIX + DEFAULT_VIEW_KEY])
+    assert view["selectedColumns"][:2] == ["metrics.`top1_accuracy`", "metrics.`top5_accuracy`"]
+    assert "params.`model.name`" in view["selectedColumns"]
+    assert [chart["metricKey"] for chart in view["compareRunCharts"]] == [*HEADLINE_METRICS, THROUGHPUT_METRIC]
 
 
 def test_step_run_logs_flattened_config_yaml_and_step_tag(make_cfg):
@@ -78,6 +92,24 @@ def test_a_step_that_raises_leaves_a_failed_run_that_is_never_reused(make_cfg):
     with step_run(cfg, "preprocess", key="k2") as run:
         ok_id = run.info.run_id
     assert find_finished_run(experiment_id, "preprocess", "k2") == ok_id
+
+
+def test_params_hold_config_values_as_typed_not_enum_reprs(make_cfg):
+    with step_run(make_cfg(), "evaluate") as run:
+        run_id = run.info.run_id
+    params = mlflow.get_run(run_id).data.params
+    assert (params["evaluate.path"], params["model.precision"], params["train.strategy"]) == ("auto", "float32", "single")
+
+
+def test_a_failing_step_s_run_is_failed_with_the_error_s_first_line_as_tag_and_description(make_cfg):
+    with pytest.raises(ValueError):
+        with step_run(make_cfg(), "main") as parent, step_run(make_cfg(), "preprocess") as child:
+            raise ValueError("class 'Jagur' not found in class-descriptions-boxable.csv\nrow 3: ...")
+    for run_id in (child.info.run_id, parent.info.run_id):  # the chain's parent says why too
+        run = mlflow.get_run(run_id)
+        assert run.info.status == "FAILED"
+        assert run.data.tags[ERROR_TAG] == "ValueError: class 'Jagur' not found in class-descriptions-boxable.csv"
+        assert run.data.tags[NOTE_TAG] == f"FAILED: {run.data.tags[ERROR_TAG]}"
 
 
 def test_step_key_depends_only_on_the_named_sections(make_cfg):

@@ -80,6 +80,21 @@ def test_a_train_run_logs_epochs_inputs_and_registers_one_model_version(trained)
     assert trained["result"]["model_uri"] == f"models:/{REGISTERED}/1"
 
 
+def test_the_registered_version_says_what_the_model_is_and_is_the_candidate(trained):
+    cfg, run_id = trained["cfg"], trained["result"]["run_id"]
+    digest = dataset.read_summary(cfg.train.dataset)["content_digest"]
+    version = mlflow.MlflowClient().get_model_version_by_alias(REGISTERED, "candidate")
+    assert str(version.version) == "1" and version.run_id == run_id
+    assert version.description.startswith("tiny_mobilenet backbone, random-init weights, fine-tuned on ")
+    assert f"(content digest {digest})" in version.description and "Tiger" in version.description
+    assert version.tags[names.DATASET_DIGEST_TAG] == digest and version.tags[names.MODEL_TAG] == "tiny_mobilenet"
+    # the run's val_accuracy is the last epoch's; the description names the kept one's
+    run = mlflow.get_run(run_id)
+    best = run.data.metrics["best_val_accuracy"]
+    assert f"Kept epoch {int(run.data.metrics['best_epoch'])}: best_val_accuracy {best:.4f}" in run.data.tags[names.NOTE_TAG]
+    assert run.data.tags[names.NOTE_TAG] == version.description
+
+
 def test_the_registered_model_predicts_the_selected_classes_from_jpeg_bytes(trained):
     cfg = trained["cfg"]
     chips = [jpeg for jpeg, _ in labelled_chips(cfg.train.dataset, "test")][:3]

@@ -225,6 +225,7 @@ class TrainConfig:
     strategy: TrainStrategy = MISSING
     num_workers: int = MISSING
     registered_model_name: str = MISSING
+    registered_model_alias: Optional[str] = MISSING
     in_main: bool = MISSING
 
 

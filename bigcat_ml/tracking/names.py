@@ -12,6 +12,10 @@ STEP_KEY_TAG = "bigcat.step_key"
 STEP_RUN_TAG_PREFIX = "bigcat.run."
 REUSED_TAG_PREFIX = "bigcat.reused."
 
+# On a FAILED run: the error's first line; MLflow's description (the note) says it too.
+ERROR_TAG = "bigcat.error"
+NOTE_TAG = "mlflow.note.content"
+
 # Tag on every run: the commit plus a hash of uncommitted changes to bigcat_ml/ and conf/.
 CODE_VERSION_TAG = "bigcat.code_version"
 
@@ -56,14 +60,17 @@ THROUGHPUT_METRIC = "chips_per_second"
 def metric_name(*parts: str) -> str:
     """Join parts with ``.`` into a name MLflow accepts on every platform.
 
-    ``<`` and ``>=`` (chip-size bucket labels) become ``lt``/``ge`` to stay readable;
-    any other character outside letters, digits, ``_ - .`` and space becomes ``_``, so
-    ``Jaguar (Animal)`` -> ``Jaguar _Animal_`` (params too: ``:`` and
-    ``/``, which MLflow rejects on Windows or as paths, go the same way).
+    MLflow's names allow letters, digits, ``_ - . / space`` (and ``:`` off Windows), no
+    parentheses: a parenthesised qualifier (Open Images' ``Jaguar (Animal)``) becomes
+    ``Jaguar - Animal``, which reads as the name it is; ``<`` and ``>=`` (chip-size
+    bucket labels) become ``lt``/``ge``; any other character outside the allowed ones
+    becomes ``_`` (params too: ``:`` and ``/``, which MLflow rejects on Windows or as
+    paths, go that way).
     """
     cleaned = []
     for part in parts:
         text = str(part).replace(">=", "ge").replace("<", "lt")
+        text = re.sub(r"\s*\(\s*([^()]*?)\s*\)", r" - \1", text).strip()
         cleaned.append(re.sub(r"[^A-Za-z0-9_\-. ]", "_", text))
     return ".".join(cleaned)
 
@@ -76,6 +83,7 @@ TRAINING_TAG = "bigcat.training"  # the training config in one line, on train an
 SUBSET_TAG = "bigcat.subset"  # the Subset an evaluation scored ("all": every chip)
 ALL_SUBSETS = "all"
 MODEL_URI_TAG = "bigcat.model_uri"  # the registered model version a train run produced
+CLASSES_TAG = "bigcat.classes"  # on a registered version: the classes it predicts, in output order
 # Subset-level metrics: <subset>/<metric>; compare puts every run side by side on this Subset.
 COMPARISON_SUBSET = "test"
 # Dataset inputs of a train run (mlflow.log_input contexts).

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import enum
 import hashlib
 import logging
 import subprocess
@@ -19,9 +20,12 @@ from bigcat_ml.config.compose import flatten
 from bigcat_ml.tracking import names
 from bigcat_ml.tracking.names import STEP_KEY_TAG, STEP_TAG, metric_name
 from bigcat_ml.tracking.redact import config_secret_keys, redact, redact_text
+from bigcat_ml.tracking.ui import publish_default_view
 
 log = logging.getLogger(__name__)
 
+# The error's first line on a FAILED run, cut to this many characters (a tag, a headline).
+_ERROR_CHARS = 500
 # MLflow caps a dataset digest at 36 characters; the full sha256 is in the run's tags.
 _MLFLOW_DIGEST_CHARS = 32
 
@@ -57,6 +61,7 @@ def setup_tracking(mlflow_cfg: Any) -> str:
         else:
             experiment_id = experiment.experiment_id
     mlflow.set_experiment(experiment_id=experiment_id)
+    publish_default_view(mlflow.MlflowClient(), experiment_id)
     return experiment_id
 
 
@@ -135,8 +140,8 @@ def step_run(
     redacted (:func:`loggable_config`), as are ``mlflow.tags`` under secret-looking names and
     URI user-info and secret query parameters in every tag value, and the
     code version (commit plus a hash of uncommitted and untracked changes) as a tag.
-    ``mlflow.start_run`` ends the run as FAILED when the body raises, KILLED when a signal
-    stops it. The first run opened in a process started by
+    ``mlflow.start_run`` ends the run as FAILED when the body raises (the error's first
+    line then tagged and shown as the run's description), KILLED when a signal stops it. The first run opened in a process started by
     ``mlflow run`` is the project run itself (``MLFLOW_RUN_ID``).
     """
     setup_tracking(cfg.mlflow)
@@ -149,14 +154,43 @@ def step_run(
         all_tags["mlflow.source.git.commit"] = commit
     all_tags[names.CODE_VERSION_TAG] = code_version()
     nested = mlflow.active_run() is not None
-    with mlflow.start_run(run_name=run_name or step, nested=nested, tags=all_tags) as run, killed_on_interrupt():
+    with mlflow.start_run(run_name=run_name or step, nested=nested, tags=all_tags) as run, killed_on_interrupt(), \
+            error_recorded():
         log_config(cfg)
         yield run
 
 
 def _param_value(value: Any) -> str:
-    text = str(value)
+    """The value as a user typed it: ``auto``, not ``InferencePath.auto``."""
+    text = str(_plain(value))
     return text if len(text) <= 6000 else text[:5997] + "..."
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
+
+
+def error_summary(error: BaseException) -> str:
+    """``ValueError: <the message's first line>``, short enough for a tag."""
+    lines = str(error).strip().splitlines()
+    text = f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+    return redact_text(text if len(text) <= _ERROR_CHARS else text[: _ERROR_CHARS - 3] + "...")
+
+
+@contextlib.contextmanager
+def error_recorded() -> Iterator[None]:
+    """Inside ``mlflow.start_run``: a body that raises leaves its error's first line on the
+    run (tag and description), so the UI's FAILED run says why before ``start_run`` ends it."""
+    try:
+        yield
+    except Exception as error:
+        summary = error_summary(error)
+        mlflow.set_tags({names.ERROR_TAG: summary, names.NOTE_TAG: f"FAILED: {summary}"})
+        raise
 
 
 def log_chip_dataset_input(
