@@ -35,13 +35,14 @@ def run(cfg: DictConfig) -> Dict[str, Any]:
     # The parent carries the params and code version its children carry.
     with step_run(cfg, "main", run_name=f"main {cfg.model.name}") as parent:
         for step in steps.chain(cfg):
-            previous = None if cfg.force else find_finished_run(experiment_id, step.name, step.key(cfg))
-            if previous and step.output_exists(cfg, previous):
-                log.info("%s: reusing finished run %s (same config and code)", step.name, previous)
-                mlflow.set_tag(REUSED_TAG_PREFIX + step.name, previous)
-                step_runs[step.name] = previous
-            else:
-                step_runs[step.name] = step.run(cfg)["run_id"]
+            with steps.key_once():
+                previous = None if cfg.force else find_finished_run(experiment_id, step.name, step.key(cfg))
+                if previous and step.output_exists(cfg, previous):
+                    log.info("%s: reusing finished run %s (same config, inputs and code)", step.name, previous)
+                    mlflow.set_tag(REUSED_TAG_PREFIX + step.name, previous)
+                    step_runs[step.name] = previous
+                else:
+                    step_runs[step.name] = step.run(cfg)["run_id"]
             step.hand_over(cfg, step_runs[step.name])
         mlflow.set_tags({STEP_RUN_TAG_PREFIX + name: run_id for name, run_id in step_runs.items()})
         step_runs["main"] = parent.info.run_id
