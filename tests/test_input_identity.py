@@ -14,7 +14,7 @@ V6_BOXES = "oidv6-train-annotations-bbox.csv"
 
 def _sample(make_cfg, *overrides: str):
     cfg = make_cfg(list(overrides))
-    generate_sample(Path(cfg.data.root), cfg.data.sample, Path(cfg.data.images_path))
+    generate_sample(Path(cfg.data.root), cfg.data.sample)  # images in root/images, as conf/data/sample.yaml says
     return cfg
 
 

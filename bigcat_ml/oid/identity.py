@@ -9,7 +9,9 @@ that counts is the one the readers read (the first that exists, :mod:`bigcat_ml.
 
 Image files are many (1,743,042 in Open Images' train folder), so a folder of them is
 known by one digest of its listing, each folder of ``data.images_dirs`` listed once,
-not recursively; a Parquet of image bytes by its files.
+not recursively, and only the names an image may have (``<ImageID>.jpg``: the CSVs
+beside the images in a flat folder are known by their own entries); a Parquet of image
+bytes by its files.
 """
 from __future__ import annotations
 
@@ -68,8 +70,9 @@ def _images_identity(data_cfg: Any, full: bool) -> str:
     entries = []
     for folder in image_folders(data_cfg.images_dirs, data_cfg.subsets):
         for name, (size, modified) in fs.list_files(folder, maxdepth=1).items():
-            path = fs.join(folder, name)
-            entries.append((path, file_identity(path, True) if full else f"{size} {modified}"))
+            if name.endswith(images.EXTENSIONS):
+                path = fs.join(folder, name)
+                entries.append((path, file_identity(path, True) if full else f"{size} {modified}"))
     return _digest(entries)
 
 
