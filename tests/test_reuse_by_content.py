@@ -11,7 +11,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from bigcat_ml import evaluate, main as main_step, preprocess, sample_data
+from bigcat_ml import evaluate, main as main_step, preprocess, sample_data, train
 from bigcat_ml.chips.dataset import LATEST_ALIAS, REJECTS_DIR, read_summary
 from bigcat_ml.config.compose import compose
 from bigcat_ml.scoring.evaluation import selected_classes
@@ -217,15 +217,16 @@ def test_a_models_alias_enters_the_evaluate_key_as_the_version_it_names_now(scen
     assert on_two == key(f"models:/{name}/2") == key(f"models:/{name}/latest")
 
 
-def test_evaluate_without_chips_at_its_address_names_the_family_s_latest_dataset_and_the_override(scenario):
+@pytest.mark.parametrize("step, setting", [(evaluate, "evaluate.dataset"), (train, "train.dataset")])
+def test_a_step_without_chips_at_its_address_names_the_family_s_latest_dataset_and_the_override(scenario, step, setting):
     out, runs = scenario
     cfg = _cfg(out, "preprocess.padding=0.3")  # a config whose chips were never written
     latest = Path(runs["run1"]["output"]).parent / LATEST_ALIAS
 
     with pytest.raises(FileNotFoundError) as raised:
-        evaluate.run(cfg)
+        step.run(cfg)
 
     message = str(raised.value)
-    assert f"evaluate.dataset={cfg.evaluate.dataset}: no chip dataset there" in message
-    assert message.endswith(f"To use the latest: evaluate.dataset={latest}")
+    assert f"{setting}={cfg.preprocess.output}: no chip dataset there" in message
+    assert message.endswith(f"To use the latest: {setting}={latest}")
     assert runs["run1"]["output"] in message and runs["run2"]["output"] in message

@@ -125,8 +125,8 @@ def weights_identity(model_cfg: Any) -> str:
         from bigcat_ml.scoring.fine_tuned import fetched_classifier, resolved_model_uri
 
         resolved = resolved_model_uri(model_cfg.source)
-        with fetched_classifier(resolved) as path:
-            return f"{resolved} sha256:{weights_digest(path)}"
+        with fetched_classifier(resolved) as path:  # a fresh download: no (path, size, time) to cache by
+            return f"{resolved} sha256:{fs.sha256(str(path))}"
     if model_cfg.weights is None or model_cfg.weights == IMAGENET:
         return weights_source(model_cfg)
     try:
