@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 
 from bigcat_ml.tracking import names
 
-from bigcat_ml.chips import dataset
+from bigcat_ml.chips import dataset, family
 from bigcat_ml.storage import publish
 
 from bigcat_ml.reporting import figures
@@ -37,7 +37,7 @@ def run(cfg: DictConfig) -> Dict[str, Any]:
 
 
 def _evaluate(cfg: DictConfig) -> Dict[str, Any]:
-    summary = dataset.read_summary(cfg.evaluate.dataset)
+    summary = _chips_summary(cfg)
     digest = summary["content_digest"]
     weights = weights_source(cfg.model)
     path = choose_path(cfg, int(summary["chips"]))
@@ -146,11 +146,17 @@ def mistakes_figure(evaluation: Evaluation, cfg: DictConfig) -> Figure:
     return figures.mistakes_gallery(*mistake_chips(evaluation, cfg.evaluate.dataset, cfg.evaluate.gallery_size), title)
 
 
+def _chips_summary(cfg: DictConfig) -> Dict[str, Any]:
+    """The evaluated dataset's summary; when it is missing, an error naming the datasets of this data and classes."""
+    return family.read_summary_or_suggest(cfg.evaluate.dataset, "evaluate.dataset", cfg)
+
+
 def _inputs(cfg: DictConfig) -> Dict[str, str]:
     """The chips enter the reuse key by their digest, not by how they were made; a
-    weights file by the sha256 of its content, not by its path."""
+    weights file by the sha256 of its content, not by its path; a fine-tuned model by
+    the registry version its URI names now and its classifier's sha256."""
     return {
-        "dataset_digest": dataset.read_summary(cfg.evaluate.dataset)["content_digest"],
+        "dataset_digest": _chips_summary(cfg)["content_digest"],
         "weights": weights_identity(cfg.model),
     }
 
@@ -159,8 +165,8 @@ STEP = Step(
     name="evaluate",
     run=run,
     sections=("classes", "model", "evaluate"),
-    # spark settings change speed, not predictions; the dataset enters through its digest.
-    ignore=("evaluate.dataset", "model.weights"),
+    # spark settings change speed, not predictions; the dataset and the model enter through their digests.
+    ignore=("evaluate.dataset", "model.weights", "model.source"),
     inputs=_inputs,
     in_chain=in_every_chain,
 )

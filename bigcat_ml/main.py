@@ -38,10 +38,11 @@ def run(cfg: DictConfig) -> Dict[str, Any]:
     # The parent carries the params and code version its children carry.
     with step_run(cfg, "main", run_name=chain_run_name(cfg)) as parent:
         for step in steps.chain(cfg):
-            with step.claim(cfg):  # a concurrent main producing the same output waits here
+            # The key once per step; a concurrent main producing the same output waits at the claim.
+            with steps.key_once(), step.claim(cfg):
                 previous = None if cfg.force else find_finished_run(experiment_id, step.name, step.key(cfg))
                 if previous and step.output_exists(cfg, previous):
-                    log.info("%s: reusing finished run %s (same config and code)", step.name, previous)
+                    log.info("%s: reusing finished run %s (same config, inputs and code)", step.name, previous)
                     mlflow.set_tag(REUSED_TAG_PREFIX + step.name, previous)
                     step_runs[step.name] = previous
                 else:

@@ -8,7 +8,8 @@ from typing import Any, ContextManager, Dict
 import mlflow
 from omegaconf import DictConfig
 
-from bigcat_ml.chips import dataset
+from bigcat_ml.chips import dataset, family
+from bigcat_ml.oid import identity
 from bigcat_ml.reporting import eda
 from bigcat_ml.cli.entry import hydra_entry_point
 from bigcat_ml.cli.steps import Step, in_every_chain
@@ -80,12 +81,14 @@ def default_output(cfg: DictConfig) -> str:
     """Where a config's chips go unless ``preprocess.output`` is set:
     ``<datasets_dir>/<data>_<classes>/<step key>``.
 
-    Addressed by the step key (every data, classes and preprocess setting, and the code
-    version), so two configs never write over each other's chips; the run that wrote
-    it last points ``<datasets_dir>/<data>_<classes>/latest`` at it.
+    Addressed by the step key's config part (every data, classes and preprocess setting,
+    and the code version), so two configs never write over each other's chips; the run
+    that wrote it last points ``<datasets_dir>/<data>_<classes>/latest`` at it. Not by
+    the input files: the address is fixed when the config is composed, before
+    ``sample_data`` writes them, and must stay the same for the next run to reuse it. An
+    edited input rebuilds the chips in the same folder.
     """
-    family = f"{cfg.paths.datasets_dir.rstrip('/')}/{cfg.data.name}_{cfg.classes.name}"
-    return f"{family}/{STEP.key(cfg)[:_KEY_CHARS]}"
+    return f"{family.family_folder(cfg)}/{STEP.config_key(cfg)[:_KEY_CHARS]}"
 
 
 def _output_exists(cfg: DictConfig, run_id: str) -> bool:
@@ -116,6 +119,10 @@ STEP = Step(
     # Where the chips go and whether they may replace others change nothing in them, nor
     # does the ImageNet ground truth of the classes (evaluate's business).
     ignore=("preprocess.overwrite", "preprocess.output", "preprocess.lock_wait_s", "classes.imagenet_map", "classes.families"),
+    # Every Open Images file it reads, by path, size and time (by content with reuse_check=full).
+    inputs=lambda cfg: identity.input_identity(
+        cfg.data, reads_hierarchy=bool(cfg.classes.descendants_of), full=cfg.reuse_check == ReuseCheck.full
+    ),
     in_chain=in_every_chain,
     output_exists=_output_exists,
     claim=_claim,

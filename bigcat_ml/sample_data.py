@@ -7,6 +7,7 @@ Open Images files are downloaded, not generated.
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any, Dict, Optional
 
@@ -17,9 +18,12 @@ from bigcat_ml.cli.entry import hydra_entry_point
 from bigcat_ml.cli.steps import Step
 from bigcat_ml.oid import files
 from bigcat_ml.synthetic import catalogue, ground_truth, write
+from bigcat_ml.tracking import names
 from bigcat_ml.tracking.names import metric_name
 from bigcat_ml.tracking.redact import redact_text
 from bigcat_ml.tracking.runs import step_run
+
+log = logging.getLogger(__name__)
 
 
 def _check_layout(cfg: DictConfig) -> Optional[Path]:
@@ -75,10 +79,29 @@ def run(cfg: DictConfig) -> Dict[str, Any]:
     images_path = _check_layout(cfg)
     with step_run(cfg, "sample_data", key=STEP.key(cfg)) as active:
         summary = write.generate_sample(Path(cfg.data.root), cfg.data.sample, images_path, force=cfg.force)
+        mlflow.set_tag(names.SAMPLE_FINGERPRINT_TAG, summary["fingerprint"])
         mlflow.log_dict(summary, ground_truth.GROUND_TRUTH_FILE)
         mlflow.log_metrics(_metrics(summary))
     print(f"sample_data: {summary['images']} images in {redact_text(cfg.data.root)} (run {active.info.run_id})")
     return {"run_id": active.info.run_id, "summary": summary}
+
+
+def _output_exists(cfg: DictConfig, run_id: str) -> bool:
+    """A finished run is reused only while ``data.root`` holds the sample it wrote: a
+    complete sample whose fingerprint is the one the run logged and this config's. Another
+    seed's sample written there since means regenerate (the generator's own files,
+    remade from their config), not a run whose record contradicts the files."""
+    logged = mlflow.MlflowClient().get_run(run_id).data.tags.get(names.SAMPLE_FINGERPRINT_TAG)
+    present = write.sample_in_place(Path(cfg.data.root), _check_layout(cfg))
+    on_disk = present.get("fingerprint") if present else None
+    if logged == on_disk == write.config_fingerprint(cfg.data.sample):
+        return True
+    seed = present["config"].get("seed") if present else None
+    log.info(
+        "sample_data: not reusing run %s: %s holds %s", run_id, redact_text(cfg.data.root),
+        f"the sample of seed {seed} ({str(on_disk)[:12]})" if present else "no complete sample",
+    )
+    return False
 
 
 STEP = Step(
@@ -86,7 +109,7 @@ STEP = Step(
     run=run,
     sections=("data",),
     in_chain=lambda cfg: cfg.data.sample is not None,
-    output_exists=lambda cfg, run_id: (Path(cfg.data.root) / ground_truth.GROUND_TRUTH_FILE).exists(),
+    output_exists=_output_exists,
 )
 main = hydra_entry_point(run)
 

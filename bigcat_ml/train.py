@@ -7,7 +7,7 @@ import mlflow
 from mlflow import MlflowClient
 from omegaconf import DictConfig, open_dict
 
-from bigcat_ml.chips import dataset
+from bigcat_ml.chips import family
 from bigcat_ml.cli.entry import hydra_entry_point
 from bigcat_ml.cli.steps import Step
 from bigcat_ml.runtime.spark import get_spark
@@ -28,7 +28,7 @@ def run(cfg: DictConfig) -> Dict[str, Any]:
 
 
 def _train(cfg: DictConfig) -> Dict[str, Any]:
-    summary = dataset.read_summary(cfg.train.dataset)
+    summary = _chips_summary(cfg)
     digest = summary["content_digest"]
     class_names = [name for _, name in selected_classes(summary)]
     tags = {
@@ -89,11 +89,16 @@ def describe(cfg: DictConfig, outcome: TrainOutcome, class_names: List[str], dig
     )
 
 
+def _chips_summary(cfg: DictConfig) -> Dict[str, Any]:
+    """The training dataset's summary; when it is missing, an error naming the datasets of this data and classes."""
+    return family.read_summary_or_suggest(cfg.train.dataset, "train.dataset", cfg)
+
+
 def _inputs(cfg: DictConfig) -> Dict[str, str]:
     """The chips enter the reuse key by their digest, not by how they were made; a
     starting weights file by the sha256 of its content, not by its path."""
     return {
-        "dataset_digest": dataset.read_summary(cfg.train.dataset)["content_digest"],
+        "dataset_digest": _chips_summary(cfg)["content_digest"],
         "weights": weights_identity(cfg.model),
     }
 

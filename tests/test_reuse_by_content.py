@@ -11,10 +11,14 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from bigcat_ml import evaluate, main as main_step, preprocess
+from bigcat_ml import evaluate, main as main_step, preprocess, sample_data, train
 from bigcat_ml.chips.dataset import LATEST_ALIAS, REJECTS_DIR, SUMMARY_FILE, read_summary
 from bigcat_ml.chips.trusted import UntrustedDatasetError
 from bigcat_ml.config.compose import compose
+from bigcat_ml.scoring.evaluation import selected_classes
+from bigcat_ml.scoring.fine_tuned import PYFUNC_ARTIFACT
+from bigcat_ml.synthetic.ground_truth import read_ground_truth
+from bigcat_ml.synthetic.write import BOXES_FILE
 from bigcat_ml.tracking.names import DATASET_DIGEST_TAG
 from bigcat_ml.tracking.runs import code_version, setup_tracking
 
@@ -176,3 +180,80 @@ def test_the_imagenet_ground_truth_of_the_classes_does_not_move_the_chip_folder(
 
     assert remapped.preprocess.output == plain.preprocess.output  # the same chips, scored against another truth
     assert other_classes.preprocess.output != plain.preprocess.output
+
+
+def _selected_boxes(cfg, run_id: str) -> float:
+    setup_tracking(cfg.mlflow)
+    return mlflow.get_run(run_id).data.metrics["selected_boxes"]
+
+
+def test_an_edited_box_csv_means_main_recomputes_preprocess_on_the_edited_rows(scenario):
+    out, runs = scenario
+    cfg = _cfg(out)
+    boxes = Path(cfg.data.root) / BOXES_FILE.format(subset="train")
+    selected = {mid for mid, _ in selected_classes(read_summary(runs["run1"]["output"]))}
+    header, *rows = boxes.read_text().splitlines(keepends=True)
+    dropped = next(i for i, row in enumerate(rows) if row.split(",")[2] in selected)
+    boxes.write_text("".join([header, *rows[:dropped], *rows[dropped + 1 :]]))
+
+    again = main_step.run(_cfg(out))
+
+    assert again["preprocess"] != runs["run1"]["preprocess"]
+    assert _selected_boxes(cfg, again["preprocess"]) == _selected_boxes(cfg, runs["run1"]["preprocess"]) - 1
+
+
+def test_a_sample_of_another_seed_written_since_is_regenerated_not_reused_under_the_old_record(scenario):
+    out, runs = scenario
+    sample_data.run(_cfg(out, "data.sample.seed=3"))
+
+    padded = main_step.run(_cfg(out, PADDED))
+
+    assert read_ground_truth(Path(_cfg(out).data.root))["config"]["seed"] == 0  # seed 0's files again
+    assert _digest(_cfg(out), padded["preprocess"]) == runs["run2"]["digest"]  # and seed 0's chips cut from them
+
+
+class _Probe(mlflow.pyfunc.PythonModel):
+    def predict(self, context, model_input):
+        return model_input
+
+
+def test_a_models_alias_enters_the_evaluate_key_as_the_version_it_names_now(scenario, tmp_path):
+    out, _ = scenario
+    setup_tracking(_cfg(out).mlflow)
+    name, client = "alias_probe", mlflow.MlflowClient()
+    for version, content in (("1", b"classifier v1"), ("2", b"classifier v2")):
+        classifier = tmp_path / version / "classifier.keras"
+        classifier.parent.mkdir()
+        classifier.write_bytes(content)
+        with mlflow.start_run():
+            mlflow.pyfunc.log_model(
+                name="model", python_model=_Probe(), artifacts={PYFUNC_ARTIFACT: str(classifier)},
+                registered_model_name=name, pip_requirements=[],
+            )
+
+    def key(source: str) -> str:
+        return evaluate.STEP.key(_cfg(out, f"model.source='{source}'"))
+
+    client.set_registered_model_alias(name, "champion", "1")
+    on_one = key(f"models:/{name}@champion")
+    client.set_registered_model_alias(name, "champion", "2")
+    on_two = key(f"models:/{name}@champion")
+
+    assert on_one != on_two
+    assert on_one == key(f"models:/{name}/1")
+    assert on_two == key(f"models:/{name}/2") == key(f"models:/{name}/latest")
+
+
+@pytest.mark.parametrize("step, setting", [(evaluate, "evaluate.dataset"), (train, "train.dataset")])
+def test_a_step_without_chips_at_its_address_names_the_family_s_latest_dataset_and_the_override(scenario, step, setting):
+    out, runs = scenario
+    cfg = _cfg(out, "preprocess.padding=0.3")  # a config whose chips were never written
+    latest = Path(runs["run1"]["output"]).parent / LATEST_ALIAS
+
+    with pytest.raises(FileNotFoundError) as raised:
+        step.run(cfg)
+
+    message = str(raised.value)
+    assert f"{setting}={cfg.preprocess.output}: no chip dataset there" in message
+    assert message.endswith(f"To use the latest: {setting}={latest}")
+    assert runs["run1"]["output"] in message and runs["run2"]["output"] in message

@@ -9,14 +9,34 @@ from __future__ import annotations
 
 import contextlib
 import functools
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Callable, ContextManager, Dict, Mapping, Tuple
+from typing import Any, Callable, ContextManager, Dict, Iterator, Mapping, Optional, Tuple
 
 from omegaconf import DictConfig
 
 from bigcat_ml.tracking.reuse import step_key
 
 StepResult = Dict[str, Any]
+
+
+# Keys already computed inside a :func:`key_once` block, by step name.
+_held_keys: ContextVar[Optional[Dict[str, str]]] = ContextVar("held_step_keys", default=None)
+
+
+@contextlib.contextmanager
+def key_once() -> Iterator[None]:
+    """Inside the block each step's key is computed once.
+
+    ``main`` computes a step's key to look for a finished run, then runs the step, which
+    tags its run with the same key: without this, a preprocess of the real download would
+    list its images folders twice. The block must not change what a key depends on.
+    """
+    token = _held_keys.set({})
+    try:
+        yield
+    finally:
+        _held_keys.reset(token)
 
 
 def _no_inputs(cfg: DictConfig) -> Mapping[str, str]:
@@ -50,7 +70,8 @@ class Step:
 
     ``sections`` are the config sections its result depends on; ``ignore`` the dotted keys
     inside them that change how it runs but not what it produces; ``inputs`` adds what is
-    not config (a chip dataset's digest). ``in_chain`` says whether ``main`` runs it for a
+    not config: the identity of every file it reads (a chip dataset's digest, the Open
+    Images files' sizes and times, a registered model's resolved version). ``in_chain`` says whether ``main`` runs it for a
     config, ``output_exists(cfg, run_id)`` whether the output that finished run ``run_id``
     recorded is still there, unchanged, so that it can be reused. ``hand_over`` tells the
     later steps of ``main``'s chain what a run (new or reused) produced, by setting their
@@ -70,8 +91,19 @@ class Step:
     claim: Callable[[DictConfig], ContextManager[None]] = field(default=_claims_nothing)
 
     def key(self, cfg: DictConfig) -> str:
-        """The reuse key of this step under ``cfg`` (see :func:`step_key`)."""
-        return step_key(cfg, self.sections, self.ignore, self.inputs(cfg))
+        """The reuse key of this step under ``cfg``: its config and its inputs (see :func:`step_key`)."""
+        held = _held_keys.get()
+        if held is not None and self.name in held:
+            return held[self.name]
+        key = step_key(cfg, self.sections, self.ignore, self.inputs(cfg))
+        if held is not None:
+            held[self.name] = key
+        return key
+
+    def config_key(self, cfg: DictConfig) -> str:
+        """The reuse key without the inputs: the same for every state of the files read,
+        so that it can name a folder before those files exist (``sample_data`` writes them)."""
+        return step_key(cfg, self.sections, self.ignore)
 
 
 @functools.cache

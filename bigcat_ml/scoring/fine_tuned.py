@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import zipfile
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Sequence, Tuple
 
 from bigcat_ml.config.schema import ModelConfig, Precision
 
@@ -104,6 +106,40 @@ def classifier_given_to_load_context(artifact: str) -> Path:
             "points outside the model folder; refusing to load it. Was the model edited? Log it again with the train step"
         )
     return logged_classifier(folder, str(folder))
+
+
+def resolved_model_uri(source: str) -> str:
+    """``models:/<name>/<version>`` of the version a ``models:/`` URI names now (by number,
+    alias, ``latest`` or stage, resolved in the configured registry); any other URI as given.
+
+    A ValueError when the registry has no such model or version, naming what to set.
+    """
+    if not source.startswith("models:/"):
+        return source
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+    # MLflow's own resolution of every models:/ form (mlflow.pyfunc.load_model uses it).
+    from mlflow.store.artifact.utils.models import get_model_name_and_version
+
+    try:
+        resolved = get_model_name_and_version(MlflowClient(), source)
+    except MlflowException as error:
+        raise ValueError(
+            f"model.source {source!r} names no registered model version ({error.message}); use "
+            "models:/<name>/<version>, models:/<name>@<alias> or models:/<name>/latest of a model registered by the train step"
+        ) from error
+    if len(resolved) == 1:  # models:/<model id>: one logged model, already unambiguous
+        return source
+    name, version = resolved
+    return f"models:/{name}/{version}"
+
+
+@contextmanager
+def fetched_classifier(source: str) -> Iterator[Path]:
+    """The classifier file of the MLflow model at ``source`` (:func:`download_classifier`),
+    in a temporary folder removed when the block exits."""
+    with tempfile.TemporaryDirectory(prefix="bigcat_ml-model-") as folder:
+        yield download_classifier(source, Path(folder))
 
 
 def download_classifier(source: str, folder: Path) -> Path:

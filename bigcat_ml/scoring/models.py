@@ -119,7 +119,16 @@ def _file_digest(path: str, size: int, mtime_ns: int) -> str:
 def weights_identity(model_cfg: Any) -> str:
     """What the weights are, for reuse keys: ``imagenet``, ``random-init`` or
     ``sha256:<hex>`` of a weights file's content (another file at the same path is other
-    weights; the same file moved is the same weights)."""
+    weights; the same file moved is the same weights). A fine-tuned ``model.source`` is
+    ``<models:/name/version it resolves to now> sha256:<hex>`` of its classifier file: an
+    alias or ``latest`` that moves names another model, and a version number of a
+    registered model deleted and made again names other weights."""
+    if model_cfg.source:
+        from bigcat_ml.scoring.fine_tuned import fetched_classifier, resolved_model_uri
+
+        resolved = resolved_model_uri(model_cfg.source)
+        with fetched_classifier(resolved) as path:  # a fresh download: no (path, size, time) to cache by
+            return f"{resolved} sha256:{fs.sha256(str(path))}"
     if model_cfg.weights is None or model_cfg.weights == IMAGENET:
         return weights_source(model_cfg)
     try:
@@ -141,10 +150,10 @@ def local_weights_file(model_cfg: Any) -> Iterator[Optional[Path]]:
     ``model.source`` set, the fine-tuned classifier file of that MLflow model.
     """
     if model_cfg.source:
-        from bigcat_ml.scoring.fine_tuned import download_classifier
+        from bigcat_ml.scoring.fine_tuned import fetched_classifier
 
-        with tempfile.TemporaryDirectory(prefix="bigcat_ml-model-") as folder:
-            yield download_classifier(model_cfg.source, Path(folder))
+        with fetched_classifier(model_cfg.source) as path:
+            yield path
         return
     weights = model_cfg.weights
     if weights is None or weights == IMAGENET:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from pathlib import Path
-from typing import Any, Dict, Iterable, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import fsspec
 from fsspec.core import url_to_fs
@@ -140,18 +140,33 @@ def local_path(path: str) -> Optional[str]:
     return inner if isinstance(fs, _FsspecLocal) else None
 
 
-def list_files(path: str) -> Dict[str, Tuple[int, float]]:
-    """``{path relative to path: (bytes, modification time)}`` of every file below ``path``
-    (empty when it does not exist)."""
+def list_files(path: str, maxdepth: Optional[int] = None) -> Dict[str, Tuple[int, float]]:
+    """``{path relative to path: (bytes, modification time)}`` of every file below ``path``,
+    at most ``maxdepth`` folders down (1: the files in ``path`` itself); empty when it does
+    not exist."""
     fs, inner = resolve(path)
     root = inner.rstrip("/")
     if not fs.exists(root):
         return {}
     return {
         found[len(root) + 1 :]: _size_and_time(info)
-        for found, info in fs.find(root, detail=True).items()
+        for found, info in fs.find(root, maxdepth=maxdepth, detail=True).items()
         if info.get("type") == "file"
     }
+
+
+def subfolders(path: str) -> List[str]:
+    """The names of the folders (and links to folders) directly in ``path``, sorted; none
+    when it does not exist."""
+    fs, inner = resolve(path)
+    root = inner.rstrip("/")
+    if not fs.exists(root):
+        return []
+    return sorted(
+        entry["name"].rstrip("/").rsplit("/", 1)[-1]
+        for entry in fs.ls(root, detail=True)
+        if entry["type"] == "directory" or (entry.get("islink") and fs.isdir(entry["name"]))
+    )
 
 
 def sha256(path: str) -> str:

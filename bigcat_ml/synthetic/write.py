@@ -134,9 +134,8 @@ def generate_sample(
         )
     params = sample_params(sample_cfg)
     fingerprint = config_fingerprint(sample_cfg)
-    existing = read_ground_truth(root)
-    complete = existing is not None and images_dir.is_dir() and (root / IMAGES_PARQUET).is_file()
-    if complete and not force and existing.get("fingerprint") == fingerprint:
+    existing = sample_in_place(root, images_dir)
+    if existing is not None and not force and existing.get("fingerprint") == fingerprint:
         log.info("%s holds the sample of this config (%s): not regenerating", root, fingerprint[:12])
         return existing
     log.info("generating the sample in %s (images in %s)", root, images_dir)
@@ -155,6 +154,15 @@ def generate_sample(
     boxes = {s: sum(c.values()) for s, c in summary["boxes"].items()}
     log.info("sample written: %s images, %s boxes", summary["images"], boxes)
     return summary
+
+
+def sample_in_place(root: Path, images_path: Optional[Path] = None) -> Optional[Dict[str, Any]]:
+    """The ground truth of the complete sample in ``root`` (images under ``images_path``,
+    default ``root/images``), or None when there is none or it is incomplete."""
+    existing = read_ground_truth(root)
+    images_dir = Path(images_path) if images_path else Path(root) / "images"
+    complete = existing is not None and images_dir.is_dir() and (Path(root) / IMAGES_PARQUET).is_file()
+    return existing if complete else None
 
 
 def _fresh_dir(beside: Path, purpose: str) -> Path:

@@ -30,6 +30,8 @@ PRECISION_TAG = "bigcat.precision"
 # On preprocess runs: the sha256 of the dataset's manifest.json, and where it was written.
 DATASET_MANIFEST_TAG = "bigcat.dataset_manifest"
 DATASET_TAG = "bigcat.dataset"
+# On sample_data runs: the fingerprint of the sample it wrote (its config and generator version).
+SAMPLE_FINGERPRINT_TAG = "bigcat.sample_fingerprint"
 
 # Artifacts (paths inside the run's artifact root).
 PREDICTIONS = "predictions/predictions.parquet"

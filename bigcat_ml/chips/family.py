@@ -1,0 +1,49 @@
+"""A config family's chip datasets: ``<datasets_dir>/<data>_<classes>/<key>`` and its ``latest`` link.
+
+Each preprocess config writes its own folder of the family (:func:`bigcat_ml.preprocess.default_output`);
+a step that reads chips and finds none at its address is told which of the family exist
+and the override that reads one, rather than only that a file is missing.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List
+
+from bigcat_ml.chips.dataset import LATEST_ALIAS, SUMMARY_FILE, read_summary
+from bigcat_ml.storage import fs
+
+
+def family_folder(cfg: Any) -> str:
+    """``<datasets_dir>/<data>_<classes>``: the folder of every chip dataset of this data and these classes."""
+    return f"{cfg.paths.datasets_dir.rstrip('/')}/{cfg.data.name}_{cfg.classes.name}"
+
+
+def family_datasets(folder: str) -> List[str]:
+    """The chip datasets in a family folder, ``latest`` first, then by name."""
+    found = [fs.join(folder, name) for name in fs.subfolders(folder) if fs.is_file(fs.join(folder, name, SUMMARY_FILE))]
+    return sorted(found, key=lambda path: (not path.endswith("/" + LATEST_ALIAS), path))
+
+
+def _described(path: str) -> str:
+    summary = read_summary(path)
+    return f"{path} ({summary.get('chips', '?')} chips, subsets {','.join(summary.get('subsets', []))})"
+
+
+def read_summary_or_suggest(address: str, setting: str, cfg: Any) -> Dict[str, Any]:
+    """The summary of the chip dataset at ``address`` (the value of ``setting``); when
+    there is none, a FileNotFoundError listing the family's datasets and the exact
+    override that reads one (the ``latest`` when there is one)."""
+    if fs.is_file(fs.join(address, SUMMARY_FILE)):
+        return read_summary(address)
+    folder = family_folder(cfg)
+    existing = family_datasets(folder)
+    if not existing:
+        raise FileNotFoundError(
+            f"{setting}={address}: no chip dataset there, and none for data={cfg.data.name} classes={cfg.classes.name} "
+            f"in {folder}: run `python -m bigcat_ml.preprocess` (or `python -m bigcat_ml.main`) with this data and these classes first"
+        )
+    listing = "\n".join(f"  {_described(path)}" for path in existing)
+    raise FileNotFoundError(
+        f"{setting}={address}: no chip dataset there (no {SUMMARY_FILE}); this config's preprocess has not written it. "
+        f"The chip datasets for data={cfg.data.name} classes={cfg.classes.name}:\n{listing}\n"
+        f"To use {'the latest' if existing[0].endswith('/' + LATEST_ALIAS) else 'one'}: {setting}={existing[0]}"
+    )
