@@ -14,6 +14,7 @@ import pytest
 from bigcat_ml import evaluate, main as main_step, preprocess, sample_data, train
 from bigcat_ml.chips.dataset import LATEST_ALIAS, REJECTS_DIR, SUMMARY_FILE, read_summary
 from bigcat_ml.chips.trusted import UntrustedDatasetError
+from bigcat_ml.cli.preflight import MissingInputError, check_inputs
 from bigcat_ml.config.compose import compose
 from bigcat_ml.scoring.evaluation import selected_classes
 from bigcat_ml.scoring.fine_tuned import PYFUNC_ARTIFACT
@@ -257,3 +258,6 @@ def test_a_step_without_chips_at_its_address_names_the_family_s_latest_dataset_a
     assert f"{setting}={cfg.preprocess.output}: no chip dataset there" in message
     assert message.endswith(f"To use the latest: {setting}={latest}")
     assert runs["run1"]["output"] in message and runs["run2"]["output"] in message
+    with pytest.raises(MissingInputError) as before_start:  # the entry point's pre-flight says the same
+        check_inputs(cfg, setting.split(".")[0])
+    assert message in str(before_start.value)

@@ -6,7 +6,7 @@ and the override that reads one, rather than only that a file is missing.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from bigcat_ml.chips.dataset import LATEST_ALIAS, SUMMARY_FILE, read_summary
 from bigcat_ml.storage import fs
@@ -28,22 +28,31 @@ def _described(path: str) -> str:
     return f"{path} ({summary.get('chips', '?')} chips, subsets {','.join(summary.get('subsets', []))})"
 
 
-def read_summary_or_suggest(address: str, setting: str, cfg: Any) -> Dict[str, Any]:
-    """The summary of the chip dataset at ``address`` (the value of ``setting``); when
-    there is none, a FileNotFoundError listing the family's datasets and the exact
-    override that reads one (the ``latest`` when there is one)."""
+def missing_dataset(address: str, setting: str, cfg: Any) -> Optional[str]:
+    """None when a chip dataset is at ``address`` (the value of ``setting``); else why not,
+    listing the family's datasets and the exact override that reads one (the ``latest``
+    when there is one)."""
     if fs.is_file(fs.join(address, SUMMARY_FILE)):
-        return read_summary(address)
+        return None
     folder = family_folder(cfg)
     existing = family_datasets(folder)
     if not existing:
-        raise FileNotFoundError(
+        return (
             f"{setting}={address}: no chip dataset there, and none for data={cfg.data.name} classes={cfg.classes.name} "
             f"in {folder}: run `python -m bigcat_ml.preprocess` (or `python -m bigcat_ml.main`) with this data and these classes first"
         )
     listing = "\n".join(f"  {_described(path)}" for path in existing)
-    raise FileNotFoundError(
+    return (
         f"{setting}={address}: no chip dataset there (no {SUMMARY_FILE}); this config's preprocess has not written it. "
         f"The chip datasets for data={cfg.data.name} classes={cfg.classes.name}:\n{listing}\n"
         f"To use {'the latest' if existing[0].endswith('/' + LATEST_ALIAS) else 'one'}: {setting}={existing[0]}"
     )
+
+
+def read_summary_or_suggest(address: str, setting: str, cfg: Any) -> Dict[str, Any]:
+    """The summary of the chip dataset at ``address``; a FileNotFoundError saying
+    :func:`missing_dataset`'s why when there is none."""
+    problem = missing_dataset(address, setting, cfg)
+    if problem:
+        raise FileNotFoundError(problem)
+    return read_summary(address)

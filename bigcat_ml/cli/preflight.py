@@ -163,17 +163,13 @@ def _dataset_at(key: str) -> Check:
     preprocess writes it there."""
 
     def check(cfg: DictConfig, earlier: Set[str]) -> List[str]:
-        from bigcat_ml.chips.dataset import SUMMARY_FILE
+        from bigcat_ml.chips.family import missing_dataset
 
         location = OmegaConf.select(cfg, key)
         if "preprocess" in earlier and location == cfg.preprocess.output:
             return []
-        if fs.exists(fs.join(location, SUMMARY_FILE)):
-            return []
-        return [
-            f"{key}={location}: no chip dataset there (no {SUMMARY_FILE}); run `python -m bigcat_ml.preprocess` "
-            f"with the same data/classes/preprocess settings first, or set {key} to a chip dataset"
-        ]
+        problem = missing_dataset(location, key, cfg)
+        return [problem] if problem else []
 
     check.__doc__ = f"The chip dataset at {key} exists (or this chain's preprocess writes it)."
     return check
