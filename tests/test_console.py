@@ -67,3 +67,24 @@ def test_spark_python_workers_ignore_the_known_harmless_warnings_unless_verbose(
     assert (done.stderr == "") == (verbose == "0")
     if verbose == "0":
         assert filters.startswith("error::ResourceWarning,")  # the user's own filters are kept
+
+
+_DOWNLOAD = """
+import sys
+import mlflow
+from bigcat_ml.cli.console import set_verbose
+set_verbose(sys.argv[1] == "1")
+mlflow.set_tracking_uri(sys.argv[2])
+with mlflow.start_run() as run:
+    mlflow.log_text("x", "a.txt")
+mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="a.txt", dst_path=sys.argv[3])
+"""
+
+
+@pytest.mark.parametrize("verbose", ["0", "1"])
+def test_mlflow_draws_its_artifact_download_bars_only_when_verbose(tmp_path, verbose):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    done = subprocess.run([sys.executable, "-c", _DOWNLOAD, verbose, f"sqlite:///{tmp_path}/mlflow.db", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert ("Downloading artifacts" in done.stderr) == (verbose == "1")

@@ -15,8 +15,7 @@ import os
 import time
 import uuid
 import warnings
-import contextlib
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, Mapping, Optional
 
 import numpy as np
@@ -339,7 +338,7 @@ def _quiet_on_close(reader: Reader) -> Reader:
     cleanup = reader.cleanup_cache
 
     def cleanup_to_log() -> None:
-        with contextlib.redirect_stdout(io.StringIO()) as said:
+        with redirect_stdout(io.StringIO()) as said:
             cleanup()
         log.info("petastorm reader closed: %s", said.getvalue().strip())
 
