@@ -13,6 +13,7 @@ from bigcat_ml.tracking import names
 from bigcat_ml.tracking import comparison
 from bigcat_ml.cli.entry import hydra_entry_point
 from bigcat_ml.cli.steps import Step
+from bigcat_ml.cli.table import terminal_table
 from bigcat_ml.scoring.models import RANDOM_INIT
 from bigcat_ml.tracking.redact import redact_text
 from bigcat_ml.tracking.runs import setup_tracking, step_run
@@ -33,9 +34,7 @@ def run(cfg: DictConfig) -> Dict[str, Any]:
         for name, figure in comparison.comparison_figures(result).items():
             mlflow.log_figure(figure, f"comparison/{name}")
         mlflow.set_tag("bigcat.compared_runs", ",".join(runs["run_id"]))
-        short = comparison.short_table(result)
-        print(result.basis.phrase())
-        print(short.to_markdown(index=False))
+        print(terminal_table(comparison.short_table(result), result.basis))
         print(_where_to_look(cfg, experiment_id, active.info.run_id, set(runs[f"tags.{names.WEIGHTS_TAG}"])))
         return {"run_id": active.info.run_id, "table": table}
 

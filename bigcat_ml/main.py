@@ -16,13 +16,12 @@ from omegaconf import DictConfig, open_dict
 
 from bigcat_ml.cli import steps
 from bigcat_ml.cli.entry import hydra_entry_point
+from bigcat_ml.cli.ui_hint import say_where_the_ui_is
 from bigcat_ml.preprocess import default_output
 from bigcat_ml.tracking.names import REUSED_TAG_PREFIX, STEP_RUN_TAG_PREFIX
 from bigcat_ml.tracking.headline import carry_headline, chain_run_name
-from bigcat_ml.tracking.redact import redact_text
 from bigcat_ml.tracking.reuse import find_finished_run
 from bigcat_ml.tracking.runs import setup_tracking, step_run
-from bigcat_ml.tracking.ui import how_to_open
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +34,7 @@ def run(cfg: DictConfig) -> Dict[str, Any]:
     with open_dict(cfg):
         cfg.preprocess.overwrite = bool(cfg.preprocess.overwrite) or cfg.preprocess.output == default_output(cfg)
     step_runs: Dict[str, Any] = {}
+    reused = set()
     # The parent carries the params and code version its children carry.
     with step_run(cfg, "main", run_name=chain_run_name(cfg)) as parent:
         for step in steps.chain(cfg):
@@ -45,14 +45,17 @@ def run(cfg: DictConfig) -> Dict[str, Any]:
                     log.info("%s: reusing finished run %s (same config, inputs and code)", step.name, previous)
                     mlflow.set_tag(REUSED_TAG_PREFIX + step.name, previous)
                     step_runs[step.name] = previous
+                    reused.add(step.name)
                 else:
                     step_runs[step.name] = step.run(cfg)["run_id"]
             step.hand_over(cfg, step_runs[step.name])
         mlflow.set_tags({STEP_RUN_TAG_PREFIX + name: run_id for name, run_id in step_runs.items()})
         carry_headline(step_runs["evaluate"])
         step_runs["main"] = parent.info.run_id
-    print(f"main: runs {step_runs} in experiment {experiment_id} at {redact_text(cfg.mlflow.tracking_uri)}")
-    print(how_to_open(cfg.mlflow.tracking_uri, experiment_id))
+    print(f"main {cfg.model.name} (run {parent.info.run_id}): " + ", ".join(
+        f"{name} {step_runs[name]}" + (" (reused)" if name in reused else "") for name in step_runs if name != "main"
+    ))
+    say_where_the_ui_is(cfg.mlflow.tracking_uri, experiment_id)
     return step_runs
 
 

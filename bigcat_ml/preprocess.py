@@ -7,16 +7,18 @@ from typing import Any, ContextManager, Dict
 
 import mlflow
 from omegaconf import DictConfig
+from pyspark.sql import SparkSession
 
 from bigcat_ml.chips import dataset, family
 from bigcat_ml.oid import identity
 from bigcat_ml.reporting import eda
 from bigcat_ml.cli.entry import hydra_entry_point
+from bigcat_ml.cli.progress import phases
 from bigcat_ml.cli.steps import Step, in_every_chain
 from bigcat_ml.config.schema import ReuseCheck
 from bigcat_ml.tracking import names
 from bigcat_ml.tracking.names import metric_name
-from bigcat_ml.chips.build import build_chip_dataset
+from bigcat_ml.chips.build import PHASES, PreprocessResult, build_chip_dataset
 from bigcat_ml.runtime.spark import get_spark
 from bigcat_ml.storage import publish
 from bigcat_ml.tracking.redact import redact_text
@@ -29,48 +31,59 @@ def run(cfg: DictConfig) -> Dict[str, Any]:
     """Build the chip dataset and log its counts, figures and digest."""
     with step_run(cfg, "preprocess", key=STEP.key(cfg), run_name=f"preprocess {cfg.data.name}/{cfg.classes.name}") as active:
         spark = get_spark(cfg.spark)
-        result = build_chip_dataset(spark, cfg)
+        with phases("preprocess", [*PHASES, _LOGGING]) as begin:
+            result = build_chip_dataset(spark, cfg, begin)
+            begin(_LOGGING)
+            _log_result(cfg, spark, result)
         summary = result.summary
-        digest = summary["content_digest"]
-        mlflow.set_tags(
-            {
-                names.DATASET_DIGEST_TAG: digest,
-                names.DATASET_MANIFEST_TAG: summary["manifest_sha256"],
-                names.DATASET_TAG: redact_text(cfg.preprocess.output),
-            }
-        )
-        if cfg.preprocess.output == default_output(cfg):
-            dataset.point_alias(cfg.preprocess.output, str(Path(cfg.preprocess.output).parent / dataset.LATEST_ALIAS))
-        mlflow.log_metrics(
-            {
-                "selected_boxes": summary["selected_boxes"],
-                "chips": summary["chips"],
-                "rejects": summary["rejects"],
-                "selected_classes": len(result.selected),
-                **{metric_name("rejects", reason): n for reason, n in summary["rejects_by_reason"].items()},
-                **{
-                    metric_name(column, row["LabelText"]): row[column]
-                    for _, row in result.chips_by_class.iterrows()
-                    for column in result.chips_by_class.columns.drop("LabelText")
-                },
-            }
-        )
-        mlflow.log_dict(summary, "summary.json")
-        mlflow.log_table(result.selected, "tables/selected_classes.json")
-        mlflow.log_table(result.chips_by_class, "tables/chips_by_class.json")
-        mlflow.log_table(result.label_counts.reset_index(), "tables/image_labels_by_class.json")
-        mlflow.log_table(result.box_counts.reset_index(), "tables/boxes_by_class_subset.json")
-        log_chip_dataset_input(
-            dataset.dataset_url(cfg.preprocess.output), f"chips {cfg.data.name}/{cfg.classes.name}", digest,
-            names.PREPROCESS_DATASET_CONTEXT, {names.DATASET_SUBSET_INPUT_TAG: ",".join(summary["subsets"])},
-        )
-        for name, figure in eda.preprocess_figures(spark, result, cfg.preprocess.output, list(cfg.evaluate.size_buckets)).items():
-            mlflow.log_figure(figure, f"figures/{name}")
         print(
             f"preprocess: {summary['selected_boxes']} selected boxes = {summary['chips']} chips + "
             f"{summary['rejects']} rejects {summary['rejects_by_reason']} -> {redact_text(cfg.preprocess.output)}"
         )
         return {"run_id": active.info.run_id, "summary": summary}
+
+
+_LOGGING = "log counts, tables and figures"
+
+
+def _log_result(cfg: DictConfig, spark: SparkSession, result: PreprocessResult) -> None:
+    """The dataset's tags, counts, tables, input record and figures on the active run."""
+    summary = result.summary
+    digest = summary["content_digest"]
+    mlflow.set_tags(
+        {
+            names.DATASET_DIGEST_TAG: digest,
+            names.DATASET_MANIFEST_TAG: summary["manifest_sha256"],
+            names.DATASET_TAG: redact_text(cfg.preprocess.output),
+        }
+    )
+    if cfg.preprocess.output == default_output(cfg):
+        dataset.point_alias(cfg.preprocess.output, str(Path(cfg.preprocess.output).parent / dataset.LATEST_ALIAS))
+    mlflow.log_metrics(
+        {
+            "selected_boxes": summary["selected_boxes"],
+            "chips": summary["chips"],
+            "rejects": summary["rejects"],
+            "selected_classes": len(result.selected),
+            **{metric_name("rejects", reason): n for reason, n in summary["rejects_by_reason"].items()},
+            **{
+                metric_name(column, row["LabelText"]): row[column]
+                for _, row in result.chips_by_class.iterrows()
+                for column in result.chips_by_class.columns.drop("LabelText")
+            },
+        }
+    )
+    mlflow.log_dict(summary, "summary.json")
+    mlflow.log_table(result.selected, "tables/selected_classes.json")
+    mlflow.log_table(result.chips_by_class, "tables/chips_by_class.json")
+    mlflow.log_table(result.label_counts.reset_index(), "tables/image_labels_by_class.json")
+    mlflow.log_table(result.box_counts.reset_index(), "tables/boxes_by_class_subset.json")
+    log_chip_dataset_input(
+        dataset.dataset_url(cfg.preprocess.output), f"chips {cfg.data.name}/{cfg.classes.name}", digest,
+        names.PREPROCESS_DATASET_CONTEXT, {names.DATASET_SUBSET_INPUT_TAG: ",".join(summary["subsets"])},
+    )
+    for name, figure in eda.preprocess_figures(spark, result, cfg.preprocess.output, list(cfg.evaluate.size_buckets)).items():
+        mlflow.log_figure(figure, f"figures/{name}")
 
 
 # Characters of the step key in a chip dataset's default folder name.

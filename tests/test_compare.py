@@ -170,3 +170,29 @@ def test_a_run_logged_without_per_chip_results_is_refused_saying_to_evaluate_aga
         mlflow.log_metric("top1_accuracy", 0.5)
     with pytest.raises(comparison.ComparisonBasisError, match="vgg16 .imagenet. .* evaluate that model again"):
         compare.run(cfg)
+
+
+def test_the_printed_table_fits_120_columns_and_the_artifacts_keep_every_column(make_cfg, capsys):
+    """The demo's fine-tuned run, whose training description alone is 100 characters."""
+    cfg = make_cfg()
+    setup_tracking(cfg.mlflow)
+    training = "unfrozen backbone, <= 10 epochs, batch 16, lr 0.001, augment flip+crop 0.1+colour 0.1, seed 0, single"
+    long_weights = "fine-tuned:models:/bigcat_carnivores_and_other_animals_mobilenet_v2/12"
+    _fake_evaluation("mobilenet", "d" * 64, FINE_TUNED, kind_tags={
+        names.KIND_TAG: names.FINE_TUNED, names.TRAINING_TAG: training, names.SUBSET_TAG: "test",
+        names.WEIGHTS_TAG: "fine-tuned:models:/bigcat_bigcats_mobilenet/1"})
+    _fake_evaluation("mobilenet_v2", "d" * 64, MOBILENET, kind_tags={
+        names.KIND_TAG: names.FINE_TUNED, names.TRAINING_TAG: training, names.SUBSET_TAG: "test",
+        names.WEIGHTS_TAG: long_weights})
+    _fake_evaluation("resnet50", "d" * 64, RESNET)
+
+    result = compare.run(cfg)
+
+    table = [line for line in capsys.readouterr().out.splitlines() if line.startswith("|")]
+    assert len(table) == 2 + 3 and max(len(line) for line in table) <= 120
+    assert any(line.startswith("| mobilenet [fine-tuned:models:/bigcat_bigcats_mobilenet/1] ") for line in table)
+    # a label too long to fit keeps its start and its end
+    assert any(line.startswith("| mobilenet_v2 [fine-tuned:") and "…" in line and "_v2/12] " in line for line in table)
+    csv = pd.read_csv(mlflow.artifacts.download_artifacts(run_id=result["run_id"], artifact_path="comparison/comparison.csv"))
+    assert list(csv.set_index("model").loc[["mobilenet", "mobilenet_v2"], "training"]) == [training, training]
+    assert {"kind", "precision", "run_id", "f1.Tiger"} <= set(csv.columns)

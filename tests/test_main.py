@@ -39,12 +39,17 @@ def _python(*args: str, cwd: Path = PROJECT) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def swept(tmp_path_factory):
-    """``main -m model=mobilenet,resnet50`` once, as a user types it."""
+def sweep(tmp_path_factory):
+    """``main -m model=mobilenet,resnet50`` once, as a user types it: the output folder and the process."""
     out = tmp_path_factory.mktemp("sweep") / "outputs"
     done = _python("-m", "bigcat_ml.main", "-m", "model=mobilenet,resnet50", f"paths.output_dir={out}", *CHAIN)
     assert done.returncode == 0, done.stderr[-4000:]
-    return out
+    return out, done
+
+
+@pytest.fixture(scope="module")
+def swept(sweep):
+    return sweep[0]
 
 
 def _cfg(out: Path, *overrides: str):
@@ -109,6 +114,38 @@ def test_force_recomputes_every_step(swept, spark):
     main_step.run(cfg)
     after = {step: len(_runs(cfg, step)) for step in ("preprocess", "evaluate")}
     assert after == {step: n + 1 for step, n in before.items()}
+
+
+# What the libraries used to say on every run of the chain (issue "Reviewing results as people do").
+_NOISE = re.compile(
+    r"Cache cleanup complete|Your input ran out of data|schema_fields behavior has changed"
+    r"|pyarrow\.localfs is deprecated|dataset source can be interpreted in multiple ways|Downloading artifacts"
+    r"|triggered tf\.function retracing|Tensorflow will convert all unicode strings|Setting default log level"
+)
+# What a user's terminal shows of a run by default: the steps' summaries, progress (piped:
+# Hydra's log lines of cli.progress), the sweep's jobs (Hydra's own lines), the MLflow UI.
+_REPORT = re.compile(
+    r"(sample_data|preprocess|evaluate \S+ \[[^]]+\]|main \S+ \(run \w{32}\)): "
+    r"|\[[^]]+\]\[bigcat_ml\.cli\.progress\]\[INFO\] - "
+    r"|\[[^]]+\]\[HYDRA\] "
+    r"|MLflow UI: "
+)
+
+
+def test_a_sweep_prints_a_report_on_stdout_and_the_ui_once_at_its_end(sweep):
+    _, done = sweep
+    printed = done.stdout.splitlines()
+    assert [line for line in printed if not _REPORT.match(line)] == []
+    assert _NOISE.findall(done.stdout + done.stderr) == []
+    assert [line.startswith("MLflow UI: ") for line in printed].count(True) == 1 and printed[-1].startswith("MLflow UI: ")
+    assert "workflowType=machine_learning" in printed[-1]
+    # run ids on a readable line: the second job reused the first one's sample and chips
+    assert re.search(r"^main resnet50 \(run \w{32}\): sample_data \w{32} \(reused\), preprocess \w{32} \(reused\), "
+                     r"evaluate \w{32}$", done.stdout, re.M)
+    # preprocess reports its phases as it goes
+    assert re.search(r"- preprocess 3/5: cut and write chips…$", done.stdout, re.M)
+    # warnings are kept, on stderr
+    assert done.stderr.count("WARNING bigcat_ml.scoring.inference: model 'mobilenet' has random-init weights") == 1
 
 
 def test_mlflow_run_passes_hydra_overrides_to_the_step(tmp_path):
@@ -188,10 +225,27 @@ def test_tensorflow_start_up_logs_stay_out_of_stderr_by_default(carnivores):
     assert _TF_START_UP.findall(done.stderr) == []
 
 
-def test_verbose_shows_tensorflow_start_up_logs(carnivores):
+@pytest.fixture(scope="module")
+def verbose_evaluation(carnivores) -> subprocess.CompletedProcess:
+    """The README's ``python -m bigcat_ml.evaluate model=resnet50`` with ``verbose=true``, on main's chips."""
     out, _ = carnivores
-    # the README's `python -m bigcat_ml.evaluate model=resnet50`, on this chip dataset
     done = _python("-m", "bigcat_ml.evaluate", "model=resnet50", *_CARNIVORES, "verbose=true", f"paths.output_dir={out}", *CHAIN)
     assert done.returncode == 0, done.stderr[-4000:]
-    assert "oneDNN custom operations are on" in done.stderr
-    assert "This TensorFlow binary is optimized" in done.stderr
+    return done
+
+
+def test_verbose_shows_tensorflow_start_up_logs(verbose_evaluation):
+    assert "oneDNN custom operations are on" in verbose_evaluation.stderr
+    assert "This TensorFlow binary is optimized" in verbose_evaluation.stderr
+
+
+# evaluate's log line, which only the log file of the job holds by default
+_EVALUATED = re.compile(r"^\[[^]]+\]\[bigcat_ml\.scoring\.evaluation\]\[INFO\] - evaluated \d+ chips", re.M)
+
+
+def test_verbose_puts_the_steps_log_lines_back_on_the_console(carnivores, verbose_evaluation):
+    out, default = carnivores
+    assert not _EVALUATED.search(default.stdout) and _EVALUATED.search(verbose_evaluation.stdout)
+    assert "Setting default log level" in verbose_evaluation.stderr  # Spark's own log4j defaults
+    first_job = sorted(out.glob("hydra/*/*/*.log"))[0]  # the fixture's main, before any later step
+    assert _EVALUATED.search(first_job.read_text())  # the job's log file keeps it by default

@@ -91,3 +91,25 @@ def test_spark_start_up_notices_only_show_when_verbose(verbose):
 def test_spark_draws_its_console_progress_bar_on_a_terminal():
     out = _run_on_a_terminal(_SESSION, _env(BIGCAT_VERBOSE="0"))
     assert "PROGRESS=true" in out and "NativeCodeLoader" not in out
+
+
+_PHASES = """
+from bigcat_ml.cli.console import configure_logging
+from bigcat_ml.cli.progress import phases
+configure_logging()
+with phases("preprocess", ["select classes", "cut and write chips"]) as begin:
+    begin("select classes")
+    begin("cut and write chips")
+"""
+
+
+def test_piped_output_gets_a_line_per_phase_of_a_long_step_and_one_at_its_end():
+    done = subprocess.run([sys.executable, "-c", _PHASES], capture_output=True, text=True, env=_env(), timeout=120)
+    lines = [line.split(" - ", 1)[-1].split(": ", 1)[-1] for line in done.stderr.splitlines()]
+    assert lines[:3] == ["preprocess: 2 phases…", "preprocess 1/2: select classes…", "preprocess 2/2: cut and write chips…"]
+    assert lines[3].startswith("preprocess: 2 phases in ") and len(lines) == 4
+
+
+def test_a_terminal_gets_a_bar_over_the_phases_with_the_current_one():
+    out = _run_on_a_terminal(_PHASES, _env())
+    assert "preprocess:" in out and "2/2" in out and "cut and write chips" in out and "\r" in out

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import warnings
 from pathlib import Path
 
 import mlflow
@@ -64,6 +65,17 @@ def test_augmentation_is_reproducible_from_its_seed_and_changes_the_chip():
     assert 32 <= first.shape[0] <= 40 and 48 <= first.shape[1] <= 60 and first.dtype == np.uint8
     assert not np.array_equal(first[:32, :48], chip[:32, :48])
     np.testing.assert_array_equal(augment_chip(chip, np.random.default_rng(7), flip=False, crop=0, colour=0), chip)
+
+
+def test_reading_a_subset_for_training_warns_nothing_and_prints_nothing(trained, capfd):
+    """Each epoch reads both Subsets afresh: petastorm used to warn about ``schema_fields``
+    and print "Cache cleanup complete." on stdout every time."""
+    capfd.readouterr()
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        chips = list(labelled_chips(trained["cfg"].train.dataset, "train"))
+    assert chips and [str(w.message) for w in said if "schema_fields" in str(w.message)] == []
+    assert capfd.readouterr().out == ""
 
 
 def test_a_train_run_logs_epochs_inputs_and_registers_one_model_version(trained):

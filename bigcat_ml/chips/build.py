@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Dict, Tuple
+from typing import Any, Callable, Dict, Tuple
 
 import pandas as pd
 from pyspark import StorageLevel
@@ -38,16 +38,25 @@ class PreprocessResult:
     box_flags: pd.DataFrame  # LabelText + the OID box flags, one row per selected box
 
 
-def build_chip_dataset(spark: SparkSession, cfg: Any) -> PreprocessResult:
+# What build_chip_dataset tells its ``begin`` callback, in order (progress of a long step).
+PHASES = ("select classes", "select boxes and images", "cut and write chips", "count by class")
+
+
+def build_chip_dataset(spark: SparkSession, cfg: Any, begin: Callable[[str], None] = lambda phase: None) -> PreprocessResult:
     """Select classes, cut chips from their boxes, write the dataset, reconcile the counts.
 
     Every selected box ends as a chip or as a reject with a reason; the sum is checked
-    here (and logged per class and reason by the entry point).
+    here (and logged per class and reason by the entry point). ``begin`` hears each of
+    :data:`PHASES` as it starts (:func:`bigcat_ml.cli.progress.phases`).
     """
     dataset.check_output(cfg.preprocess.output, cfg.preprocess.overwrite)  # before any scan
+    begin(PHASES[0])
     selected = load_selected_classes(spark, cfg.data, cfg.classes)
+    begin(PHASES[1])
     with select_images(spark, cfg.data, cfg.preprocess, selected) as chosen:
+        begin(PHASES[2])
         summary, by_class = _write_and_reconcile(spark, cfg, selected, chosen)
+        begin(PHASES[3])
         return PreprocessResult(
             summary=summary,
             selected=selected,

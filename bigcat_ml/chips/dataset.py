@@ -10,13 +10,14 @@ the folder first (:mod:`bigcat_ml.chips.trusted`).
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import os
 import time
 import uuid
 import warnings
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, Mapping, Optional
 
 import numpy as np
@@ -368,6 +369,20 @@ def decode_chip(jpeg: bytes) -> np.ndarray:
     return field.codec.decode(field, jpeg)
 
 
+def _quiet_on_close(reader: Reader) -> Reader:
+    """petastorm 0.13.1's reader prints ``Cache cleanup complete.`` on stdout whenever it
+    closes, cache or none (ours read without one); what it prints goes to the log instead."""
+    cleanup = reader.cleanup_cache
+
+    def cleanup_to_log() -> None:
+        with redirect_stdout(io.StringIO()) as said:
+            cleanup()
+        log.info("petastorm reader closed: %s", said.getvalue().strip())
+
+    reader.cleanup_cache = cleanup_to_log  # what Reader.__exit__ calls
+    return reader
+
+
 def _after_first_ventilation(reader: Reader) -> Reader:
     """Return ``reader`` once every row group of a one-epoch read has been queued.
 
@@ -411,7 +426,7 @@ def open_reader(output: str, **reader_kwargs: Any) -> Reader:
     (:func:`_checked_url`), and see :func:`_after_first_ventilation`.
     """
     url = _checked_url(output)
-    return _after_first_ventilation(make_reader(url, **_storage(output), **reader_kwargs))
+    return _after_first_ventilation(_quiet_on_close(make_reader(url, **_storage(output), **reader_kwargs)))
 
 
 def open_batch_reader(output: str, **reader_kwargs: Any) -> Reader:
@@ -426,7 +441,7 @@ def open_batch_reader(output: str, **reader_kwargs: Any) -> Reader:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Please use make_reader")
         reader = make_batch_reader(url, **_storage(output), **reader_kwargs)
-    return _after_first_ventilation(reader)
+    return _after_first_ventilation(_quiet_on_close(reader))
 
 
 @contextmanager

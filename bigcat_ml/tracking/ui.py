@@ -96,12 +96,12 @@ def serve_command(tracking_uri: str) -> str:
 def how_to_open(tracking_uri: str, experiment_id: str) -> str:
     """What ``main`` and ``compare`` print last: the URL of the experiment's runs.
 
-    A tracking server (``http(s)://``) serves the UI itself; a local store needs a server
-    started first.
+    One line. A tracking server (``http(s)://``) serves the UI itself; a local store
+    needs a server started first.
     """
     if tracking_uri.startswith(("http://", "https://")):
         return redact_text(f"MLflow UI: {experiment_url(tracking_uri, experiment_id)}")
     return redact_text(
-        f"MLflow UI: start it with  {serve_command(tracking_uri)}  (or make mlflow-ui for outputs/)\n"
-        f"           then open  {experiment_url(local_base_url(), experiment_id)}"
+        f"MLflow UI: {experiment_url(local_base_url(), experiment_id)} once served by  {serve_command(tracking_uri)}"
+        "  (or make mlflow-ui for outputs/)"
     )

@@ -31,7 +31,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_COLUMNS = ["chip", "LabelText", "Subset"]
+# Fields, not names: petastorm reads a name as a regular expression and, on every reader,
+# warns that "chip" would also have matched chip_width and chip_height under its old rule.
+_COLUMNS = [dataset.ChipSchema.fields[name] for name in ("chip", "LabelText", "Subset")]
 
 
 @dataclass

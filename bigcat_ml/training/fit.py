@@ -90,7 +90,8 @@ def fit_classifier(
     validation_data = subset_pipeline(validation, int(train_cfg.batch_size))
     if strategy is None:
         history = model.fit(
-            train_data, validation_data=validation_data, epochs=int(train_cfg.epochs), callbacks=[stopper, *callbacks], verbose=verbose
+            train_data, validation_data=validation_data, epochs=int(train_cfg.epochs), callbacks=[stopper, *callbacks],
+            verbose=verbose, shuffle=False,  # subset_pipeline shuffles; Keras cannot shuffle a tf.data.Dataset
         ).history
     else:  # Keras 3's fit cannot run under MultiWorkerMirroredStrategy (see strategy_loop)
         history = fit_with_strategy(
