@@ -130,3 +130,28 @@ def test_readme_python_commands_run_on_the_tiny_sample(tmp_path):
             assert "model:" in done.stdout
         else:
             assert "workflowType=machine_learning" in done.stdout  # main says where the UI shows it
+
+
+GUARANTEES = PROJECT / "docs" / "guarantees.md"
+
+
+def _guarantee_tests() -> list:
+    """Every ``tests/<file>.py::<name>`` the guarantees page names (``::name`` and a bare
+    ``<file>.py::`` take the file named before them on the row)."""
+    named = []
+    for row in GUARANTEES.read_text().splitlines():
+        if not row.startswith("| ") or row.startswith("| guarantee"):
+            continue
+        current = None
+        for path, name in re.findall(r"`(?:tests/)?((?:test_\w+\.py)?)(?:::(\w+))?`", row.split(" | ")[-1]):
+            current = path or current
+            named.append((current, name))
+    return named
+
+
+def test_every_test_the_guarantees_page_names_exists():
+    named = _guarantee_tests()
+    assert len(named) > 40
+    missing = [f"{path}::{name}" for path, name in named
+               if not (TESTS / path).is_file() or (name and not re.search(rf"^def {name}\(", (TESTS / path).read_text(), re.M))]
+    assert not missing

@@ -166,7 +166,7 @@ class PreprocessConfig:
     rows_per_partition: int = MISSING
     output: Optional[str] = MISSING
     overwrite: bool = MISSING
-    lock_wait_s: float = MISSING
+    lock_wait_s: int = MISSING
 
 
 @dataclass
