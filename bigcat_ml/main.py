@@ -50,7 +50,8 @@ def run(cfg: DictConfig) -> Dict[str, Any]:
                     step_runs[step.name] = step.run(cfg)["run_id"]
             step.hand_over(cfg, step_runs[step.name])
         mlflow.set_tags({STEP_RUN_TAG_PREFIX + name: run_id for name, run_id in step_runs.items()})
-        carry_headline(step_runs["evaluate"])
+        if "evaluate" in step_runs:  # the chain's last scoring step gives the parent its headline
+            carry_headline(step_runs["evaluate"])
         step_runs["main"] = parent.info.run_id
     print(f"main {cfg.model.name} (run {parent.info.run_id}): " + ", ".join(
         f"{name} {step_runs[name]}" + (" (reused)" if name in reused else "") for name in step_runs if name != "main"

@@ -512,5 +512,5 @@ def test_evaluating_a_folder_that_is_not_a_chip_dataset_fails_naming_it(tmp_path
     folder = tmp_path / "not_a_dataset"
     folder.mkdir()
     cfg = cfg_for(tmp_path / "outputs", *TINY_MODEL, f"evaluate.dataset={folder}")
-    with pytest.raises(FileNotFoundError, match=f"no summary.json in {folder}: is it a chip dataset"):
+    with pytest.raises(FileNotFoundError, match=rf"evaluate.dataset={folder}: no chip dataset there \(no summary.json\)"):
         evaluate.run(cfg)

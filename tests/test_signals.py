@@ -26,7 +26,8 @@ def test_sigterm_ends_runs_as_killed_deletes_staging_and_stops_spark(tmp_path):
     out = tmp_path / "outputs"
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     main = subprocess.Popen(
-        [sys.executable, "-m", "bigcat_ml.main", f"paths.output_dir={out}", *CHAIN],
+        # verbose: the step's own log lines say when the staging folder exists
+        [sys.executable, "-m", "bigcat_ml.main", f"paths.output_dir={out}", *CHAIN, "verbose=true"],
         cwd=PROJECT, env={**env, "PYTHONPATH": str(PROJECT)},
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )

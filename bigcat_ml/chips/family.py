@@ -38,7 +38,7 @@ def missing_dataset(address: str, setting: str, cfg: Any) -> Optional[str]:
     existing = family_datasets(folder)
     if not existing:
         return (
-            f"{setting}={address}: no chip dataset there, and none for data={cfg.data.name} classes={cfg.classes.name} "
+            f"{setting}={address}: no chip dataset there (no {SUMMARY_FILE}), and none for data={cfg.data.name} classes={cfg.classes.name} "
             f"in {folder}: run `python -m bigcat_ml.preprocess` (or `python -m bigcat_ml.main`) with this data and these classes first"
         )
     listing = "\n".join(f"  {_described(path)}" for path in existing)
