@@ -121,6 +121,7 @@ _NOISE = re.compile(
     r"Cache cleanup complete|Your input ran out of data|schema_fields behavior has changed"
     r"|pyarrow\.localfs is deprecated|dataset source can be interpreted in multiple ways|Downloading artifacts"
     r"|triggered tf\.function retracing|Tensorflow will convert all unicode strings|Setting default log level"
+    r"|Truncated the string representation of a plan"
 )
 # What a user's terminal shows of a run by default: the steps' summaries, progress (piped:
 # Hydra's log lines of cli.progress), the sweep's jobs (Hydra's own lines), the MLflow UI.
