@@ -89,20 +89,16 @@ def _oid_root_hint(cfg: DictConfig) -> str:
 def _oid_file_settings(cfg: DictConfig) -> Tuple[List[Tuple[str, Sequence[str]]], List[str]]:
     """(config key, candidate files) of every OID file preprocess reads; and the subsets a
     per-subset setting has no entry for."""
-    from bigcat_ml.oid.files import as_candidates
+    from bigcat_ml.oid.files import read_by_preprocess
 
     data = cfg.data
-    settings = [("data.class_descriptions", as_candidates(data.class_descriptions))]
-    if cfg.classes.descendants_of:
-        settings.append(("data.hierarchy", [data.hierarchy]))
-    unlisted = []
-    for kind in ("image_labels", "boxes"):
-        per_subset = data[kind]
-        for subset in data.subsets:
-            if subset in per_subset:
-                settings.append((f"data.{kind}.{subset}", as_candidates(per_subset[subset])))
-            else:
-                unlisted.append(f"data.{kind} has no entry for subset {subset!r} of data.subsets; it lists {sorted(per_subset)}")
+    settings: List[Tuple[str, Sequence[str]]] = list(read_by_preprocess(data, bool(cfg.classes.descendants_of)))
+    unlisted = [
+        f"data.{kind} has no entry for subset {subset!r} of data.subsets; it lists {sorted(data[kind])}"
+        for kind in ("image_labels", "boxes")
+        for subset in data.subsets
+        if subset not in data[kind]
+    ]
     if data.images_format == "parquet":
         settings.append(("data.images_path", [data.images_path]))
     return settings, unlisted

@@ -14,7 +14,7 @@ through the ``oid_files`` resolver registered here.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Sequence
+from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
 from omegaconf import OmegaConf
 
@@ -55,6 +55,23 @@ def as_candidates(value: Any) -> List[str]:
     if isinstance(value, str):
         return [value]
     return [str(v) for v in value]
+
+
+def read_by_preprocess(data_cfg: Any, reads_hierarchy: bool) -> List[Tuple[str, List[str]]]:
+    """(config key, candidate files) of every metadata file a preprocess of ``data_cfg``
+    reads: the class descriptions, the hierarchy (when ``reads_hierarchy``: only
+    ``classes.descendants_of`` walks it), each listed subset's image labels and boxes.
+
+    The one list the pre-flight checks and the reuse key identifies; the images are
+    looked up per ImageID (:mod:`bigcat_ml.oid.images`), not listed here.
+    """
+    settings = [("data.class_descriptions", as_candidates(data_cfg.class_descriptions))]
+    if reads_hierarchy:
+        settings.append(("data.hierarchy", [data_cfg.hierarchy]))
+    for kind in ("image_labels", "boxes"):
+        per_subset = data_cfg[kind]
+        settings += [(f"data.{kind}.{subset}", as_candidates(per_subset[subset])) for subset in data_cfg.subsets if subset in per_subset]
+    return settings
 
 
 def resolve_file(value: Any, what: str, hint: str) -> str:

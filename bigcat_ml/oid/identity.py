@@ -35,11 +35,11 @@ def file_identity(path: str, full: bool) -> str:
     return f"{path} {size} {modified}"
 
 
-def _configured_file(value: Any, full: bool) -> str:
-    """The identity of the file the readers pick among the candidates ``value``; a missing
-    one is named by its candidates (the step's own run then reports it)."""
-    found = fs.first_existing(files.as_candidates(value))
-    return f"missing: {files.as_candidates(value)}" if found is None else file_identity(found, full)
+def _configured_file(candidates: List[str], full: bool) -> str:
+    """The identity of the file the readers pick among ``candidates``; a missing one is
+    named by its candidates (the step's own run then reports it)."""
+    found = fs.first_existing(candidates)
+    return f"missing: {candidates}" if found is None else file_identity(found, full)
 
 
 def _digest(entries: Iterable[Tuple[str, str]]) -> str:
@@ -77,14 +77,8 @@ def _images_identity(data_cfg: Any, full: bool) -> str:
 
 
 def input_identity(data_cfg: Any, reads_hierarchy: bool, full: bool) -> Dict[str, str]:
-    """``{input: identity}`` of every file a preprocess of ``data_cfg`` reads: the class
-    descriptions, the hierarchy (when ``reads_hierarchy``), each subset's boxes and image
-    labels, and the images."""
-    identity = {"class_descriptions": _configured_file(data_cfg.class_descriptions, full)}
-    if reads_hierarchy:
-        identity["hierarchy"] = _configured_file(data_cfg.hierarchy, full)
-    for kind in ("boxes", "image_labels"):
-        for subset in data_cfg.subsets:
-            identity[f"{kind}.{subset}"] = _configured_file(data_cfg[kind].get(subset, []), full)
+    """``{input: identity}`` of every file a preprocess of ``data_cfg`` reads: the metadata
+    files by their config keys (:func:`bigcat_ml.oid.files.read_by_preprocess`), and the images."""
+    identity = {key: _configured_file(tried, full) for key, tried in files.read_by_preprocess(data_cfg, reads_hierarchy)}
     identity["images"] = _images_identity(data_cfg, full)
     return identity
