@@ -16,7 +16,7 @@ from bigcat_ml.tracking import names
 from bigcat_ml.tracking.comparison import Basis
 
 WIDTH = 120
-# Printed header of each metric, in the order printed.
+# Printed header of each of names.HEADLINE_METRICS (which gives the order).
 _HEADERS = {
     "top1_accuracy": "top-1",
     "top5_accuracy": "top-5",
@@ -33,8 +33,8 @@ def terminal_table(short: pd.DataFrame, basis: Basis, width: int = WIDTH) -> str
     """``short`` (:func:`bigcat_ml.tracking.comparison.short_table`) as a Markdown table
     of at most ``width`` columns, under one line saying which chips the metrics are on."""
     shown = pd.DataFrame({"run": short["run"].astype(str)})
-    for metric, header in _HEADERS.items():
-        shown[header] = [_number(v, 3) for v in short[basis.metric(metric)]]
+    for metric in names.HEADLINE_METRICS:
+        shown[_HEADERS[metric]] = [_number(v, 3) for v in short[basis.metric(metric)]]
     shown[_THROUGHPUT_HEADER] = [_number(v, 1) for v in short[names.THROUGHPUT_METRIC]]
     caption = f"{basis.phrase()}, F1 macro-averaged (every column: comparison.csv / .html in the artifacts)"
     table = _markdown(shown)
