@@ -13,7 +13,7 @@ from bigcat_ml.chips import dataset, family
 from bigcat_ml.oid import identity
 from bigcat_ml.reporting import eda
 from bigcat_ml.cli.entry import hydra_entry_point
-from bigcat_ml.cli.progress import phases
+from bigcat_ml.runtime.progress import phases
 from bigcat_ml.cli.steps import Step, in_every_chain
 from bigcat_ml.config.schema import ReuseCheck
 from bigcat_ml.tracking import names

@@ -36,7 +36,7 @@ from bigcat_ml.synthetic.catalogue import CLASS_DESCRIPTIONS_FILE, class_descrip
 from bigcat_ml.synthetic.ground_truth import read_ground_truth
 from bigcat_ml.synthetic.write import BOXES_FILE, IMAGE_LABELS_FILE, generate_sample
 from bigcat_ml.oid.schemas import BOX_COLUMNS
-from bigcat_ml.chips.rejects import BAD_BOX, DECODE_ERROR, MISSING_IMAGE, TOO_LARGE, TOO_SMALL
+from bigcat_ml.oid.rejects import BAD_BOX, DECODE_ERROR, MISSING_IMAGE, TOO_LARGE, TOO_SMALL
 
 PROJECT = Path(__file__).resolve().parents[1]
 MAX_PIXELS = 1_000_000  # every sample image is at most 480 x 480 pixels

@@ -11,7 +11,7 @@ from PIL import Image
 from helpers.images import BLUE, GREEN, RED, assert_colour, blocks_image, box, centre, decoded, encode
 
 from bigcat_ml.chips.crop import crop_image_boxes, pixel_edges
-from bigcat_ml.chips.rejects import BAD_BOX, DECODE_ERROR, MISSING_IMAGE, TOO_LARGE, TOO_SMALL
+from bigcat_ml.oid.rejects import BAD_BOX, DECODE_ERROR, MISSING_IMAGE, TOO_LARGE, TOO_SMALL
 
 CROP_ARGS = dict(padding=0.0, min_chip_side=4, jpeg_quality=90, max_image_pixels=10_000_000)
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from bigcat_ml.cli import console
+from bigcat_ml.runtime import console
 
 # An entry point's console (configure_logging as Hydra's job logging leaves it: a handler
 # on stdout), then what a step says: a summary, a log line, progress, a warning, and the
@@ -15,8 +15,8 @@ from bigcat_ml.cli import console
 _STEP = """
 import logging, sys, warnings
 logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="[%(name)s][%(levelname)s] - %(message)s")
-from bigcat_ml.cli.console import KNOWN_HARMLESS_WARNINGS, configure_logging
-from bigcat_ml.cli.progress import progress
+from bigcat_ml.runtime.console import KNOWN_HARMLESS_WARNINGS, configure_logging
+from bigcat_ml.runtime.progress import progress
 configure_logging()
 print("evaluate mobilenet: 18 chips")
 logging.getLogger("bigcat_ml.scoring.inference").info("predicted 18 chips")
@@ -41,7 +41,7 @@ def test_by_default_stdout_holds_summaries_and_progress_and_stderr_only_the_warn
     done = _run("0")
     assert done.stdout.splitlines() == [
         "evaluate mobilenet: 18 chips",
-        "[bigcat_ml.cli.progress][INFO] - predict mobilenet: 18 chips…",
+        "[bigcat_ml.runtime.progress][INFO] - predict mobilenet: 18 chips…",
         done.stdout.splitlines()[-1],
     ] and "predict mobilenet: 18 chips in" in done.stdout.splitlines()[-1]
     assert done.stderr.splitlines() == ["WARNING bigcat_ml.scoring.inference: model 'mobilenet' has random-init weights"]
@@ -59,7 +59,7 @@ def test_spark_python_workers_ignore_the_known_harmless_warnings_unless_verbose(
     monkeypatch.setenv(console.VERBOSE_ENV, verbose)
     monkeypatch.setenv("PYTHONWARNINGS", "error::ResourceWarning")
     filters = console.worker_env().get("PYTHONWARNINGS", "")
-    code = "import warnings\nfrom bigcat_ml.cli.console import KNOWN_HARMLESS_WARNINGS as known\n" \
+    code = "import warnings\nfrom bigcat_ml.runtime.console import KNOWN_HARMLESS_WARNINGS as known\n" \
            "for message, category, _ in known:\n    warnings.warn(message, category)\n"
     env = {**os.environ, "PYTHONWARNINGS": filters}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
@@ -72,7 +72,7 @@ def test_spark_python_workers_ignore_the_known_harmless_warnings_unless_verbose(
 _DOWNLOAD = """
 import sys
 import mlflow
-from bigcat_ml.cli.console import set_verbose
+from bigcat_ml.runtime.console import set_verbose
 set_verbose(sys.argv[1] == "1")
 mlflow.set_tracking_uri(sys.argv[2])
 with mlflow.start_run() as run:

@@ -24,7 +24,7 @@ from bigcat_ml.chips.dataset import (
     read_summary,
     write_chip_dataset,
 )
-from bigcat_ml.chips.rejects import BAD_BOX, DECODE_ERROR, REJECTS_SCHEMA
+from bigcat_ml.oid.rejects import BAD_BOX, DECODE_ERROR, REJECTS_SCHEMA
 
 COLOURS = [(200, 30, 30), (30, 190, 40), (40, 50, 200), (220, 210, 40), (150, 60, 170)]
 

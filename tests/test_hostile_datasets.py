@@ -31,7 +31,7 @@ from bigcat_ml.chips.dataset import (
 from bigcat_ml.chips.layout import CHIPS_DIR, SUMMARY_FILE
 from bigcat_ml.chips.trusted import COMMON_METADATA_FILE, SCHEMA_GLOBALS, UntrustedDatasetError, load_schema_pickle, pickle_globals
 from bigcat_ml.chips.extract import extract_chips
-from bigcat_ml.chips.rejects import ENCODE_ERROR, TOO_LARGE, fails_the_task
+from bigcat_ml.oid.rejects import ENCODE_ERROR, TOO_LARGE, fails_the_task
 from bigcat_ml.oid.selection import BOX_FIELDS
 from bigcat_ml.scoring.inference import predict_local
 from bigcat_ml.training.data import labelled_chips

@@ -35,7 +35,7 @@ from bigcat_ml.scoring.inference import (
     shared_classifier,
 )
 from bigcat_ml.scoring.models import keras_application, model_input
-from bigcat_ml.chips.rejects import DECODE_ERROR, PREDICT_ERROR
+from bigcat_ml.oid.rejects import DECODE_ERROR, PREDICT_ERROR
 
 N_CHIPS = 20
 CORRUPT_ID = "corrupt"

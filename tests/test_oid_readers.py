@@ -18,7 +18,7 @@ from PIL import Image
 
 from bigcat_ml.oid import images, readers, selection
 from bigcat_ml.oid.schemas import BOX_COLUMNS, BOXES_SCHEMA, IMAGE_LABEL_COLUMNS
-from bigcat_ml.chips.rejects import MISSING_IMAGE, REJECTS_SCHEMA
+from bigcat_ml.oid.rejects import MISSING_IMAGE, REJECTS_SCHEMA
 
 pytestmark = pytest.mark.spark
 

@@ -10,8 +10,8 @@ import pytest
 
 _LOOP = """
 import logging
-from bigcat_ml.cli.console import configure_logging
-from bigcat_ml.cli.progress import progress
+from bigcat_ml.runtime.console import configure_logging
+from bigcat_ml.runtime.progress import progress
 configure_logging()
 with progress("predict mobilenet", 40, "chip") as done:
     for _ in range(4):
@@ -94,8 +94,8 @@ def test_spark_draws_its_console_progress_bar_on_a_terminal():
 
 
 _PHASES = """
-from bigcat_ml.cli.console import configure_logging
-from bigcat_ml.cli.progress import phases
+from bigcat_ml.runtime.console import configure_logging
+from bigcat_ml.runtime.progress import phases
 configure_logging()
 with phases("preprocess", ["select classes", "cut and write chips"]) as begin:
     begin("select classes")

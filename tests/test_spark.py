@@ -101,7 +101,7 @@ def _path_without_java(tmp_path: Path) -> str:
 
 _START_SESSION = """
 import logging
-from bigcat_ml.cli.console import configure_logging
+from bigcat_ml.runtime.console import configure_logging
 from bigcat_ml.config.compose import compose
 from bigcat_ml.runtime.spark import get_spark
 configure_logging()

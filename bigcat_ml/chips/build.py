@@ -47,7 +47,7 @@ def build_chip_dataset(spark: SparkSession, cfg: Any, begin: Callable[[str], Non
 
     Every selected box ends as a chip or as a reject with a reason; the sum is checked
     here (and logged per class and reason by the entry point). ``begin`` hears each of
-    :data:`PHASES` as it starts (:func:`bigcat_ml.cli.progress.phases`).
+    :data:`PHASES` as it starts (:func:`bigcat_ml.runtime.progress.phases`).
     """
     dataset.check_output(cfg.preprocess.output, cfg.preprocess.overwrite)  # before any scan
     begin(PHASES[0])

@@ -3,7 +3,7 @@
 Box coordinates are fractions of the *displayed* image size, i.e. after the EXIF
 orientation has been applied, as Open Images defines them. Each image is decoded once
 for all its boxes; every box gets exactly one :class:`ChipResult` back, either a chip or
-a reject reason from :mod:`bigcat_ml.chips.rejects`, so nothing is dropped silently.
+a reject reason from :mod:`bigcat_ml.oid.rejects`, so nothing is dropped silently.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any, Iterator, List, Mapping, Optional, Tuple
 
 from PIL import ExifTags, Image, ImageMode, ImageOps, UnidentifiedImageError
 
-from bigcat_ml.chips.rejects import BAD_BOX, DECODE_ERROR, ENCODE_ERROR, MISSING_IMAGE, TOO_LARGE, TOO_SMALL, fails_the_task
+from bigcat_ml.oid.rejects import BAD_BOX, DECODE_ERROR, ENCODE_ERROR, MISSING_IMAGE, TOO_LARGE, TOO_SMALL, fails_the_task
 
 # Pillow keeps each pixel of a multi-band image (RGB, RGBA, LA, CMYK, ...) in one 32-bit word.
 _WORD_BYTES = 4

@@ -1,7 +1,7 @@
 """The chip dataset: its Petastorm Unischema, its atomic writer, and its readers.
 
 A preprocess output folder holds ``chips/`` (the Petastorm dataset), ``rejects/``
-(Parquet, :data:`bigcat_ml.chips.rejects.REJECTS_SCHEMA`), ``summary.json`` (counts,
+(Parquet, :data:`bigcat_ml.oid.rejects.REJECTS_SCHEMA`), ``summary.json`` (counts,
 selected classes, content digest) and ``manifest.json`` (the hash of every other file),
 and nothing else (:mod:`bigcat_ml.chips.layout`). It is a local path or a URI: Spark
 writes the tables, :mod:`bigcat_ml.storage.fs` everything else. Every reader here checks

@@ -1,1 +1,1 @@
-"""The command line: the step registry, Hydra entry points, the MLflow-project launcher, console output."""
+"""The command line: the step registry, Hydra entry points, the MLflow-project launcher."""

@@ -9,7 +9,7 @@ import hydra
 from omegaconf import DictConfig
 
 from bigcat_ml.config.compose import CONF_DIR, finalize
-from bigcat_ml.cli.console import configure_logging, set_verbose
+from bigcat_ml.runtime.console import configure_logging, set_verbose
 from bigcat_ml.cli.preflight import check_task_inputs
 from bigcat_ml.runtime.signals import exit_code, signals_unwind
 

@@ -42,7 +42,7 @@ from bigcat_ml.oid.readers import (
 from bigcat_ml.oid import images
 from bigcat_ml.oid.csv_cache import read_subsets_cached
 from bigcat_ml.oid.schemas import BOX_COORDINATES, BOX_FLAGS, BOXES_SCHEMA, IMAGE_LABELS_SCHEMA
-from bigcat_ml.chips.rejects import DUPLICATE_BOX, IMAGE_LABEL_FILTER, MISSING_IMAGE, REJECTS_SCHEMA
+from bigcat_ml.oid.rejects import DUPLICATE_BOX, IMAGE_LABEL_FILTER, MISSING_IMAGE, REJECTS_SCHEMA
 
 log = logging.getLogger(__name__)
 

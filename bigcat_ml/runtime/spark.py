@@ -20,8 +20,8 @@ from pyspark.java_gateway import launch_gateway
 from pyspark.sql import SparkSession
 
 from bigcat_ml.config.compose import flatten
-from bigcat_ml.cli.console import verbose, worker_env
-from bigcat_ml.cli.progress import interactive
+from bigcat_ml.runtime.console import verbose, worker_env
+from bigcat_ml.runtime.progress import interactive
 from bigcat_ml.config.schema import SparkConfig
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from types import ModuleType
 from typing import Iterator, Optional, Sequence
 
-from bigcat_ml.cli.console import TF_LOG_LEVEL_ENV, verbose
+from bigcat_ml.runtime.console import TF_LOG_LEVEL_ENV, verbose
 
 # Abseil's warning before its first line, its I/W-prefixed lines (``I0000 00:00:1796051566.187380
 # 11961 port.cc:153] …``) and the second line of TensorFlow's CPU-feature message.
@@ -93,7 +93,7 @@ class _FirstTensorFlowImport(importlib.abc.MetaPathFinder):
 def install() -> None:
     """Quiet the first ``import tensorflow`` of this process (a no-op once TensorFlow is
     imported), and default TensorFlow's C++ logs to errors only unless verbose (the entry
-    point's :func:`~bigcat_ml.cli.console.set_verbose` then sets them either way)."""
+    point's :func:`~bigcat_ml.runtime.console.set_verbose` then sets them either way)."""
     os.environ.setdefault(TF_LOG_LEVEL_ENV, "0" if verbose() else "2")
     if "tensorflow" in sys.modules or any(isinstance(f, _FirstTensorFlowImport) for f in sys.meta_path):
         return

@@ -46,7 +46,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, FloatType, IntegerType, StringType, StructField, StructType
 
 from bigcat_ml.chips import dataset
-from bigcat_ml.cli.progress import progress
+from bigcat_ml.runtime.progress import progress
 from bigcat_ml.config.schema import ModelConfig
 from bigcat_ml.scoring.fine_tuned import load_classifier_file
 from bigcat_ml.scoring.imagenet import NUM_CLASSES, class_names, top_k
@@ -62,7 +62,7 @@ from bigcat_ml.scoring.models import (
     weights_digest,
     weights_source,
 )
-from bigcat_ml.chips.rejects import DECODE_ERROR, PREDICT_ERROR, REJECTS_SCHEMA, fails_the_task
+from bigcat_ml.oid.rejects import DECODE_ERROR, PREDICT_ERROR, REJECTS_SCHEMA, fails_the_task
 from bigcat_ml.runtime.spark import ARROW_BATCH_ROWS_KEY, session_conf, task_slots
 
 log = logging.getLogger(__name__)

@@ -24,7 +24,7 @@ checked by eye or by test.
 
 The ground truth (``ground_truth.json``) counts images, boxes and image-level labels
 per subset and class, and lists the faulty images, so tests know the chips and rejects
-(:mod:`bigcat_ml.chips.rejects` reasons) a correct pipeline must produce.
+(:mod:`bigcat_ml.oid.rejects` reasons) a correct pipeline must produce.
 
 The generator follows its data: :mod:`.catalogue` (classes, looks, embedded metadata),
 :mod:`.plan` (images, boxes, labels and faults, before any pixel), :mod:`.render` (pixels

@@ -2,7 +2,7 @@
 
 ``ground_truth.json`` counts images, boxes and image-level labels per subset and class,
 and lists the faulty images, so tests know the chips and rejects
-(:mod:`bigcat_ml.chips.rejects` reasons) a correct pipeline must produce.
+(:mod:`bigcat_ml.oid.rejects` reasons) a correct pipeline must produce.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
-from bigcat_ml.chips.rejects import DECODE_ERROR, MISSING_IMAGE
+from bigcat_ml.oid.rejects import DECODE_ERROR, MISSING_IMAGE
 from bigcat_ml.oid.schemas import SUBSETS
 from bigcat_ml.synthetic.catalogue import BOX_CLASSES, class_descriptions
 from bigcat_ml.synthetic.plan import PlannedImage

@@ -13,7 +13,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
-from bigcat_ml.chips.rejects import DECODE_ERROR, MISSING_IMAGE
+from bigcat_ml.oid.rejects import DECODE_ERROR, MISSING_IMAGE
 from bigcat_ml.config.schema import SampleConfig
 from bigcat_ml.oid.schemas import SUBSETS, UNKNOWN_FLAG
 from bigcat_ml.synthetic.catalogue import BIG_CATS, BOX_CLASSES

@@ -20,8 +20,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bigcat_ml.chips.rejects import DECODE_ERROR, MISSING_IMAGE
-from bigcat_ml.cli.progress import progress
+from bigcat_ml.oid.rejects import DECODE_ERROR, MISSING_IMAGE
+from bigcat_ml.runtime.progress import progress
 from bigcat_ml.oid import files
 from bigcat_ml.oid.schemas import BOX_COLUMNS, BOX_FLAGS, IMAGE_BYTES_COLUMNS, IMAGE_LABEL_COLUMNS, SUBSETS
 from bigcat_ml.synthetic import render

@@ -1,7 +1,7 @@
 """What an entry point shows on the console; library modules only call ``logging.getLogger``.
 
 By default the console is a report: stdout holds the steps' summaries (the lines entry
-points print), progress (:mod:`bigcat_ml.cli.progress`), the compare table and where the
+points print), progress (:mod:`bigcat_ml.runtime.progress`), the compare table and where the
 MLflow UI shows it all; warnings and errors go to stderr. Every other log record still
 reaches Hydra's log file of the job, and ``verbose`` (config key, or the
 ``BIGCAT_VERBOSE=1`` environment variable, which Spark's Python workers receive through
@@ -24,7 +24,7 @@ TF_LOG_LEVEL_ENV = "TF_CPP_MIN_LOG_LEVEL"
 # MLflow's tqdm bars for every artifact download (mlflow.environment_variables).
 MLFLOW_PROGRESS_BAR_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 PYTHON_WARNINGS_ENV = "PYTHONWARNINGS"
-PROGRESS_LOGGER = "bigcat_ml.cli.progress"
+PROGRESS_LOGGER = "bigcat_ml.runtime.progress"
 
 # (message start, category, why it is harmless): Python warnings the libraries raise on
 # every run of the chain, where nothing is wrong and the user can do nothing about them.
