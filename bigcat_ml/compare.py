@@ -25,15 +25,15 @@ def run(cfg: DictConfig) -> Dict[str, Any]:
     experiment_id = setup_tracking(cfg.mlflow)
     runs = comparison.find_evaluation_runs(experiment_id, cfg.compare.filter_tag)
     comparison.check_same_dataset(runs, cfg.compare.allow_mixed_datasets)
-    with tempfile.TemporaryDirectory() as tmp, step_run(cfg, "compare") as active:
+    with tempfile.TemporaryDirectory() as tmp, step_run(cfg, STEP.name) as active:
         result = comparison.build_comparison(runs, Path(tmp), cfg.compare.subset)
         table = result.table
-        mlflow.log_text(table.to_markdown(index=False), "comparison/comparison.md")
-        mlflow.log_text(table.to_csv(index=False), "comparison/comparison.csv")
-        mlflow.log_text(table.to_html(index=False), "comparison/comparison.html")
+        mlflow.log_text(table.to_markdown(index=False), names.COMPARISON_MD)
+        mlflow.log_text(table.to_csv(index=False), names.COMPARISON_CSV)
+        mlflow.log_text(table.to_html(index=False), names.COMPARISON_HTML)
         for name, figure in comparison.comparison_figures(result).items():
-            mlflow.log_figure(figure, f"comparison/{name}")
-        mlflow.set_tag("bigcat.compared_runs", ",".join(runs["run_id"]))
+            mlflow.log_figure(figure, f"{names.COMPARISON_DIR}/{name}")
+        mlflow.set_tag(names.COMPARED_RUNS_TAG, ",".join(runs["run_id"]))
         print(terminal_table(comparison.short_table(result), result.basis))
         print(_where_to_look(cfg, experiment_id, active.info.run_id, set(runs[f"tags.{names.WEIGHTS_TAG}"])))
         return {"run_id": active.info.run_id, "table": table}
@@ -42,7 +42,7 @@ def run(cfg: DictConfig) -> Dict[str, Any]:
 def _where_to_look(cfg: DictConfig, experiment_id: str, run_id: str, weights: set) -> str:
     lines = [
         f"comparison run {run_id} in experiment {experiment_id} ({redact_text(cfg.mlflow.tracking_uri)})",
-        f"artifacts: {mlflow.get_run(run_id).info.artifact_uri}/comparison",
+        f"artifacts: {mlflow.get_run(run_id).info.artifact_uri}/{names.COMPARISON_DIR}",
         how_to_open(cfg.mlflow.tracking_uri, experiment_id),
     ]
     if RANDOM_INIT in weights:
@@ -50,7 +50,7 @@ def _where_to_look(cfg: DictConfig, experiment_id: str, run_id: str, weights: se
     return "\n".join(lines)
 
 
-STEP = Step(name="compare", run=run)
+STEP = Step(name=names.COMPARE_STEP, run=run)
 main = hydra_entry_point(run)
 
 if __name__ == "__main__":

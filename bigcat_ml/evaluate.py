@@ -51,8 +51,8 @@ def _evaluate(cfg: DictConfig) -> Dict[str, Any]:
         names.PRECISION_TAG: as_precision(cfg.model.precision).value,
     }
     if weights == RANDOM_INIT:
-        tags["bigcat.note"] = RANDOM_WEIGHTS_NOTE
-    with step_run(cfg, "evaluate", key=STEP.key(cfg), run_name=f"evaluate {cfg.model.name} [{weights}]", tags=tags) as active:
+        tags[names.CAVEAT_TAG] = RANDOM_WEIGHTS_NOTE
+    with step_run(cfg, STEP.name, key=STEP.key(cfg), run_name=f"evaluate {cfg.model.name} [{weights}]", tags=tags) as active:
         log_chip_dataset_input(
             dataset.dataset_url(cfg.evaluate.dataset), f"chips {summary['data']}/{cfg.classes.name}", digest,
             names.EVALUATE_DATASET_CONTEXT, {names.DATASET_SUBSET_INPUT_TAG: ",".join(summary["subsets"])},
@@ -97,12 +97,12 @@ def _log_evaluation(evaluation: Evaluation, cfg: DictConfig) -> None:
                 for name, value in metrics.items()
             },
             names.THROUGHPUT_METRIC: evaluation.chips_per_second,
-            "chips_read": evaluation.chips_read,
-            "rejects": len(evaluation.rejects),
-            "unmapped_chips": evaluation.unmapped_chips,
-            "unmapped_classes": len(evaluation.unmapped_classes),
-            **{metric_name("rejects", reason): int(n) for reason, n in reasons.items()},
-            **{metric_name("seconds", stage): value for stage, value in evaluation.seconds.items()},
+            names.CHIPS_READ_METRIC: evaluation.chips_read,
+            names.REJECTS_METRIC: len(evaluation.rejects),
+            names.UNMAPPED_CHIPS_METRIC: evaluation.unmapped_chips,
+            names.UNMAPPED_CLASSES_METRIC: len(evaluation.unmapped_classes),
+            **{metric_name(names.REJECTS_METRIC, reason): int(n) for reason, n in reasons.items()},
+            **{metric_name(names.SECONDS_METRIC, stage): value for stage, value in evaluation.seconds.items()},
         }
     )
     with tempfile.TemporaryDirectory() as tmp:
@@ -121,20 +121,20 @@ def _log_evaluation(evaluation: Evaluation, cfg: DictConfig) -> None:
     for table, table_name, csv_name in tables:
         mlflow.log_table(table, table_name)
         mlflow.log_text(table.to_csv(index=False), csv_name)
-    mlflow.log_text(report.other_predictions.to_csv(index=False), "tables/other_predictions.csv")
+    mlflow.log_text(report.other_predictions.to_csv(index=False), names.OTHER_PREDICTIONS_CSV)
     scored = evaluation.scored()
     mlflow.log_table(chip_results(*scored), names.CHIPS_TABLE)
     ranking = one_vs_rest(*scored)
     mlflow.log_metrics(ranking.scalar_metrics())
     logged = {
-        "confusion_matrix.png": figures.confusion_matrix_figure(report.confusion),
-        "confidence_histograms.png": figures.confidence_histograms(*scored),
-        "reliability_diagram.png": figures.reliability_diagram(report.calibration),
-        "roc_pr_curves.png": figures.roc_pr_curves(ranking),
-        "most_confident_mistakes.png": mistakes_figure(evaluation, cfg),
+        names.CONFUSION_FIGURE: figures.confusion_matrix_figure(report.confusion),
+        names.CONFIDENCE_FIGURE: figures.confidence_histograms(*scored),
+        names.RELIABILITY_FIGURE: figures.reliability_diagram(report.calibration),
+        names.ROC_PR_FIGURE: figures.roc_pr_curves(ranking),
+        names.MISTAKES_FIGURE: mistakes_figure(evaluation, cfg),
     }
-    for name, figure in logged.items():
-        mlflow.log_figure(figure, f"figures/{name}")
+    for artifact, figure in logged.items():
+        mlflow.log_figure(figure, artifact)
 
 
 def mistakes_figure(evaluation: Evaluation, cfg: DictConfig) -> Figure:
@@ -162,7 +162,7 @@ def _inputs(cfg: DictConfig) -> Dict[str, str]:
 
 
 STEP = Step(
-    name="evaluate",
+    name=names.EVALUATE_STEP,
     run=run,
     sections=("classes", "model", "evaluate"),
     # spark settings change speed, not predictions; the dataset and the model enter through their digests.

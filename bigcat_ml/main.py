@@ -18,6 +18,7 @@ from bigcat_ml.cli import steps
 from bigcat_ml.cli.entry import hydra_entry_point
 from bigcat_ml.cli.ui_hint import say_where_the_ui_is
 from bigcat_ml.preprocess import default_output
+from bigcat_ml.tracking import names
 from bigcat_ml.tracking.names import REUSED_TAG_PREFIX, STEP_RUN_TAG_PREFIX
 from bigcat_ml.tracking.headline import carry_headline, chain_run_name
 from bigcat_ml.tracking.reuse import find_finished_run
@@ -36,7 +37,7 @@ def run(cfg: DictConfig) -> Dict[str, Any]:
     step_runs: Dict[str, Any] = {}
     reused = set()
     # The parent carries the params and code version its children carry.
-    with step_run(cfg, "main", run_name=chain_run_name(cfg)) as parent:
+    with step_run(cfg, STEP.name, run_name=chain_run_name(cfg)) as parent:
         for step in steps.chain(cfg):
             # The key once per step; a concurrent main producing the same output waits at the claim.
             with steps.key_once(), step.claim(cfg):
@@ -50,17 +51,17 @@ def run(cfg: DictConfig) -> Dict[str, Any]:
                     step_runs[step.name] = step.run(cfg)["run_id"]
             step.hand_over(cfg, step_runs[step.name])
         mlflow.set_tags({STEP_RUN_TAG_PREFIX + name: run_id for name, run_id in step_runs.items()})
-        if "evaluate" in step_runs:  # the chain's last scoring step gives the parent its headline
-            carry_headline(step_runs["evaluate"])
-        step_runs["main"] = parent.info.run_id
+        if names.EVALUATE_STEP in step_runs:  # the chain's last scoring step gives the parent its headline
+            carry_headline(step_runs[names.EVALUATE_STEP])
+        step_runs[STEP.name] = parent.info.run_id
     print(f"main {cfg.model.name} (run {parent.info.run_id}): " + ", ".join(
-        f"{name} {step_runs[name]}" + (" (reused)" if name in reused else "") for name in step_runs if name != "main"
+        f"{name} {step_runs[name]}" + (" (reused)" if name in reused else "") for name in step_runs if name != STEP.name
     ))
     say_where_the_ui_is(cfg.mlflow.tracking_uri, experiment_id)
     return step_runs
 
 
-STEP = steps.Step(name="main", run=run)
+STEP = steps.Step(name=names.MAIN_STEP, run=run)
 main = hydra_entry_point(run)
 
 if __name__ == "__main__":

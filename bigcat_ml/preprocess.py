@@ -29,9 +29,9 @@ log = logging.getLogger(__name__)
 
 def run(cfg: DictConfig) -> Dict[str, Any]:
     """Build the chip dataset and log its counts, figures and digest."""
-    with step_run(cfg, "preprocess", key=STEP.key(cfg), run_name=f"preprocess {cfg.data.name}/{cfg.classes.name}") as active:
+    with step_run(cfg, STEP.name, key=STEP.key(cfg), run_name=f"preprocess {cfg.data.name}/{cfg.classes.name}") as active:
         spark = get_spark(cfg.spark)
-        with phases("preprocess", [*PHASES, _LOGGING]) as begin:
+        with phases(STEP.name, [*PHASES, _LOGGING]) as begin:
             result = build_chip_dataset(spark, cfg, begin)
             begin(_LOGGING)
             _log_result(cfg, spark, result)
@@ -61,11 +61,11 @@ def _log_result(cfg: DictConfig, spark: SparkSession, result: PreprocessResult) 
         dataset.point_alias(cfg.preprocess.output, str(Path(cfg.preprocess.output).parent / dataset.LATEST_ALIAS))
     mlflow.log_metrics(
         {
-            "selected_boxes": summary["selected_boxes"],
-            "chips": summary["chips"],
-            "rejects": summary["rejects"],
-            "selected_classes": len(result.selected),
-            **{metric_name("rejects", reason): n for reason, n in summary["rejects_by_reason"].items()},
+            names.SELECTED_BOXES_METRIC: summary["selected_boxes"],
+            names.CHIPS_METRIC: summary["chips"],
+            names.REJECTS_METRIC: summary["rejects"],
+            names.SELECTED_CLASSES_METRIC: len(result.selected),
+            **{metric_name(names.REJECTS_METRIC, reason): n for reason, n in summary["rejects_by_reason"].items()},
             **{
                 metric_name(column, row["LabelText"]): row[column]
                 for _, row in result.chips_by_class.iterrows()
@@ -73,17 +73,17 @@ def _log_result(cfg: DictConfig, spark: SparkSession, result: PreprocessResult) 
             },
         }
     )
-    mlflow.log_dict(summary, "summary.json")
-    mlflow.log_table(result.selected, "tables/selected_classes.json")
-    mlflow.log_table(result.chips_by_class, "tables/chips_by_class.json")
-    mlflow.log_table(result.label_counts.reset_index(), "tables/image_labels_by_class.json")
-    mlflow.log_table(result.box_counts.reset_index(), "tables/boxes_by_class_subset.json")
+    mlflow.log_dict(summary, names.CHIP_SUMMARY)
+    mlflow.log_table(result.selected, names.SELECTED_CLASSES_TABLE)
+    mlflow.log_table(result.chips_by_class, names.CHIPS_BY_CLASS_TABLE)
+    mlflow.log_table(result.label_counts.reset_index(), names.IMAGE_LABELS_BY_CLASS_TABLE)
+    mlflow.log_table(result.box_counts.reset_index(), names.BOXES_BY_CLASS_SUBSET_TABLE)
     log_chip_dataset_input(
         dataset.dataset_url(cfg.preprocess.output), f"chips {cfg.data.name}/{cfg.classes.name}", digest,
         names.PREPROCESS_DATASET_CONTEXT, {names.DATASET_SUBSET_INPUT_TAG: ",".join(summary["subsets"])},
     )
     for name, figure in eda.preprocess_figures(spark, result, cfg.preprocess.output, list(cfg.evaluate.size_buckets)).items():
-        mlflow.log_figure(figure, f"figures/{name}")
+        mlflow.log_figure(figure, f"{names.FIGURES_DIR}/{name}")
 
 
 # Characters of the step key in a chip dataset's default folder name.
@@ -126,7 +126,7 @@ def _claim(cfg: DictConfig) -> ContextManager[None]:
 
 
 STEP = Step(
-    name="preprocess",
+    name=names.PREPROCESS_STEP,
     run=run,
     sections=("data", "classes", "preprocess"),
     # Where the chips go and whether they may replace others change nothing in them, nor

@@ -77,10 +77,10 @@ def run(cfg: DictConfig) -> Dict[str, Any]:
     Returns ``{"run_id": ..., "summary": <ground truth>}``.
     """
     images_path = _check_layout(cfg)
-    with step_run(cfg, "sample_data", key=STEP.key(cfg)) as active:
+    with step_run(cfg, STEP.name, key=STEP.key(cfg)) as active:
         summary = write.generate_sample(Path(cfg.data.root), cfg.data.sample, images_path, force=cfg.force)
         mlflow.set_tag(names.SAMPLE_FINGERPRINT_TAG, summary["fingerprint"])
-        mlflow.log_dict(summary, ground_truth.GROUND_TRUTH_FILE)
+        mlflow.log_dict(summary, names.GROUND_TRUTH)
         mlflow.log_metrics(_metrics(summary))
     print(f"sample_data: {summary['images']} images in {redact_text(cfg.data.root)} (run {active.info.run_id})")
     return {"run_id": active.info.run_id, "summary": summary}
@@ -105,7 +105,7 @@ def _output_exists(cfg: DictConfig, run_id: str) -> bool:
 
 
 STEP = Step(
-    name="sample_data",
+    name=names.SAMPLE_DATA_STEP,
     run=run,
     sections=("data",),
     in_chain=lambda cfg: cfg.data.sample is not None,

@@ -39,7 +39,7 @@ def _train(cfg: DictConfig) -> Dict[str, Any]:
         names.TRAINING_TAG: training_summary(cfg.train),
         names.DATASET_TAG: cfg.train.dataset,
     }
-    with step_run(cfg, "train", key=STEP.key(cfg), run_name=f"train {cfg.model.name} on {cfg.classes.name}", tags=tags) as active:
+    with step_run(cfg, STEP.name, key=STEP.key(cfg), run_name=f"train {cfg.model.name} on {cfg.classes.name}", tags=tags) as active:
         spark = get_spark(cfg.spark)
         log_subset_inputs(spark, cfg.train, f"chips {cfg.data.name}/{cfg.classes.name}")
         outcome = train_and_log(spark, cfg, class_names)
@@ -110,7 +110,7 @@ def _hand_over(cfg: DictConfig, run_id: str) -> None:
 
 
 STEP = Step(
-    name="train",
+    name=names.TRAIN_STEP,
     run=run,
     sections=("classes", "model", "train"),
     # the dataset and weights enter through their digests; main's chain includes train when train.in_main is true.

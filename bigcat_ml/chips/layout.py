@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import re
 
+from bigcat_ml.tracking.names import CHIP_SUMMARY
+
 CHIPS_DIR = "chips"
 REJECTS_DIR = "rejects"
-SUMMARY_FILE = "summary.json"
+SUMMARY_FILE = CHIP_SUMMARY  # preprocess logs it under the same name
 # Every other file of the dataset (path, bytes, modification time, sha256), written last:
 # a finished run's output is reused only while the files still match it.
 MANIFEST_FILE = "manifest.json"

@@ -13,6 +13,7 @@ import yaml
 
 from bigcat_ml.cli import steps
 from bigcat_ml.config.compose import CONF_DIR
+from bigcat_ml.tracking.names import MAIN_STEP
 
 MLPROJECT_FILE = CONF_DIR.parent / "MLproject"
 
@@ -26,7 +27,7 @@ _HEADER = """\
 
 def render() -> str:
     """MLproject's text: one entry point per registered step, ``main`` first."""
-    names = sorted(steps.registry(), key=lambda name: name != "main")
+    names = sorted(steps.registry(), key=lambda name: name != MAIN_STEP)
     project = {
         "name": "bigcat_ml",
         "conda_env": "conda.yaml",

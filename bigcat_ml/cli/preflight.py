@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from bigcat_ml.cli import steps
 from bigcat_ml.storage import fs
+from bigcat_ml.tracking import names
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ Check = Callable[[DictConfig, Set[str]], List[str]]
 def check_inputs(cfg: DictConfig, step_name: str) -> None:
     """Raise :class:`MissingInputError` listing every input of ``step_name`` (every step of
     ``main``'s chain for ``main``) that neither exists nor is written by an earlier step."""
-    chain = steps.chain(cfg) if step_name == "main" else (steps.get(step_name),)
+    chain = steps.chain(cfg) if step_name == names.MAIN_STEP else (steps.get(step_name),)
     earlier: Set[str] = set()
     problems: List[str] = []
     for step in chain:
@@ -106,7 +107,7 @@ def _oid_file_settings(cfg: DictConfig) -> Tuple[List[Tuple[str, Sequence[str]]]
 
 def oid_files(cfg: DictConfig, earlier: Set[str]) -> List[str]:
     """Every OID file preprocess reads that exists under none of its candidate names."""
-    if "sample_data" in earlier:
+    if names.SAMPLE_DATA_STEP in earlier:
         return []
     if not cfg.data.subsets:
         return ["data.subsets is empty: list at least one of train, validation, test"]
@@ -123,7 +124,7 @@ def class_names(cfg: DictConfig, earlier: Set[str]) -> List[str]:
     with the closest names; checked only when that file is local and small."""
     if not (cfg.classes.names or cfg.classes.descendants_of):
         return ["no classes selected: set classes.names and/or classes.descendants_of"]
-    if "sample_data" in earlier:
+    if names.SAMPLE_DATA_STEP in earlier:
         return []
     from bigcat_ml.oid.files import as_candidates
 
@@ -162,7 +163,7 @@ def _dataset_at(key: str) -> Check:
         from bigcat_ml.chips.family import missing_dataset
 
         location = OmegaConf.select(cfg, key)
-        if "preprocess" in earlier and location == cfg.preprocess.output:
+        if names.PREPROCESS_STEP in earlier and location == cfg.preprocess.output:
             return []
         problem = missing_dataset(location, key, cfg)
         return [problem] if problem else []
@@ -191,14 +192,14 @@ def backbone_weights(cfg: DictConfig, earlier: Set[str]) -> List[str]:
 def scored_weights(cfg: DictConfig, earlier: Set[str]) -> List[str]:
     """evaluate reads model.weights unless it scores a fine-tuned model (model.source, or the
     one this chain's train hands over)."""
-    if cfg.model.source or "train" in earlier:
+    if cfg.model.source or names.TRAIN_STEP in earlier:
         return []
     return _weights_problems(cfg)
 
 
 # Step name -> the checks of the inputs it reads.
 NEEDS: Dict[str, Tuple[Check, ...]] = {
-    "preprocess": (oid_files, class_names),
-    "train": (_dataset_at("train.dataset"), backbone_weights),
-    "evaluate": (_dataset_at("evaluate.dataset"), scored_weights),
+    names.PREPROCESS_STEP: (oid_files, class_names),
+    names.TRAIN_STEP: (_dataset_at("train.dataset"), backbone_weights),
+    names.EVALUATE_STEP: (_dataset_at("evaluate.dataset"), scored_weights),
 }

@@ -38,6 +38,7 @@ from PIL import Image
 from bigcat_ml.config.schema import ModelConfig, Precision
 from bigcat_ml.scoring.imagenet import NUM_CLASSES
 from bigcat_ml.storage import fs
+from bigcat_ml.tracking import names
 from bigcat_ml.tracking.redact import redact_text
 
 if TYPE_CHECKING:
@@ -47,7 +48,6 @@ log = logging.getLogger(__name__)
 
 IMAGENET = "imagenet"
 RANDOM_INIT = "random-init"
-FINE_TUNED = "fine-tuned"
 RANDOM_INIT_SEED = 0
 KERAS_APPLICATIONS = "keras.applications"
 
@@ -64,7 +64,7 @@ def weights_source(model_cfg: Any) -> str:
     what to tag every output with, and name runs and printed lines by, so a URI's
     credentials (user-info, a signed URL's ``sig=``) are redacted."""
     if model_cfg.source:
-        return f"{FINE_TUNED}:{redact_text(model_cfg.source)}"
+        return f"{names.FINE_TUNED}:{redact_text(model_cfg.source)}"
     if model_cfg.weights is None:
         return RANDOM_INIT
     if model_cfg.weights == IMAGENET:

@@ -15,8 +15,9 @@ from bigcat_ml.oid.rejects import DECODE_ERROR, MISSING_IMAGE
 from bigcat_ml.oid.schemas import SUBSETS
 from bigcat_ml.synthetic.catalogue import BOX_CLASSES, class_descriptions
 from bigcat_ml.synthetic.plan import PlannedImage
+from bigcat_ml.tracking import names
 
-GROUND_TRUTH_FILE = "ground_truth.json"
+GROUND_TRUTH_FILE = names.GROUND_TRUTH  # sample_data logs it under the same name
 
 
 def summarize(images: Sequence[PlannedImage], params: Dict[str, Any], fingerprint: str) -> Dict[str, Any]:

@@ -34,7 +34,7 @@ def find_evaluation_runs(experiment_id: str, filter_tag: Optional[str] = None) -
     ``filter_tag`` is ``key=value``: only runs carrying that tag. When a model was
     evaluated several times on one dataset the newest run stands for it.
     """
-    where = f"tags.`{STEP_TAG}` = 'evaluate' and attributes.status = 'FINISHED'"
+    where = f"tags.`{STEP_TAG}` = '{names.EVALUATE_STEP}' and attributes.status = 'FINISHED'"
     if filter_tag:
         key, sep, value = filter_tag.partition("=")
         if not sep or not key:

@@ -5,6 +5,15 @@ from here, so a renamed tag cannot leave one side behind.
 """
 import re
 
+# Step names: each step's key in the registry, the value of STEP_TAG on its runs, the
+# suffix of main's per-step tags and the name of its module (``python -m bigcat_ml.<name>``).
+SAMPLE_DATA_STEP = "sample_data"
+PREPROCESS_STEP = "preprocess"
+TRAIN_STEP = "train"
+EVALUATE_STEP = "evaluate"
+MAIN_STEP = "main"
+COMPARE_STEP = "compare"
+
 # Tags on every step run, and the reuse key main looks for.
 STEP_TAG = "bigcat.step"
 STEP_KEY_TAG = "bigcat.step_key"
@@ -33,13 +42,43 @@ DATASET_TAG = "bigcat.dataset"
 # On sample_data runs: the fingerprint of the sample it wrote (its config and generator version).
 SAMPLE_FINGERPRINT_TAG = "bigcat.sample_fingerprint"
 
+# On an evaluate run of random-init weights: why its numbers mean nothing.
+CAVEAT_TAG = "bigcat.note"
+# On a compare run: the evaluate runs it put side by side, comma-separated.
+COMPARED_RUNS_TAG = "bigcat.compared_runs"
+
 # Artifacts (paths inside the run's artifact root).
+CONFIG_ARTIFACT = "config.yaml"  # every step's resolved config, secrets redacted
+# sample_data: the generated sample's ground truth (the same name as in data.root).
+GROUND_TRUTH = "ground_truth.json"
+# preprocess: the chip dataset's summary.json (the same name as in the dataset folder) and its tables.
+CHIP_SUMMARY = "summary.json"
+SELECTED_CLASSES_TABLE = "tables/selected_classes.json"
+CHIPS_BY_CLASS_TABLE = "tables/chips_by_class.json"
+IMAGE_LABELS_BY_CLASS_TABLE = "tables/image_labels_by_class.json"
+BOXES_BY_CLASS_SUBSET_TABLE = "tables/boxes_by_class_subset.json"
+# train: the classes the model predicts, in output order.
+CLASS_NAMES_ARTIFACT = "class_names.json"
+# Every step's figures are figures/<name>; evaluate's by name.
+FIGURES_DIR = "figures"
+CONFUSION_FIGURE = "figures/confusion_matrix.png"
+CONFIDENCE_FIGURE = "figures/confidence_histograms.png"
+RELIABILITY_FIGURE = "figures/reliability_diagram.png"
+ROC_PR_FIGURE = "figures/roc_pr_curves.png"
+MISTAKES_FIGURE = "figures/most_confident_mistakes.png"
+# compare: the table three ways, and its figures beside them (comparison/<name>).
+COMPARISON_DIR = "comparison"
+COMPARISON_MD = "comparison/comparison.md"
+COMPARISON_CSV = "comparison/comparison.csv"
+COMPARISON_HTML = "comparison/comparison.html"
+# evaluate:
 PREDICTIONS = "predictions/predictions.parquet"
 REJECTS = "predictions/rejects.parquet"
 PER_CLASS_CSV = "tables/per_class.csv"
 CONFUSION_CSV = "tables/confusion.csv"
 CALIBRATION_CSV = "tables/calibration.csv"
 SLICES_CSV = "tables/slices.csv"
+OTHER_PREDICTIONS_CSV = "tables/other_predictions.csv"
 # The same tables as MLflow tables, which the UI's artifact view shows as tables.
 PER_CLASS_TABLE = "tables/per_class.json"
 CONFUSION_TABLE = "tables/confusion.json"
@@ -57,6 +96,17 @@ DATASET_SUBSET_INPUT_TAG = "subset"
 # Headline metrics, in the order tables and bar charts show them.
 HEADLINE_METRICS = ("top1_accuracy", "top5_accuracy", "family_accuracy", "f1_macro", "ece")
 THROUGHPUT_METRIC = "chips_per_second"
+# Counts: preprocess logs the dataset's (boxes selected = chips + rejects), evaluate what it
+# read; rejects by reason are metric_name(REJECTS_METRIC, reason), stage times
+# metric_name(SECONDS_METRIC, stage).
+SELECTED_BOXES_METRIC = "selected_boxes"
+SELECTED_CLASSES_METRIC = "selected_classes"
+CHIPS_METRIC = "chips"
+REJECTS_METRIC = "rejects"
+SECONDS_METRIC = "seconds"
+CHIPS_READ_METRIC = "chips_read"
+UNMAPPED_CHIPS_METRIC = "unmapped_chips"
+UNMAPPED_CLASSES_METRIC = "unmapped_classes"
 
 
 def metric_name(*parts: str) -> str:

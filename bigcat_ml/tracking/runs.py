@@ -121,7 +121,7 @@ def log_config(cfg: DictConfig, params: bool = True) -> None:
     container = loggable_config(cfg)
     if params:
         mlflow.log_params({metric_name(k): _param_value(v) for k, v in flatten(container).items()})
-    mlflow.log_text(OmegaConf.to_yaml(container), "config.yaml")
+    mlflow.log_text(OmegaConf.to_yaml(container), names.CONFIG_ARTIFACT)
 
 
 @contextlib.contextmanager

@@ -128,11 +128,11 @@ def train_and_log(spark: Optional[SparkSession], cfg: Any, class_names: Sequence
                 **{f"best_{name}": value for name, value in best_metrics.items()},
                 "best_epoch": best + 1,
                 "epochs_run": len(next(iter(history.values()))),
-                "seconds.train": seconds,
+                names.metric_name(names.SECONDS_METRIC, "train"): seconds,
                 **_stats_metrics(stats),
             }
         )
-        mlflow.log_dict({"class_names": list(class_names)}, "class_names.json")
+        mlflow.log_dict({"class_names": list(class_names)}, names.CLASS_NAMES_ARTIFACT)
         info = log_classifier(
             classifier_file,
             input_example(train_cfg.dataset, train_cfg.validation_subset),
