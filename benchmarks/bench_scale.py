@@ -95,7 +95,7 @@ def generate(root: Path, sizes: Dict[str, int], seed: int = 0) -> None:
     rng = np.random.default_rng(seed)
     root.mkdir(parents=True, exist_ok=True)
     mids = catalogue.class_descriptions()
-    (root / files.HIERARCHY).write_bytes(catalogue.resource_bytes(files.HIERARCHY))
+    (root / files.HIERARCHY).write_bytes(catalogue.sample_hierarchy_bytes())
     (root / catalogue.CLASS_DESCRIPTIONS_FILE).write_bytes(catalogue.resource_bytes(catalogue.CLASS_DESCRIPTIONS_FILE))
     bigcats = np.array([mids[n] for n in FIRST_CLASSES])
     common = np.array([m for n, m in mids.items() if n not in FIRST_CLASSES])

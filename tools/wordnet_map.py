@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 
 WORDNET_DIR = Path(os.environ.get("WORDNET_DIR", "/usr/share/wordnet"))
 OID_DIR = Path(__file__).resolve().parent / "oid-metadata"
+# The real hierarchy, committed once in the package (which prunes it for the generated sample).
+HIERARCHY = Path(__file__).resolve().parents[1] / "bigcat_ml" / "synthetic" / "resources" / "bbox_labels_600_hierarchy.json"
 TABLE = Path(imagenet.__file__).resolve().parent / imagenet.DERIVED_MAP_RESOURCE
 ANIMAL_MID = "/m/0jbk"
 ANIMAL_SYNSET = "00015388"  # animal.n.01
@@ -288,7 +290,7 @@ def main(argv: Optional[Iterable[str]] = None) -> None:
     parser.add_argument("--output", type=Path, default=TABLE)
     args = parser.parse_args(list(argv) if argv is not None else None)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    tree = json.loads((OID_DIR / "bbox_labels_600_hierarchy.json").read_text(encoding="utf-8"))
+    tree = json.loads(HIERARCHY.read_text(encoding="utf-8"))
     table = derive(read_wordnet(args.wordnet), read_descriptions(), tree)
     args.output.write_text(table_json(table), encoding="utf-8")
     mapped = sum(bool(d.imagenet) for d in table.values())

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import functools
 import io
+import json
 from dataclasses import dataclass
 from importlib import resources
 from typing import Callable, Dict, Tuple
@@ -85,8 +86,32 @@ def class_signature(display_name: str) -> np.ndarray:
 
 
 def resource_bytes(name: str) -> bytes:
-    """An embedded file (pruned real hierarchy, class descriptions) as shipped."""
+    """An embedded file (the real hierarchy, the sample's class descriptions) as shipped."""
     return (resources.files("bigcat_ml.synthetic") / "resources" / name).read_bytes()
+
+
+@functools.lru_cache(maxsize=None)
+def sample_hierarchy_bytes() -> bytes:
+    """The hierarchy a generated sample carries: the real one, pruned to the classes of the
+    embedded class descriptions, in the real file's format (key order, 4-space indent,
+    CRLF line ends).
+
+    Derived, not committed beside the real one, so the repository holds the hierarchy once;
+    the pruned tree keeps the real one's traps: ``Part`` lists and MIDs under two parents.
+    """
+    kept = set(class_descriptions().values())
+
+    def prune(node: Dict) -> Dict:
+        pruned = {"LabelName": node["LabelName"]}
+        for kind, children in node.items():
+            if kind != "LabelName":
+                children = [prune(child) for child in children if child["LabelName"] in kept]
+                if children:
+                    pruned[kind] = children
+        return pruned
+
+    tree = prune(json.loads(resource_bytes(HIERARCHY_FILE)))
+    return json.dumps(tree, indent=4).replace("\n", "\r\n").encode("utf-8")
 
 
 @functools.lru_cache(maxsize=None)

@@ -25,7 +25,9 @@ from bigcat_ml.runtime.progress import progress
 from bigcat_ml.oid import files
 from bigcat_ml.oid.schemas import BOX_COLUMNS, BOX_FLAGS, IMAGE_BYTES_COLUMNS, IMAGE_LABEL_COLUMNS, SUBSETS
 from bigcat_ml.synthetic import render
-from bigcat_ml.synthetic.catalogue import CLASS_DESCRIPTIONS_FILE, HIERARCHY_FILE, class_descriptions, resource_bytes
+from bigcat_ml.synthetic.catalogue import (
+    CLASS_DESCRIPTIONS_FILE, HIERARCHY_FILE, class_descriptions, resource_bytes, sample_hierarchy_bytes,
+)
 from bigcat_ml.synthetic.ground_truth import GROUND_TRUTH_FILE, read_ground_truth, summarize
 from bigcat_ml.synthetic.plan import PlannedImage, plan_sample, sample_params
 
@@ -80,7 +82,7 @@ def _write_csv(path: Path, header: Optional[Sequence[str]], rows: Iterator[List[
 def _write_annotations(staging: Path, images: Sequence[PlannedImage]) -> None:
     """The metadata files and, per subset, the box and image-label CSVs sorted by ImageID."""
     (staging / CLASS_DESCRIPTIONS_FILE).write_bytes(resource_bytes(CLASS_DESCRIPTIONS_FILE))
-    (staging / HIERARCHY_FILE).write_bytes(resource_bytes(HIERARCHY_FILE))
+    (staging / HIERARCHY_FILE).write_bytes(sample_hierarchy_bytes())
     for subset in SUBSETS:
         rows = sorted((im for im in images if im.subset == subset), key=lambda im: im.image_id)
         _write_csv(staging / BOXES_FILE.format(subset=subset), BOX_COLUMNS, _box_rows(rows))

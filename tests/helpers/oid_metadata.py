@@ -1,9 +1,10 @@
 """The real Open Images hierarchy the tests walk.
 
-Public data (CC BY 4.0); provenance in ``tools/oid-metadata/README.md``. Kept inside the
-repository, once, beside the build-time tool that reads it too, so the suite needs nothing
-beside the checkout.
+Public data (CC BY 4.0); provenance in ``bigcat_ml/synthetic/resources/README.md``. Committed
+once, in the package, which prunes it for the generated sample; the build-time tool reads it too.
 """
 from pathlib import Path
 
-REAL_HIERARCHY = Path(__file__).resolve().parents[2] / "tools" / "oid-metadata" / "bbox_labels_600_hierarchy.json"
+from bigcat_ml.synthetic import catalogue
+
+REAL_HIERARCHY = Path(__file__).resolve().parents[2] / "bigcat_ml" / "synthetic" / "resources" / catalogue.HIERARCHY_FILE
