@@ -40,7 +40,8 @@ import numpy as np
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from bigcat_ml.chips.dataset import CHIP_KEY, decode_chip, read_chips_spark
+from bigcat_ml.chips.readers import read_chips_spark
+from bigcat_ml.chips.schema import CHIP_KEY, decode_chip
 from bigcat_ml.config.schema import Precision
 from bigcat_ml.runtime.spark import task_slots
 from bigcat_ml.scoring import inference

@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 
 from bigcat_ml.tracking import names
 
-from bigcat_ml.chips import dataset, family
+from bigcat_ml.chips import family, layout
 from bigcat_ml.storage import publish
 
 from bigcat_ml.reporting import figures
@@ -54,7 +54,7 @@ def _evaluate(cfg: DictConfig) -> Dict[str, Any]:
         tags[names.CAVEAT_TAG] = RANDOM_WEIGHTS_NOTE
     with step_run(cfg, STEP.name, key=STEP.key(cfg), run_name=f"evaluate {cfg.model.name} [{weights}]", tags=tags) as active:
         log_chip_dataset_input(
-            dataset.dataset_url(cfg.evaluate.dataset), f"chips {summary['data']}/{cfg.classes.name}", digest,
+            layout.dataset_url(cfg.evaluate.dataset), f"chips {summary['data']}/{cfg.classes.name}", digest,
             names.EVALUATE_DATASET_CONTEXT, {names.DATASET_SUBSET_INPUT_TAG: ",".join(summary["subsets"])},
         )
         spark = get_spark(cfg.spark) if path is InferencePath.spark else None

@@ -9,7 +9,7 @@ import mlflow
 from omegaconf import DictConfig
 from pyspark.sql import SparkSession
 
-from bigcat_ml.chips import dataset, family
+from bigcat_ml.chips import family, layout, manifest
 from bigcat_ml.oid import identity
 from bigcat_ml.reporting import eda
 from bigcat_ml.cli.entry import hydra_entry_point
@@ -58,7 +58,7 @@ def _log_result(cfg: DictConfig, spark: SparkSession, result: PreprocessResult) 
         }
     )
     if cfg.preprocess.output == default_output(cfg):
-        dataset.point_alias(cfg.preprocess.output, str(Path(cfg.preprocess.output).parent / dataset.LATEST_ALIAS))
+        family.point_alias(cfg.preprocess.output, str(Path(cfg.preprocess.output).parent / family.LATEST_ALIAS))
     mlflow.log_metrics(
         {
             names.SELECTED_BOXES_METRIC: summary["selected_boxes"],
@@ -79,7 +79,7 @@ def _log_result(cfg: DictConfig, spark: SparkSession, result: PreprocessResult) 
     mlflow.log_table(result.label_counts.reset_index(), names.IMAGE_LABELS_BY_CLASS_TABLE)
     mlflow.log_table(result.box_counts.reset_index(), names.BOXES_BY_CLASS_SUBSET_TABLE)
     log_chip_dataset_input(
-        dataset.dataset_url(cfg.preprocess.output), f"chips {cfg.data.name}/{cfg.classes.name}", digest,
+        layout.dataset_url(cfg.preprocess.output), f"chips {cfg.data.name}/{cfg.classes.name}", digest,
         names.PREPROCESS_DATASET_CONTEXT, {names.DATASET_SUBSET_INPUT_TAG: ",".join(summary["subsets"])},
     )
     for name, figure in eda.preprocess_figures(spark, result, cfg.preprocess.output, list(cfg.evaluate.size_buckets)).items():
@@ -109,7 +109,7 @@ def _output_exists(cfg: DictConfig, run_id: str) -> bool:
     it recorded: same content digest and manifest, every file as written (re-hashed
     with ``reuse_check=full``)."""
     tags = mlflow.MlflowClient().get_run(run_id).data.tags
-    problem = dataset.mismatch(
+    problem = manifest.mismatch(
         cfg.preprocess.output,
         tags.get(names.DATASET_DIGEST_TAG, ""),
         tags.get(names.DATASET_MANIFEST_TAG),

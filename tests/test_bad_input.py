@@ -31,7 +31,9 @@ from bigcat_ml import evaluate, preprocess
 from bigcat_ml.cli.preflight import MissingInputError, check_inputs
 from bigcat_ml.config.compose import compose
 from bigcat_ml.chips.crop import crop_image_boxes, decode_rgb, pixel_edges
-from bigcat_ml.chips.dataset import CHIPS_DIR, REJECTS_DIR, decode_chip, read_summary
+from bigcat_ml.chips.layout import CHIPS_DIR, REJECTS_DIR
+from bigcat_ml.chips.manifest import read_summary
+from bigcat_ml.chips.schema import decode_chip
 from bigcat_ml.synthetic.catalogue import CLASS_DESCRIPTIONS_FILE, class_descriptions
 from bigcat_ml.synthetic.ground_truth import read_ground_truth
 from bigcat_ml.synthetic.write import BOXES_FILE, IMAGE_LABELS_FILE, generate_sample

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from bigcat_ml.chips.build import build_chip_dataset
-from bigcat_ml.chips.dataset import CHIPS_DIR, REJECTS_DIR
+from bigcat_ml.chips.layout import CHIPS_DIR, REJECTS_DIR
 from bigcat_ml.oid.rejects import DUPLICATE_BOX, IMAGE_LABEL_FILTER
 from bigcat_ml.oid.schemas import BOX_COLUMNS, IMAGE_LABEL_COLUMNS
 

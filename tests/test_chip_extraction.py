@@ -16,7 +16,7 @@ from pyspark.sql.types import (
 from helpers.images import BLUE, GREEN, assert_colour, blocks_image, box, centre, decoded, encode
 
 from bigcat_ml.chips.extract import extract_chips, split_chips_and_rejects
-from bigcat_ml.chips.dataset import ChipSchema
+from bigcat_ml.chips.schema import ChipSchema
 from bigcat_ml.oid.schemas import BOXES_SCHEMA
 from bigcat_ml.oid.rejects import BAD_BOX, DECODE_ERROR, MISSING_IMAGE, REJECTS_SCHEMA, TOO_LARGE, TOO_SMALL
 

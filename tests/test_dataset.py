@@ -11,19 +11,13 @@ from PIL import Image
 from pyspark.sql import DataFrame, SparkSession
 from helpers.images import RED, assert_colour, encode
 
-import bigcat_ml.chips.dataset as dataset
+import bigcat_ml.chips.writer as writer
 from bigcat_ml.oid.schemas import BOX_COORDINATES
-from bigcat_ml.chips.dataset import (
-    ChipSchema,
-    dataset_url,
-    decode_chip,
-    open_batch_reader,
-    open_reader,
-    open_tf_dataset,
-    read_chips_spark,
-    read_summary,
-    write_chip_dataset,
-)
+from bigcat_ml.chips.layout import dataset_url
+from bigcat_ml.chips.manifest import read_summary
+from bigcat_ml.chips.readers import open_batch_reader, open_reader, open_tf_dataset, read_chips_spark
+from bigcat_ml.chips.schema import ChipSchema, decode_chip
+from bigcat_ml.chips.writer import write_chip_dataset
 from bigcat_ml.oid.rejects import BAD_BOX, DECODE_ERROR, REJECTS_SCHEMA
 
 COLOURS = [(200, 30, 30), (30, 190, 40), (40, 50, 200), (220, 210, 40), (150, 60, 170)]
@@ -148,7 +142,7 @@ def test_make_reader_batch_reader_and_tf_data_return_the_same_chips(spark, writt
 @pytest.mark.parametrize("opener", [open_reader, open_batch_reader])
 def test_every_read_returns_every_row(written, opener):
     # petastorm 0.13.1's pools could end a read before its first row (see
-    # dataset._after_first_ventilation); that happened in ~15% of these reads.
+    # readers._after_first_ventilation); that happened in ~15% of these reads.
     counts = set()
     for _ in range(40):
         with opener(str(written[0]), workers_count=1) as reader:
@@ -193,7 +187,7 @@ def test_failure_mid_write_leaves_no_new_dataset_and_no_staging(spark, tmp_path,
     def crash(*_args, **_kwargs):  # the chips and rejects are written by now
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(dataset, "_measure", crash)
+    monkeypatch.setattr(writer, "_measure", crash)
     with pytest.raises(RuntimeError, match="disk full"):
         write_chip_dataset(spark, chips, rejects, str(output), overwrite=True)
 

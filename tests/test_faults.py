@@ -24,7 +24,7 @@ from helpers.faults import fail_once_in_workers, marker
 
 from bigcat_ml import evaluate, preprocess
 from bigcat_ml.config.compose import compose
-from bigcat_ml.chips.dataset import read_summary
+from bigcat_ml.chips.manifest import read_summary
 from bigcat_ml.synthetic.write import generate_sample
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -34,10 +34,10 @@ STAGED = "STAGED"
 # the staging folder and before it is moved to the output: the test kills it there.
 STOP_BEFORE_MOVE = f"""
 import sys
-import bigcat_ml.chips.dataset as dataset
+import bigcat_ml.chips.writer as writer
 from bigcat_ml import preprocess
 
-measure = dataset._measure
+measure = writer._measure
 
 def measure_then_wait(spark, folder):
     counts = measure(spark, folder)
@@ -45,7 +45,7 @@ def measure_then_wait(spark, folder):
     sys.stdin.read()  # blocks until the test kills this process
     return counts
 
-dataset._measure = measure_then_wait
+writer._measure = measure_then_wait
 preprocess.main()
 """
 

@@ -18,17 +18,11 @@ from helpers.images import encode
 from test_dataset import frames
 
 from bigcat_ml.chips import crop
-from bigcat_ml.chips.dataset import (
-    ChipSchema,
-    count_chips,
-    dataset_url,
-    open_batch_reader,
-    open_reader,
-    read_chips_spark,
-    read_summary,
-    write_chip_dataset,
-)
-from bigcat_ml.chips.layout import CHIPS_DIR, SUMMARY_FILE
+from bigcat_ml.chips.manifest import read_summary
+from bigcat_ml.chips.readers import count_chips, open_batch_reader, open_reader, read_chips_spark
+from bigcat_ml.chips.schema import ChipSchema
+from bigcat_ml.chips.writer import write_chip_dataset
+from bigcat_ml.chips.layout import CHIPS_DIR, SUMMARY_FILE, dataset_url
 from bigcat_ml.chips.trusted import COMMON_METADATA_FILE, SCHEMA_GLOBALS, UntrustedDatasetError, load_schema_pickle, pickle_globals
 from bigcat_ml.chips.extract import extract_chips
 from bigcat_ml.oid.rejects import ENCODE_ERROR, TOO_LARGE, fails_the_task

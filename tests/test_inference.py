@@ -19,7 +19,8 @@ from helpers.models import TINY, calibrated_mobilenet, probe_batch
 
 from bigcat_ml.config.compose import compose
 from bigcat_ml.config.schema import ModelConfig, Precision
-from bigcat_ml.chips.dataset import CHIPS_DIR, ChipSchema, decode_chip
+from bigcat_ml.chips.layout import CHIPS_DIR
+from bigcat_ml.chips.schema import ChipSchema, decode_chip
 from bigcat_ml.scoring import inference
 from bigcat_ml.scoring.imagenet import class_names
 from bigcat_ml.scoring.inference import (

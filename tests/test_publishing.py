@@ -19,7 +19,8 @@ from test_dataset import frames, siblings
 
 from bigcat_ml.chips.build import ReconciliationError, reconcile
 from bigcat_ml import main as main_step, sample_data
-from bigcat_ml.chips.dataset import check_output, read_summary, write_chip_dataset
+from bigcat_ml.chips.manifest import read_summary
+from bigcat_ml.chips.writer import check_output, write_chip_dataset
 from bigcat_ml.cli import steps
 from bigcat_ml.config.compose import compose
 
@@ -34,7 +35,7 @@ PAUSED = "PAUSED"
 _KILLED_WRITER = f"""
 import sys
 sys.path.insert(0, {str(TESTS)!r})
-import bigcat_ml.chips.dataset as dataset
+import bigcat_ml.chips.writer as writer
 from bigcat_ml.storage.publish import LocalFolders
 from bigcat_ml.config.compose import compose
 from bigcat_ml.runtime.spark import get_spark
@@ -57,7 +58,7 @@ if instant == "swapped":
     LocalFolders.exchange = exchange_then_pause
 spark = get_spark(compose(["spark.master='local[1]'", "spark.conf.spark.driver.memory=1g"]).spark)
 chips, rejects = frames(spark, n_chips=2)
-dataset.write_chip_dataset(spark, chips, rejects, output, overwrite=True, verify=pause if instant == "staged" else None)
+writer.write_chip_dataset(spark, chips, rejects, output, overwrite=True, verify=pause if instant == "staged" else None)
 """
 
 # Holds the dataset at argv[1] as a reader does (evaluate, train) until its stdin closes.
@@ -184,7 +185,7 @@ def test_a_kill_at_any_instant_leaves_a_whole_dataset_and_the_next_run_cleans_up
 
     assert read_summary(str(output))["chips"] == at_output  # never neither
     assert any(".tmp-" in name for name in siblings(output))
-    with caplog.at_level(logging.WARNING, logger="bigcat_ml.chips.dataset"):
+    with caplog.at_level(logging.WARNING, logger="bigcat_ml.storage.publish"):
         check_output(str(output), overwrite=True)
 
     assert siblings(output) == ["ds"]
@@ -209,7 +210,7 @@ def test_leftovers_of_a_running_run_are_reported_and_kept(spark, tmp_path, caplo
     writer.start()
     staged.wait(timeout=600)
     try:
-        with caplog.at_level(logging.WARNING, logger="bigcat_ml.chips.dataset"):
+        with caplog.at_level(logging.WARNING, logger="bigcat_ml.storage.publish"):
             check_output(str(output), overwrite=True)
         kept = siblings(output)
     finally:

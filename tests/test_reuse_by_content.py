@@ -12,7 +12,9 @@ import mlflow
 import pytest
 
 from bigcat_ml import evaluate, main as main_step, preprocess, sample_data, train
-from bigcat_ml.chips.dataset import LATEST_ALIAS, REJECTS_DIR, SUMMARY_FILE, read_summary
+from bigcat_ml.chips.family import LATEST_ALIAS
+from bigcat_ml.chips.layout import REJECTS_DIR, SUMMARY_FILE
+from bigcat_ml.chips.manifest import read_summary
 from bigcat_ml.chips.trusted import UntrustedDatasetError
 from bigcat_ml.cli.preflight import MissingInputError, check_inputs
 from bigcat_ml.config.compose import compose

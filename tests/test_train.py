@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from bigcat_ml import compare, evaluate, preprocess, train
-from bigcat_ml.chips import dataset
+from bigcat_ml.chips import manifest, readers
 from bigcat_ml.config.compose import compose
 from bigcat_ml.scoring.fine_tuned import CLASSIFIER_FILE, PYFUNC_ARTIFACT, download_classifier
 from bigcat_ml.synthetic.write import generate_sample
@@ -94,7 +94,7 @@ def test_a_train_run_logs_epochs_inputs_and_registers_one_model_version(trained)
 
 def test_the_registered_version_says_what_the_model_is_and_is_the_candidate(trained):
     cfg, run_id = trained["cfg"], trained["result"]["run_id"]
-    digest = dataset.read_summary(cfg.train.dataset)["content_digest"]
+    digest = manifest.read_summary(cfg.train.dataset)["content_digest"]
     version = mlflow.MlflowClient().get_model_version_by_alias(REGISTERED, "candidate")
     assert str(version.version) == "1" and version.run_id == run_id
     assert version.description.startswith("tiny_mobilenet backbone, random-init weights, fine-tuned on ")
@@ -157,7 +157,7 @@ def test_a_model_whose_mlmodel_leads_the_classifier_out_of_its_folder_is_refused
 
 def test_training_is_deterministic_with_a_fixed_seed(trained):
     cfg = cfg_for(trained["out"], "train.epochs=1")
-    classes = dataset.read_summary(cfg.train.dataset)["selected_classes"]
+    classes = manifest.read_summary(cfg.train.dataset)["selected_classes"]
     names_ = [c["DisplayName"] for c in classes]
     first, second = (fit_classifier(cfg, names_, verbose=0) for _ in range(2))
     assert first.history == second.history
@@ -171,7 +171,7 @@ def test_training_under_a_distribution_strategy_reports_the_validation_metrics_o
     import tensorflow as tf
 
     cfg = cfg_for(trained["out"])
-    names_ = [c["DisplayName"] for c in dataset.read_summary(cfg.train.dataset)["selected_classes"]]
+    names_ = [c["DisplayName"] for c in manifest.read_summary(cfg.train.dataset)["selected_classes"]]
     result = fit_classifier(cfg, names_, strategy=tf.distribute.MirroredStrategy(["/cpu:0"]))
     assert set(result.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
     assert len(result.history["val_loss"]) == 2 and result.train_stats.used > 0
@@ -195,7 +195,7 @@ def test_evaluate_scores_the_fine_tuned_model_on_the_test_chips_with_its_own_cla
     run = mlflow.get_run(fine_tuned_evaluation)
     assert run.data.tags[names.KIND_TAG] == names.FINE_TUNED and run.data.tags[names.SUBSET_TAG] == "test"
     assert run.data.tags[names.MODEL_TAG] == "tiny_mobilenet" and "unfrozen backbone" in run.data.tags[names.TRAINING_TAG]
-    assert run.data.metrics["chips_read"] == dataset.count_chips(cfg.evaluate.dataset, "test")
+    assert run.data.metrics["chips_read"] == readers.count_chips(cfg.evaluate.dataset, "test")
     assert run.data.metrics["test/top1_accuracy"] == run.data.metrics["top1_accuracy"]
     assert run.data.metrics["family_accuracy"] == 1.0  # every output is a selected class
     zero_shot = mlflow.get_run(trained["zero_shot"])

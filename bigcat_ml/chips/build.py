@@ -13,7 +13,7 @@ import pandas as pd
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
-from bigcat_ml.chips import dataset
+from bigcat_ml.chips import writer
 from bigcat_ml.chips.extract import extract_chips, split_chips_and_rejects
 from bigcat_ml.oid.classes import load_selected_classes
 from bigcat_ml.oid.schemas import BOX_FLAGS
@@ -49,7 +49,7 @@ def build_chip_dataset(spark: SparkSession, cfg: Any, begin: Callable[[str], Non
     here (and logged per class and reason by the entry point). ``begin`` hears each of
     :data:`PHASES` as it starts (:func:`bigcat_ml.runtime.progress.phases`).
     """
-    dataset.check_output(cfg.preprocess.output, cfg.preprocess.overwrite)  # before any scan
+    writer.check_output(cfg.preprocess.output, cfg.preprocess.overwrite)  # before any scan
     begin(PHASES[0])
     selected = load_selected_classes(spark, cfg.data, cfg.classes)
     begin(PHASES[1])
@@ -81,7 +81,7 @@ def _write_and_reconcile(
     try:
         chips, cut_rejects = split_chips_and_rejects(extracted)
         n_boxes = chosen.box_rows
-        summary = dataset.write_chip_dataset(
+        summary = writer.write_chip_dataset(
             spark,
             chips,
             cut_rejects.unionByName(before_images),

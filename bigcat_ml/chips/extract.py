@@ -24,7 +24,7 @@ from pyspark.sql.pandas.types import to_arrow_schema
 from pyspark.sql.types import StringType, StructField, StructType
 
 from bigcat_ml.chips.crop import ChipResult, crop_image_boxes
-from bigcat_ml.chips.dataset import ChipSchema
+from bigcat_ml.chips.schema import ChipSchema
 from bigcat_ml.oid.schemas import BOX_COORDINATES, BOX_FLAGS
 from bigcat_ml.oid.rejects import REJECTS_SCHEMA
 from bigcat_ml.runtime.spark import ARROW_BATCH_ROWS_KEY

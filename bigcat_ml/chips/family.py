@@ -6,15 +6,32 @@ and the override that reads one, rather than only that a file is missing.
 """
 from __future__ import annotations
 
+import os
+import uuid
 from typing import Any, Dict, List, Optional
 
-from bigcat_ml.chips.dataset import LATEST_ALIAS, SUMMARY_FILE, read_summary
+from bigcat_ml.chips.layout import SUMMARY_FILE
+from bigcat_ml.chips.manifest import read_summary
 from bigcat_ml.storage import fs
+
+# In a config family's folder, the link to the chip dataset written last.
+LATEST_ALIAS = "latest"
 
 
 def family_folder(cfg: Any) -> str:
     """``<datasets_dir>/<data>_<classes>``: the folder of every chip dataset of this data and these classes."""
     return f"{cfg.paths.datasets_dir.rstrip('/')}/{cfg.data.name}_{cfg.classes.name}"
+
+
+def point_alias(output: str, alias: str) -> None:
+    """Make the local symlink ``alias`` point at ``output``, replacing it in one step
+    (nothing on stores without symlinks)."""
+    target, link = fs.local_path(output), fs.local_path(alias)
+    if target is None or link is None:
+        return
+    temporary = f"{link}.tmp-{uuid.uuid4().hex[:12]}"
+    os.symlink(os.path.relpath(target, os.path.dirname(link)), temporary)
+    os.replace(temporary, link)
 
 
 def family_datasets(folder: str) -> List[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+from bigcat_ml.storage import fs
 from bigcat_ml.tracking.names import CHIP_SUMMARY
 
 CHIPS_DIR = "chips"
@@ -36,3 +37,8 @@ def is_written_file(relative: str) -> bool:
     if name.startswith(".") and name.endswith(".crc"):
         name = name[1:-4]
     return name in _TABLE_FILES[folder] or _PART_FILE.fullmatch(name) is not None
+
+
+def dataset_url(output: str) -> str:
+    """URL of the Petastorm chip dataset (``<output>/chips``) for petastorm and Spark."""
+    return fs.to_url(fs.join(output, CHIPS_DIR))

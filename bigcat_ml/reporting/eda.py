@@ -8,7 +8,7 @@ from matplotlib.figure import Figure
 from pyspark.sql import SparkSession, Window
 from pyspark.sql import functions as F
 
-from bigcat_ml.chips import dataset
+from bigcat_ml.chips import readers, schema
 
 from bigcat_ml.scoring import metrics
 
@@ -22,7 +22,7 @@ def sample_chips(spark: SparkSession, output: str, per_class: int) -> Dict[str, 
     """Up to ``per_class`` decoded chips per class, the same ones on every run."""
     order = Window.partitionBy("LabelText").orderBy("ImageID", "XMin", "YMin")
     rows = (
-        dataset.read_chips_spark(spark, output)
+        readers.read_chips_spark(spark, output)
         .withColumn("_n", F.row_number().over(order))
         .filter(F.col("_n") <= per_class)
         .select("LabelText", "chip")
@@ -31,13 +31,13 @@ def sample_chips(spark: SparkSession, output: str, per_class: int) -> Dict[str, 
     )
     chips: Dict[str, List[np.ndarray]] = {}
     for row in rows:
-        chips.setdefault(row.LabelText, []).append(dataset.decode_chip(row.chip))
+        chips.setdefault(row.LabelText, []).append(schema.decode_chip(row.chip))
     return chips
 
 
 def preprocess_figures(spark: SparkSession, result: PreprocessResult, output: str, size_buckets: List[int]) -> Dict[str, Figure]:
     """The EDA figures, by artifact file name."""
-    sizes = dataset.read_chips_spark(spark, output).select("LabelText", "chip_width", "chip_height").toPandas()
+    sizes = readers.read_chips_spark(spark, output).select("LabelText", "chip_width", "chip_height").toPandas()
     return {
         "positives_negatives.png": figures.positives_negatives_figure(result.label_counts.reset_index()),
         "boxes_per_class_subset.png": figures.boxes_per_class_subset_figure(result.box_counts),

@@ -18,7 +18,7 @@ from pyspark.sql import SparkSession
 import mlflow
 from pyspark.sql import functions as F
 
-from bigcat_ml.chips import dataset
+from bigcat_ml.chips import layout, manifest, readers, schema
 from bigcat_ml.config.schema import InferencePath
 from bigcat_ml.tracking import names
 
@@ -129,20 +129,20 @@ def evaluate_dataset(spark: Optional[SparkSession], cfg: Any, path: Optional[Inf
     ``classes.imagenet_map``; a fine-tuned model's (``model.source``) is its own classes.
     """
     output = cfg.evaluate.dataset
-    summary = dataset.read_summary(output)
+    summary = manifest.read_summary(output)
     subset = evaluated_subset(cfg)
     if cfg.model.source:
         truth = fine_tuned_truth(cfg.model.source, [name for _, name in selected_classes(summary)])
     else:
         truth = ground_truth_map(cfg.classes, selected_classes(summary), cfg.evaluate.allow_unmapped)
-    expected = summary["chips"] if subset is None else dataset.count_chips(output, subset)
+    expected = summary["chips"] if subset is None else readers.count_chips(output, subset)
     path = path or choose_path(cfg, int(expected))
     seconds: Dict[str, float] = {}
     start = time.perf_counter()
     if path is InferencePath.spark:
         if spark is None:
             raise ValueError("evaluate.path=spark needs a SparkSession")
-        chips = dataset.read_chips_spark(spark, output)
+        chips = readers.read_chips_spark(spark, output)
         if subset is not None:
             chips = chips.filter(F.col("Subset") == subset)
         with inference.predict_spark(spark, chips, cfg.model, cfg.evaluate) as scored:
@@ -198,11 +198,11 @@ def mistake_chips(evaluation: Evaluation, output: str, n: int) -> tuple[list[np.
     mistakes = most_confident_mistakes(*evaluation.scored(), n)
     if mistakes.empty:
         return [], []
-    source = pads.dataset(dataset.dataset_url(output), format="parquet")
-    table = source.to_table(columns=[*dataset.CHIP_KEY, "chip"], filter=pads.field("ImageID").isin(list(mistakes["ImageID"].unique())))
-    chips = table.to_pandas().drop_duplicates(subset=list(dataset.CHIP_KEY))
-    merged = mistakes.merge(chips, on=list(dataset.CHIP_KEY), how="left")
-    images = [dataset.decode_chip(jpeg) for jpeg in merged["chip"]]
+    source = pads.dataset(layout.dataset_url(output), format="parquet")
+    table = source.to_table(columns=[*schema.CHIP_KEY, "chip"], filter=pads.field("ImageID").isin(list(mistakes["ImageID"].unique())))
+    chips = table.to_pandas().drop_duplicates(subset=list(schema.CHIP_KEY))
+    merged = mistakes.merge(chips, on=list(schema.CHIP_KEY), how="left")
+    images = [schema.decode_chip(jpeg) for jpeg in merged["chip"]]
     return images, [mistake_caption(row) for row in merged.itertuples()]
 
 

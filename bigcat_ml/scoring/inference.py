@@ -45,7 +45,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, FloatType, IntegerType, StringType, StructField, StructType
 
-from bigcat_ml.chips import dataset
+from bigcat_ml.chips import readers, schema
 from bigcat_ml.runtime.progress import progress
 from bigcat_ml.config.schema import ModelConfig
 from bigcat_ml.scoring.fine_tuned import load_classifier_file
@@ -69,7 +69,7 @@ log = logging.getLogger(__name__)
 
 CHIP = "chip"
 # Every ChipSchema column but the JPEG bytes: the predictions need no join back.
-METADATA_COLUMNS = tuple(name for name in dataset.ChipSchema.fields if name != CHIP)
+METADATA_COLUMNS = tuple(name for name in schema.ChipSchema.fields if name != CHIP)
 PREDICTION_COLUMNS = ("top_k_indices", "top_k_labels", "top_k_probs")
 REJECT_COLUMNS = tuple(REJECTS_SCHEMA.fieldNames())
 _REASON, _DETAIL = "reason", "detail"
@@ -176,7 +176,7 @@ class ChipClassifier:
 
 
 def _decode_rgb(jpeg: bytes) -> np.ndarray:
-    chip = dataset.decode_chip(jpeg)
+    chip = schema.decode_chip(jpeg)
     if chip is None or chip.ndim != 3 or chip.shape[2] != 3 or 0 in chip.shape:
         raise ValueError(f"expected an RGB chip (h, w, 3), got shape {getattr(chip, 'shape', None)}")
     return chip
@@ -465,13 +465,13 @@ def predict_local(
     # An explicit identity function: petastorm 0.13.1 calls TransformSpec.func unchecked when
     # a predicate (the subset filter) is set.
     as_bytes = TransformSpec(_unchanged, edit_fields=[(CHIP, np.bytes_, (), False)])
-    stored = dataset.count_chips(dataset_output_path, subset)
-    with dataset.open_batch_reader(
+    stored = readers.count_chips(dataset_output_path, subset)
+    with readers.open_batch_reader(
         dataset_output_path,
         transform_spec=as_bytes,
         num_epochs=1,
         shuffle_row_groups=False,
-        predicate=dataset.subset_predicate(subset),
+        predicate=readers.subset_predicate(subset),
     ) as reader, progress(f"predict {model_cfg.name}", stored, "chip") as done:
         for row_group in make_petastorm_dataset(reader).as_numpy_iterator():
             frame = _row_group_frame(row_group)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Dict, Iterator, Optional, Sequence, Tuple
 
 import numpy as np
 
-from bigcat_ml.chips import dataset
+from bigcat_ml.chips import readers, schema
 from bigcat_ml.scoring.models import keras_application, model_input
 from bigcat_ml.training.augment import augment_chip
 
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 # Fields, not names: petastorm reads a name as a regular expression and, on every reader,
 # warns that "chip" would also have matched chip_width and chip_height under its old rule.
-_COLUMNS = [dataset.ChipSchema.fields[name] for name in ("chip", "LabelText", "Subset")]
+_COLUMNS = [schema.ChipSchema.fields[name] for name in ("chip", "LabelText", "Subset")]
 
 
 @dataclass
@@ -51,10 +51,10 @@ def _text(value: Any) -> str:
 
 def labelled_chips(output: str, subset: str) -> Iterator[Tuple[bytes, str]]:
     """(JPEG bytes, class display name) of every chip of ``subset``, in file order."""
-    with dataset.open_batch_reader(
+    with readers.open_batch_reader(
         output,
         schema_fields=_COLUMNS,
-        predicate=dataset.subset_predicate(subset),
+        predicate=readers.subset_predicate(subset),
         num_epochs=1,
         shuffle_row_groups=False,
         workers_count=1,
@@ -93,7 +93,7 @@ class ChipExamples:
                     f"{sorted(self.index)}; was the dataset rebuilt with other classes?"
                 )
             try:
-                chip = dataset.decode_chip(jpeg)
+                chip = schema.decode_chip(jpeg)
             except Exception as error:  # an undecodable chip is skipped and counted
                 log.debug("skipping an undecodable %s chip: %s", label, error)
                 stats.skipped += 1

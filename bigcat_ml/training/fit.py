@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
-from bigcat_ml.chips import dataset
+from bigcat_ml.chips import readers
 from bigcat_ml.scoring.models import local_weights_file
 from bigcat_ml.training.data import ChipExamples, SubsetStats, quiet_petastorm, subset_pipeline
 from bigcat_ml.training.model import build_classifier, compile_classifier
@@ -82,7 +82,7 @@ def fit_classifier(
     seed = int(train_cfg.seed)
     train = ChipExamples(train_cfg.dataset, train_cfg.train_subset, class_names, cfg.model, augmentation(train_cfg), seed)
     validation = ChipExamples(train_cfg.dataset, train_cfg.validation_subset, class_names, cfg.model, None, seed)
-    buffer = min(int(train_cfg.shuffle_buffer), max(1, dataset.count_chips(train_cfg.dataset, train_cfg.train_subset)))
+    buffer = min(int(train_cfg.shuffle_buffer), max(1, readers.count_chips(train_cfg.dataset, train_cfg.train_subset)))
     stopper = keras.callbacks.EarlyStopping(
         monitor=MONITOR, patience=int(train_cfg.early_stopping_patience), restore_best_weights=True
     )

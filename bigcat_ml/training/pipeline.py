@@ -18,7 +18,8 @@ import pandas as pd
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from bigcat_ml.chips import dataset
+from bigcat_ml.chips import layout, readers
+from bigcat_ml.chips.digest import content_digest
 from bigcat_ml.config.schema import TrainStrategy
 from bigcat_ml.scoring.fine_tuned import CLASSIFIER_FILE, save_classifier
 from bigcat_ml.scoring.models import as_model_config, weights_source
@@ -59,7 +60,7 @@ def training_summary(train_cfg: Any) -> str:
 
 def subset_digest(spark: SparkSession, output: str, subset: str) -> str:
     """The content digest of one Subset's chips (same rule as the whole dataset's)."""
-    return dataset.content_digest(dataset.read_chips_spark(spark, output).filter(F.col("Subset") == subset))
+    return content_digest(readers.read_chips_spark(spark, output).filter(F.col("Subset") == subset))
 
 
 def log_subset_inputs(spark: SparkSession, train_cfg: Any, dataset_name: str) -> Dict[str, str]:
@@ -68,7 +69,7 @@ def log_subset_inputs(spark: SparkSession, train_cfg: Any, dataset_name: str) ->
     for subset, context in ((train_cfg.train_subset, names.TRAINING_CONTEXT), (train_cfg.validation_subset, names.VALIDATION_CONTEXT)):
         digest = subset_digest(spark, train_cfg.dataset, subset)
         digests[subset] = digest
-        log_chip_dataset_input(dataset.dataset_url(train_cfg.dataset), f"{dataset_name} [{subset}]", digest, context)
+        log_chip_dataset_input(layout.dataset_url(train_cfg.dataset), f"{dataset_name} [{subset}]", digest, context)
         mlflow.set_tag(f"{names.DATASET_DIGEST_TAG}.{subset}", digest)
     return digests
 

@@ -10,7 +10,7 @@ import pandas as pd
 from helpers.models import calibrated_mobilenet
 from helpers.runs import TINY_MODEL
 
-from bigcat_ml.chips import dataset
+from bigcat_ml.chips import schema
 from bigcat_ml.tracking.names import PREDICTIONS, THROUGHPUT_METRIC
 from bigcat_ml.tracking.runs import setup_tracking
 
@@ -33,7 +33,7 @@ def predictions(cfg, run_id: str, dst: Path) -> pd.DataFrame:
     frame = pd.read_parquet(path)
     for column in ("top_k_indices", "top_k_labels", "top_k_probs"):
         frame[column] = frame[column].map(tuple)
-    return frame.sort_values(list(dataset.CHIP_KEY), ignore_index=True)
+    return frame.sort_values(list(schema.CHIP_KEY), ignore_index=True)
 
 
 def result_metrics(cfg, run_id: str) -> Dict[str, float]:

@@ -1,0 +1,130 @@
+"""Write a chip dataset folder all or nothing: chips (Petastorm), rejects, summary, manifest.
+
+A preprocess output folder holds ``chips/`` (the Petastorm dataset), ``rejects/``
+(Parquet, :data:`bigcat_ml.oid.rejects.REJECTS_SCHEMA`), ``summary.json`` (counts,
+selected classes, content digest) and ``manifest.json`` (the hash of every other file),
+and nothing else (:mod:`bigcat_ml.chips.layout`). It is a local path or a URI: Spark
+writes the tables, :mod:`bigcat_ml.storage.fs` everything else.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from typing import Any, Callable, Dict, Mapping, Optional
+
+from petastorm.etl.dataset_metadata import materialize_dataset
+from pyspark.sql import DataFrame, SparkSession
+
+from bigcat_ml.chips.digest import content_digest
+from bigcat_ml.chips.layout import MANIFEST_FILE, REJECTS_DIR, SUMMARY_FILE, dataset_url
+from bigcat_ml.chips.manifest import build_manifest
+from bigcat_ml.chips.schema import ChipSchema
+from bigcat_ml.storage import fs, publish
+
+log = logging.getLogger(__name__)
+
+
+def _measure(spark: SparkSession, folder: str) -> Dict[str, Any]:
+    """Counts and digest read back from the written files (no recomputation upstream)."""
+    chips = spark.read.parquet(dataset_url(folder))
+    rejects = spark.read.parquet(fs.to_url(fs.join(folder, REJECTS_DIR)))
+    by_reason = {r["reason"]: int(r["count"]) for r in rejects.groupBy("reason").count().collect()}
+    return {
+        "chips": chips.count(),
+        "rejects": sum(by_reason.values()),
+        "rejects_by_reason": dict(sorted(by_reason.items())),
+        "content_digest": content_digest(chips),
+    }
+
+
+def _write_parts(
+    spark: SparkSession,
+    chips: DataFrame,
+    rejects: DataFrame,
+    folder: str,
+    rows_per_file: int,
+    row_group_size_mb: int,
+) -> None:
+    chips_url = dataset_url(folder)
+    # The chip column already holds JPEG bytes in CompressedImageCodec's format, so the
+    # rows are written as they are; materialize_dataset adds the Unischema metadata.
+    with materialize_dataset(spark, chips_url, ChipSchema, row_group_size_mb):
+        chips.select(*ChipSchema.fields).write.option("maxRecordsPerFile", rows_per_file).parquet(chips_url)
+    rejects.write.parquet(fs.to_url(fs.join(folder, REJECTS_DIR)))
+
+
+def _cancel_jobs(spark: SparkSession, wait_seconds: float = 60.0) -> None:
+    """Cancel the session's jobs and wait for them to end, so that no task writes into a
+    staging folder after it is deleted."""
+    context = spark.sparkContext
+    context.cancelAllJobs()
+    tracker = context.statusTracker()
+    deadline = time.monotonic() + wait_seconds
+    while (tracker.getActiveJobsIds() or tracker.getActiveStageIds()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def check_output(output: str, overwrite: bool) -> None:
+    """Refuse an existing ``output`` unless ``overwrite``; cheap, so callers check first.
+
+    Leftovers of other runs next to ``output`` are reported, and removed when their run
+    is provably dead (:func:`bigcat_ml.storage.publish.sweep_leftovers`). The move into
+    place checks again, atomically.
+    """
+    publish.sweep_leftovers(output)
+    if fs.exists(output) and not overwrite:
+        raise FileExistsError(
+            f"chip dataset {output} already exists; set preprocess.overwrite=true to replace it "
+            "or choose another preprocess.output"
+        )
+
+
+def write_chip_dataset(
+    spark: SparkSession,
+    chips: DataFrame,
+    rejects: DataFrame,
+    output: str,
+    *,
+    overwrite: bool = False,
+    summary: Optional[Mapping[str, Any]] = None,
+    rows_per_file: int = 2000,
+    row_group_size_mb: int = 32,
+    verify: Optional[Callable[[Dict[str, Any]], None]] = None,
+    lock_wait_s: float = 0.0,
+) -> Dict[str, Any]:
+    """Write ``<output>/chips`` (Petastorm), ``rejects`` (Parquet), ``summary.json`` and ``manifest.json``.
+
+    All or nothing: everything goes to a staging folder that is published at ``output``
+    once complete and checked (:func:`bigcat_ml.storage.publish.staged`), so the previous
+    dataset (or none) stays at ``output`` until the new one replaces it in one step.
+    ``verify`` is called with the measured summary before that move: raise in it to
+    abandon the dataset (the counts are reconciled there). An existing ``output`` is
+    refused unless ``overwrite``, also when another run publishes it while this one
+    writes, and replaced only once no run reads it (waiting up to ``lock_wait_s``
+    seconds, :func:`bigcat_ml.storage.publish.reading`). ``chips`` has the ChipSchema columns, ``rejects`` the REJECTS_SCHEMA ones;
+    ``summary`` (plain JSON values) is stored with the measured ``chips``, ``rejects``,
+    ``rejects_by_reason`` and ``content_digest``; the manifest, written last, hashes every
+    file, ``summary.json`` included (:func:`build_manifest`). Returned: the summary with
+    ``manifest_sha256`` (of ``manifest.json``), which a run records to pin the whole folder.
+    ``chips`` and ``rejects`` are each computed once: persist their common parent if it
+    is expensive.
+    """
+    check_output(output, overwrite)
+    with publish.staged(output, overwrite, "preprocess.output", "preprocess.overwrite", lock_wait_s) as staging:
+        log.info("writing the chip dataset to %s, moved to %s once complete", staging, output)
+        try:
+            _write_parts(spark, chips, rejects, staging, rows_per_file, row_group_size_mb)
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM (runtime.signals): no task may write on
+            _cancel_jobs(spark)
+            raise
+        written = {**(summary or {}), **_measure(spark, staging)}
+        if verify is not None:
+            verify(written)
+        fs.write_text(fs.join(staging, SUMMARY_FILE), json.dumps(written, indent=2, sort_keys=True))
+        manifest = json.dumps(build_manifest(staging), indent=1, sort_keys=True)
+        fs.write_text(fs.join(staging, MANIFEST_FILE), manifest)
+        written["manifest_sha256"] = hashlib.sha256(manifest.encode("utf-8")).hexdigest()
+    log.info("wrote %d chips and %d rejects to %s", written["chips"], written["rejects"], output)
+    return written
