@@ -25,14 +25,14 @@ from pyspark.sql.types import StringType, StructField, StructType
 
 from bigcat_ml.chips.crop import ChipResult, crop_image_boxes
 from bigcat_ml.chips.schema import ChipSchema
-from bigcat_ml.oid.schemas import BOX_COORDINATES, BOX_FLAGS
+from bigcat_ml.oid.schemas import BOX_COORDINATES, BOX_FLAGS, DATA, IMAGE_ID, LABEL_NAME, SOURCE, SUBSET
 from bigcat_ml.oid.rejects import REJECTS_SCHEMA
 from bigcat_ml.runtime.spark import ARROW_BATCH_ROWS_KEY
 
 log = logging.getLogger(__name__)
 
-INPUT_COLUMNS = ("ImageID", "Subset", "Data", "boxes")
-BOX_TEXT_COLUMNS = ("Source", "LabelName", "LabelText")
+INPUT_COLUMNS = (IMAGE_ID, SUBSET, DATA, "boxes")
+BOX_TEXT_COLUMNS = (SOURCE, LABEL_NAME, "LabelText")
 
 # Chip columns may be null on a reject row; `reason` is null exactly on chip rows.
 EXTRACTION_SCHEMA = StructType(

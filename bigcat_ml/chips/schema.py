@@ -9,12 +9,12 @@ from petastorm.codecs import CompressedImageCodec, ScalarCodec
 from petastorm.unischema import Unischema, UnischemaField
 from pyspark.sql.types import DoubleType, IntegerType, StringType
 
-from bigcat_ml.oid.schemas import BOX_COORDINATES, BOX_FLAGS
+from bigcat_ml.oid.schemas import BOX_COORDINATES, BOX_FLAGS, IMAGE_ID, LABEL_NAME
 
 # What identifies a chip: its image, its class and its box, in OID's own names and units
 # (coordinates are fractions of the image size). Evaluation, tests and benchmarks join
 # and sort chips on it.
-CHIP_KEY = ("ImageID", "LabelName", *BOX_COORDINATES)
+CHIP_KEY = (IMAGE_ID, LABEL_NAME, *BOX_COORDINATES)
 
 
 def _string(name: str) -> UnischemaField:

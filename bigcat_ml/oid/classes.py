@@ -18,11 +18,10 @@ from pyspark.sql import SparkSession
 from bigcat_ml.config.schema import ClassesConfig, DataConfig
 from bigcat_ml.oid import files, hierarchy
 from bigcat_ml.oid.readers import FILE_HINT, check_rows, read_csv
-from bigcat_ml.oid.schemas import CLASS_DESCRIPTION_COLUMNS, CLASS_DESCRIPTIONS_SCHEMA
+from bigcat_ml.oid.schemas import CLASS_DESCRIPTION_COLUMNS, CLASS_DESCRIPTIONS_SCHEMA, DISPLAY_NAME, LABEL_NAME
 
 log = logging.getLogger(__name__)
 
-LABEL_NAME, DISPLAY_NAME = CLASS_DESCRIPTION_COLUMNS
 MAX_SUGGESTIONS = 3
 
 

@@ -25,12 +25,12 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import BinaryType, IntegerType, StringType, StructField, StructType
 
 from bigcat_ml.oid.readers import IMAGE_ID, SUBSET_COLUMN
+from bigcat_ml.oid.schemas import DATA
 from bigcat_ml.storage import fs
 
 log = logging.getLogger(__name__)
 
 PATH = "path"
-DATA = "Data"
 FILE, ROW_GROUP, ROW = "_file", "_row_group", "_row"
 # Name variants tried in each folder: OID writes lower-case ``.jpg``; hand-made copies vary.
 EXTENSIONS = (".jpg", ".JPG", ".jpeg", ".JPEG")

@@ -21,14 +21,14 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
 from bigcat_ml.oid import files
+from bigcat_ml.oid.schemas import IMAGE_ID, LABEL_NAME, SUBSET
 
 log = logging.getLogger(__name__)
 
 # Spark's raw text of a row it could not parse; null for good rows.
 CORRUPT_COLUMN = "_corrupt_record"
-SUBSET_COLUMN = "Subset"
-IMAGE_ID = "ImageID"
-LABEL_NAME_COLUMN = "LabelName"
+SUBSET_COLUMN = SUBSET  # the column the readers add: which subset's file a row came from
+LABEL_NAME_COLUMN = LABEL_NAME
 # The ImageID as the file spells it (trimmed, case kept), beside the normalised one, so
 # that two IDs that only normalisation makes equal can be reported.
 RAW_IMAGE_ID = "_raw_image_id"

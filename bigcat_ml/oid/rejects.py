@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pyspark.sql.types import DoubleType, StringType, StructField, StructType
 
+from bigcat_ml.oid.schemas import BOX_COORDINATES, IMAGE_ID, LABEL_NAME, SUBSET
+
 IMAGE_LABEL_FILTER = "image_label_filter"  # image-level filter: no positive label, or the box's class verified absent
 DUPLICATE_BOX = "duplicate_box"  # the same box (subset, image, class, coordinates) listed again
 MISSING_IMAGE = "missing_image"  # the box's ImageID has no image file / Parquet row
@@ -22,13 +24,10 @@ EVALUATE_REASONS = (DECODE_ERROR, PREDICT_ERROR)
 
 REJECTS_SCHEMA = StructType(
     [
-        StructField("ImageID", StringType(), False),
-        StructField("Subset", StringType(), True),
-        StructField("LabelName", StringType(), True),
-        StructField("XMin", DoubleType(), True),
-        StructField("XMax", DoubleType(), True),
-        StructField("YMin", DoubleType(), True),
-        StructField("YMax", DoubleType(), True),
+        StructField(IMAGE_ID, StringType(), False),
+        StructField(SUBSET, StringType(), True),
+        StructField(LABEL_NAME, StringType(), True),
+        *[StructField(c, DoubleType(), True) for c in BOX_COORDINATES],
         StructField("reason", StringType(), False),
         StructField("detail", StringType(), True),
     ]

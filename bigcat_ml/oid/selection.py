@@ -41,17 +41,16 @@ from bigcat_ml.oid.readers import (
 )
 from bigcat_ml.oid import images
 from bigcat_ml.oid.csv_cache import read_subsets_cached
-from bigcat_ml.oid.schemas import BOX_COORDINATES, BOX_FLAGS, BOXES_SCHEMA, IMAGE_LABELS_SCHEMA
+from bigcat_ml.oid.schemas import BOX_COORDINATES, BOX_FLAGS, BOXES_SCHEMA, CONFIDENCE, DATA, IMAGE_LABELS_SCHEMA, SOURCE
 from bigcat_ml.oid.rejects import DUPLICATE_BOX, IMAGE_LABEL_FILTER, MISSING_IMAGE, REJECTS_SCHEMA
 
 log = logging.getLogger(__name__)
 
 LABEL_TEXT = "LabelText"  # the display name of LabelName, carried next to it
-DATA = "Data"  # raw image file bytes
 BOXES = "boxes"
 KEYS = [SUBSET_COLUMN, IMAGE_ID]
 # Fields of each element of ``boxes``; coordinates are fractions of the image size.
-BOX_FIELDS = ("Source", LABEL_NAME, LABEL_TEXT, "Confidence", *BOX_COORDINATES, *BOX_FLAGS)
+BOX_FIELDS = (SOURCE, LABEL_NAME, LABEL_TEXT, CONFIDENCE, *BOX_COORDINATES, *BOX_FLAGS)
 SELECTED_BOX_COLUMNS = (IMAGE_ID, SUBSET_COLUMN, *BOX_FIELDS)
 IMAGE_COLUMNS = (IMAGE_ID, SUBSET_COLUMN, DATA, BOXES)
 _SELECTED = "_selected"
