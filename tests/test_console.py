@@ -19,8 +19,8 @@ from bigcat_ml.runtime.console import KNOWN_HARMLESS_WARNINGS, configure_logging
 from bigcat_ml.runtime.progress import progress
 configure_logging()
 print("evaluate mobilenet: 18 chips")
-logging.getLogger("bigcat_ml.scoring.inference").info("predicted 18 chips")
-logging.getLogger("bigcat_ml.scoring.inference").warning("model 'mobilenet' has random-init weights")
+logging.getLogger("bigcat_ml.scoring.inference.classifier").info("predicted 18 chips")
+logging.getLogger("bigcat_ml.scoring.inference.classifier").warning("model 'mobilenet' has random-init weights")
 logging.getLogger("tensorflow").warning("5 out of the last 5 calls to <function f> triggered tf.function retracing.")
 with progress("predict mobilenet", 18, "chip") as done:
     done.update(18)
@@ -44,12 +44,12 @@ def test_by_default_stdout_holds_summaries_and_progress_and_stderr_only_the_warn
         "[bigcat_ml.runtime.progress][INFO] - predict mobilenet: 18 chips…",
         done.stdout.splitlines()[-1],
     ] and "predict mobilenet: 18 chips in" in done.stdout.splitlines()[-1]
-    assert done.stderr.splitlines() == ["WARNING bigcat_ml.scoring.inference: model 'mobilenet' has random-init weights"]
+    assert done.stderr.splitlines() == ["WARNING bigcat_ml.scoring.inference.classifier: model 'mobilenet' has random-init weights"]
 
 
 def test_verbose_shows_the_log_lines_and_the_libraries_warnings():
     done = _run("1")
-    assert "[bigcat_ml.scoring.inference][INFO] - predicted 18 chips" in done.stdout
+    assert "[bigcat_ml.scoring.inference.classifier][INFO] - predicted 18 chips" in done.stdout
     assert "triggered tf.function retracing" in done.stdout
     assert all(message in done.stderr for message, _, _ in console.KNOWN_HARMLESS_WARNINGS)
 

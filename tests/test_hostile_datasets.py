@@ -27,7 +27,7 @@ from bigcat_ml.chips.trusted import COMMON_METADATA_FILE, SCHEMA_GLOBALS, Untrus
 from bigcat_ml.chips.extract import extract_chips
 from bigcat_ml.oid.rejects import ENCODE_ERROR, TOO_LARGE, fails_the_task
 from bigcat_ml.oid.selection import BOX_FIELDS
-from bigcat_ml.scoring.inference import predict_local
+from bigcat_ml.scoring.inference.local import predict_local
 from bigcat_ml.training.data import labelled_chips
 from bigcat_ml.training.pipeline import subset_digest
 
@@ -263,7 +263,7 @@ def test_tensorflow_resource_exhaustion_is_a_task_failure_not_a_reject():
 def test_a_prediction_out_of_memory_fails_the_batch_instead_of_rejecting_its_chips():
     import tensorflow as tf
 
-    from bigcat_ml.scoring.inference import ChipClassifier
+    from bigcat_ml.scoring.inference.classifier import ChipClassifier
     from bigcat_ml.scoring.models import keras_application
 
     class ExhaustedModel:

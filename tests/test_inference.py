@@ -21,20 +21,12 @@ from bigcat_ml.config.compose import compose
 from bigcat_ml.config.schema import ModelConfig, Precision
 from bigcat_ml.chips.layout import CHIPS_DIR
 from bigcat_ml.chips.schema import ChipSchema, decode_chip
-from bigcat_ml.scoring import inference
 from bigcat_ml.scoring.imagenet import class_names
-from bigcat_ml.scoring.inference import (
-    METADATA_COLUMNS,
-    PREDICTION_COLUMNS,
-    REJECT_COLUMNS,
-    ChipClassifier,
-    _classifier_for,
-    partition_rows,
-    spread_evenly,
-    predict_local,
-    predict_spark,
-    shared_classifier,
-)
+from bigcat_ml.scoring.inference import spark as spark_inference
+from bigcat_ml.scoring.inference.classifier import ChipClassifier, _classifier_for, shared_classifier
+from bigcat_ml.scoring.inference.local import predict_local
+from bigcat_ml.scoring.inference.spark import partition_rows, predict_spark, spread_evenly
+from bigcat_ml.scoring.inference.tables import METADATA_COLUMNS, PREDICTION_COLUMNS, REJECT_COLUMNS
 from bigcat_ml.scoring.models import keras_application, model_input
 from bigcat_ml.oid.rejects import DECODE_ERROR, PREDICT_ERROR
 
@@ -222,7 +214,7 @@ def test_a_failed_inference_job_restores_the_arrow_batch_size_and_the_next_call_
     spark, chips, trained, make_cfg, tmp_path, monkeypatch
 ):
     cfg = make_cfg(overrides(str(trained[1])))
-    fail_once_in_process(monkeypatch, inference, "_make_predict_fn", tmp_path)
+    fail_once_in_process(monkeypatch, spark_inference, "_make_predict_fn", tmp_path)
     before = spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch", None)
     with pytest.raises(Exception, match="injected fault"):
         predict_spark(spark, read_chips(spark, chips[0]), cfg.model, cfg.evaluate)

@@ -146,7 +146,7 @@ def test_a_sweep_prints_a_report_on_stdout_and_the_ui_once_at_its_end(sweep):
     # preprocess reports its phases as it goes
     assert re.search(r"- preprocess 3/5: cut and write chips…$", done.stdout, re.M)
     # warnings are kept, on stderr
-    assert done.stderr.count("WARNING bigcat_ml.scoring.inference: model 'mobilenet' has random-init weights") == 1
+    assert done.stderr.count("WARNING bigcat_ml.scoring.inference.classifier: model 'mobilenet' has random-init weights") == 1
 
 
 def test_mlflow_run_passes_hydra_overrides_to_the_step(tmp_path):

@@ -22,7 +22,8 @@ from bigcat_ml.chips import layout, manifest, readers, schema
 from bigcat_ml.config.schema import InferencePath
 from bigcat_ml.tracking import names
 
-from bigcat_ml.scoring import inference
+from bigcat_ml.scoring.inference.local import predict_local
+from bigcat_ml.scoring.inference.spark import predict_spark
 from bigcat_ml.scoring.imagenet import ClassTruth, ground_truth_map
 from bigcat_ml.scoring.metrics import EvaluationReport, evaluate_predictions, most_confident_mistakes
 
@@ -145,12 +146,12 @@ def evaluate_dataset(spark: Optional[SparkSession], cfg: Any, path: Optional[Inf
         chips = readers.read_chips_spark(spark, output)
         if subset is not None:
             chips = chips.filter(F.col("Subset") == subset)
-        with inference.predict_spark(spark, chips, cfg.model, cfg.evaluate) as scored:
+        with predict_spark(spark, chips, cfg.model, cfg.evaluate) as scored:
             seconds["predict"] = time.perf_counter() - start
             predictions, rejects = scored.to_pandas()
         seconds["collect"] = time.perf_counter() - start - seconds["predict"]
     elif path is InferencePath.local:
-        predictions, rejects = inference.predict_local(output, cfg.model, cfg.evaluate, subset)
+        predictions, rejects = predict_local(output, cfg.model, cfg.evaluate, subset)
         seconds["predict"] = time.perf_counter() - start
     else:
         raise ValueError(f"evaluate_dataset needs the spark or local path, got {path!r}")

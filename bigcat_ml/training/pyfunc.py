@@ -2,7 +2,7 @@
 
 A ``mlflow.pyfunc.PythonModel`` around the classifier file
 (:mod:`bigcat_ml.scoring.fine_tuned`) and the inference code ``evaluate`` uses
-(:class:`bigcat_ml.scoring.inference.ChipClassifier`), so ``mlflow.pyfunc.load_model(uri)
+(:class:`bigcat_ml.scoring.inference.classifier.ChipClassifier`), so ``mlflow.pyfunc.load_model(uri)
 .predict(pd.DataFrame({"chip": [jpeg, ...]}))`` decodes, resizes and preprocesses as the
 project does. Loading it needs the ``bigcat_ml`` package installed.
 
@@ -34,14 +34,14 @@ class ChipClassifierModel(mlflow.pyfunc.PythonModel):
     @classmethod
     def of_file(cls, classifier_file: Path) -> "ChipClassifierModel":
         """A model scoring with ``classifier_file`` before it is logged (as ``load_context`` does after)."""
-        from bigcat_ml.scoring.inference import fine_tuned_classifier
+        from bigcat_ml.scoring.inference.classifier import fine_tuned_classifier
 
         model = cls()
         model._classifier = fine_tuned_classifier(classifier_file)
         return model
 
     def load_context(self, context: Any) -> None:
-        from bigcat_ml.scoring.inference import fine_tuned_classifier
+        from bigcat_ml.scoring.inference.classifier import fine_tuned_classifier
 
         self._classifier = fine_tuned_classifier(classifier_given_to_load_context(context.artifacts[PYFUNC_ARTIFACT]))
 
