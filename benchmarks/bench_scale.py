@@ -146,7 +146,7 @@ def _timed(label: str, run) -> Dict[str, Any]:
 
 
 def _cfg(root: Path, out: Path, classes: List[str], cache: Path):
-    from bigcat_ml.config.compose import compose
+    from bigcat_ml.stepkit.step import compose
 
     return compose([
         "data=oid", f"data.root={root}", f"data.csv_cache={cache}", f"paths.output_dir={out}",
@@ -246,7 +246,7 @@ def main() -> None:
     sizes = _sizes(args.scale)
     root, out = args.data_dir.resolve() / "oid", args.data_dir.resolve() / "runs"
     generated = _timed("generate", lambda: generate(root, sizes))
-    from bigcat_ml.config.compose import compose
+    from bigcat_ml.stepkit.step import compose
     from bigcat_ml.runtime.spark import get_spark
 
     spark = get_spark(compose(args.spark).spark)

@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Optional
 
 import pandas as pd
 
-from bigcat_ml.config.compose import compose
+from bigcat_ml.stepkit.step import compose
 from bigcat_ml.synthetic import catalogue, ground_truth, write
 from bigcat_ml.oid.schemas import SUBSETS
 

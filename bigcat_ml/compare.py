@@ -10,11 +10,10 @@ from omegaconf import DictConfig
 
 from bigcat_ml.tracking import names
 
-from bigcat_ml.tracking import comparison
-from bigcat_ml.cli.entry import hydra_entry_point
-from bigcat_ml.cli.steps import Step
-from bigcat_ml.cli.table import terminal_table
+from bigcat_ml.reporting import comparison
+from bigcat_ml.reporting.table import terminal_table
 from bigcat_ml.scoring.models import RANDOM_INIT
+from bigcat_ml.stepkit.step import Step, hydra_entry_point
 from bigcat_ml.tracking.redact import redact_text
 from bigcat_ml.tracking.runs import setup_tracking, step_run
 from bigcat_ml.tracking.ui import how_to_open
@@ -51,7 +50,7 @@ def _where_to_look(cfg: DictConfig, experiment_id: str, run_id: str, weights: se
 
 
 STEP = Step(name=names.COMPARE_STEP, run=run)
-main = hydra_entry_point(run)
+main = hydra_entry_point(STEP)
 
 if __name__ == "__main__":
     main()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import mlflow
 from matplotlib.figure import Figure
@@ -17,26 +17,26 @@ from bigcat_ml.storage import publish
 from bigcat_ml.reporting import figures
 from bigcat_ml.scoring.metrics import chip_results, one_vs_rest
 from bigcat_ml.scoring.evaluation import Evaluation, choose_path, evaluate_dataset, evaluated_subset, mistake_chips
-from bigcat_ml.cli.entry import hydra_entry_point
-from bigcat_ml.cli.steps import Step, in_every_chain
 from bigcat_ml.tracking.names import metric_name
 from bigcat_ml.config.schema import InferencePath
 from bigcat_ml.scoring.models import RANDOM_INIT, as_precision, weights_identity, weights_source
 from bigcat_ml.runtime.spark import get_spark
+from bigcat_ml.stepkit.step import Step, hydra_entry_point, in_every_chain
 from bigcat_ml.tracking.runs import log_chip_dataset_input, setup_tracking, step_run
 
 RANDOM_WEIGHTS_NOTE = "random-init weights (model.weights=null): predictions and accuracy are meaningless"
 RANDOM_GALLERY_NOTE = "random-init weights:\nnothing to learn from\na random classifier's mistakes"
 
 
-def run(cfg: DictConfig) -> Dict[str, Any]:
+def run(cfg: DictConfig, key: Optional[str] = None) -> Dict[str, Any]:
     """Evaluate ``cfg.model`` on ``cfg.evaluate.dataset`` as one MLflow run, holding the
-    dataset's read lock so that no overwrite deletes it meanwhile."""
+    dataset's read lock so that no overwrite deletes it meanwhile (``key``: its reuse key,
+    if computed already)."""
     with publish.reading(cfg.evaluate.dataset, cfg.preprocess.lock_wait_s):
-        return _evaluate(cfg)
+        return _evaluate(cfg, key)
 
 
-def _evaluate(cfg: DictConfig) -> Dict[str, Any]:
+def _evaluate(cfg: DictConfig, key: Optional[str]) -> Dict[str, Any]:
     summary = _chips_summary(cfg)
     digest = summary["content_digest"]
     weights = weights_source(cfg.model)
@@ -52,7 +52,7 @@ def _evaluate(cfg: DictConfig) -> Dict[str, Any]:
     }
     if weights == RANDOM_INIT:
         tags[names.CAVEAT_TAG] = RANDOM_WEIGHTS_NOTE
-    with step_run(cfg, STEP.name, key=STEP.key(cfg), run_name=f"evaluate {cfg.model.name} [{weights}]", tags=tags) as active:
+    with step_run(cfg, STEP.name, key=key or STEP.key(cfg), run_name=f"evaluate {cfg.model.name} [{weights}]", tags=tags) as active:
         log_chip_dataset_input(
             layout.dataset_url(cfg.evaluate.dataset), f"chips {summary['data']}/{cfg.classes.name}", digest,
             names.EVALUATE_DATASET_CONTEXT, {names.DATASET_SUBSET_INPUT_TAG: ",".join(summary["subsets"])},
@@ -170,7 +170,7 @@ STEP = Step(
     inputs=_inputs,
     in_chain=in_every_chain,
 )
-main = hydra_entry_point(run)
+main = hydra_entry_point(STEP)
 
 if __name__ == "__main__":
     main()

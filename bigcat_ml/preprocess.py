@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, ContextManager, Dict
+from typing import Any, ContextManager, Dict, Optional
 
 import mlflow
 from omegaconf import DictConfig
@@ -12,14 +12,13 @@ from pyspark.sql import SparkSession
 from bigcat_ml.chips import family, layout, manifest
 from bigcat_ml.oid import identity
 from bigcat_ml.reporting import eda
-from bigcat_ml.cli.entry import hydra_entry_point
 from bigcat_ml.runtime.progress import phases
-from bigcat_ml.cli.steps import Step, in_every_chain
 from bigcat_ml.config.schema import ReuseCheck
 from bigcat_ml.tracking import names
 from bigcat_ml.tracking.names import metric_name
 from bigcat_ml.chips.build import PHASES, PreprocessResult, build_chip_dataset
 from bigcat_ml.runtime.spark import get_spark
+from bigcat_ml.stepkit.step import Step, hydra_entry_point, in_every_chain
 from bigcat_ml.storage import publish
 from bigcat_ml.tracking.redact import redact_text
 from bigcat_ml.tracking.runs import log_chip_dataset_input, step_run
@@ -27,9 +26,9 @@ from bigcat_ml.tracking.runs import log_chip_dataset_input, step_run
 log = logging.getLogger(__name__)
 
 
-def run(cfg: DictConfig) -> Dict[str, Any]:
-    """Build the chip dataset and log its counts, figures and digest."""
-    with step_run(cfg, STEP.name, key=STEP.key(cfg), run_name=f"preprocess {cfg.data.name}/{cfg.classes.name}") as active:
+def run(cfg: DictConfig, key: Optional[str] = None) -> Dict[str, Any]:
+    """Build the chip dataset and log its counts, figures and digest (``key``: its reuse key, if computed already)."""
+    with step_run(cfg, STEP.name, key=key or STEP.key(cfg), run_name=f"preprocess {cfg.data.name}/{cfg.classes.name}") as active:
         spark = get_spark(cfg.spark)
         with phases(STEP.name, [*PHASES, _LOGGING]) as begin:
             result = build_chip_dataset(spark, cfg, begin)
@@ -57,7 +56,7 @@ def _log_result(cfg: DictConfig, spark: SparkSession, result: PreprocessResult) 
             names.DATASET_TAG: redact_text(cfg.preprocess.output),
         }
     )
-    if cfg.preprocess.output == default_output(cfg):
+    if cfg.preprocess.output == family.default_output(cfg):
         family.point_alias(cfg.preprocess.output, str(Path(cfg.preprocess.output).parent / family.LATEST_ALIAS))
     mlflow.log_metrics(
         {
@@ -86,24 +85,6 @@ def _log_result(cfg: DictConfig, spark: SparkSession, result: PreprocessResult) 
         mlflow.log_figure(figure, f"{names.FIGURES_DIR}/{name}")
 
 
-# Characters of the step key in a chip dataset's default folder name.
-_KEY_CHARS = 16
-
-
-def default_output(cfg: DictConfig) -> str:
-    """Where a config's chips go unless ``preprocess.output`` is set:
-    ``<datasets_dir>/<data>_<classes>/<step key>``.
-
-    Addressed by the step key's config part (every data, classes and preprocess setting,
-    and the code version), so two configs never write over each other's chips; the run
-    that wrote it last points ``<datasets_dir>/<data>_<classes>/latest`` at it. Not by
-    the input files: the address is fixed when the config is composed, before
-    ``sample_data`` writes them, and must stay the same for the next run to reuse it. An
-    edited input rebuilds the chips in the same folder.
-    """
-    return f"{family.family_folder(cfg)}/{STEP.config_key(cfg)[:_KEY_CHARS]}"
-
-
 def _output_exists(cfg: DictConfig, run_id: str) -> bool:
     """A finished run is reused only while ``preprocess.output`` holds the very dataset
     it recorded: same content digest and manifest, every file as written (re-hashed
@@ -128,10 +109,9 @@ def _claim(cfg: DictConfig) -> ContextManager[None]:
 STEP = Step(
     name=names.PREPROCESS_STEP,
     run=run,
-    sections=("data", "classes", "preprocess"),
-    # Where the chips go and whether they may replace others change nothing in them, nor
-    # does the ImageNet ground truth of the classes (evaluate's business).
-    ignore=("preprocess.overwrite", "preprocess.output", "preprocess.lock_wait_s", "classes.imagenet_map", "classes.families"),
+    # What the chips depend on, which also names their default folder.
+    sections=family.CHIPS_SECTIONS,
+    ignore=family.CHIPS_IGNORE,
     # Every Open Images file it reads, by path, size and time (by content with reuse_check=full).
     inputs=lambda cfg: identity.input_identity(
         cfg.data, reads_hierarchy=bool(cfg.classes.descendants_of), full=cfg.reuse_check == ReuseCheck.full
@@ -140,7 +120,7 @@ STEP = Step(
     output_exists=_output_exists,
     claim=_claim,
 )
-main = hydra_entry_point(run)
+main = hydra_entry_point(STEP)
 
 if __name__ == "__main__":
     main()

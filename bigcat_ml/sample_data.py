@@ -14,9 +14,8 @@ from typing import Any, Dict, Optional
 import mlflow
 from omegaconf import DictConfig
 
-from bigcat_ml.cli.entry import hydra_entry_point
-from bigcat_ml.cli.steps import Step
 from bigcat_ml.oid import files
+from bigcat_ml.stepkit.step import Step, hydra_entry_point
 from bigcat_ml.synthetic import catalogue, ground_truth, write
 from bigcat_ml.tracking import names
 from bigcat_ml.tracking.names import metric_name
@@ -71,13 +70,14 @@ def _metrics(summary: Dict[str, Any]) -> Dict[str, float]:
     return metrics
 
 
-def run(cfg: DictConfig) -> Dict[str, Any]:
-    """Generate (or keep, when up to date) the sample in ``data.root``; one MLflow run.
+def run(cfg: DictConfig, key: Optional[str] = None) -> Dict[str, Any]:
+    """Generate (or keep, when up to date) the sample in ``data.root``; one MLflow run
+    (``key``: its reuse key, if computed already).
 
     Returns ``{"run_id": ..., "summary": <ground truth>}``.
     """
     images_path = _check_layout(cfg)
-    with step_run(cfg, STEP.name, key=STEP.key(cfg)) as active:
+    with step_run(cfg, STEP.name, key=key or STEP.key(cfg)) as active:
         summary = write.generate_sample(Path(cfg.data.root), cfg.data.sample, images_path, force=cfg.force)
         mlflow.set_tag(names.SAMPLE_FINGERPRINT_TAG, summary["fingerprint"])
         mlflow.log_dict(summary, names.GROUND_TRUTH)
@@ -111,7 +111,7 @@ STEP = Step(
     in_chain=lambda cfg: cfg.data.sample is not None,
     output_exists=_output_exists,
 )
-main = hydra_entry_point(run)
+main = hydra_entry_point(STEP)
 
 if __name__ == "__main__":
     main()

@@ -1,33 +1,33 @@
 """``train``: fine-tune a backbone with a new head on the chips; log and register the model."""
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import mlflow
 from mlflow import MlflowClient
 from omegaconf import DictConfig, open_dict
 
 from bigcat_ml.chips import family
-from bigcat_ml.cli.entry import hydra_entry_point
-from bigcat_ml.cli.steps import Step
 from bigcat_ml.runtime.spark import get_spark
 from bigcat_ml.scoring.evaluation import selected_classes
 from bigcat_ml.scoring.models import weights_identity, weights_source
+from bigcat_ml.stepkit.step import Step, hydra_entry_point
 from bigcat_ml.storage import publish
 from bigcat_ml.tracking import names
 from bigcat_ml.tracking.runs import step_run
 from bigcat_ml.training.pipeline import TrainOutcome, log_subset_inputs, train_and_log, training_summary
 
 
-def run(cfg: DictConfig) -> Dict[str, Any]:
-    """Train ``cfg.model`` on ``cfg.train.dataset`` as one MLflow run; return its run id and model URI.
+def run(cfg: DictConfig, key: Optional[str] = None) -> Dict[str, Any]:
+    """Train ``cfg.model`` on ``cfg.train.dataset`` as one MLflow run; return its run id and model URI
+    (``key``: its reuse key, if computed already).
 
     The dataset's read lock is held throughout, so that no overwrite deletes it meanwhile."""
     with publish.reading(cfg.train.dataset, cfg.preprocess.lock_wait_s):
-        return _train(cfg)
+        return _train(cfg, key)
 
 
-def _train(cfg: DictConfig) -> Dict[str, Any]:
+def _train(cfg: DictConfig, key: Optional[str]) -> Dict[str, Any]:
     summary = _chips_summary(cfg)
     digest = summary["content_digest"]
     class_names = [name for _, name in selected_classes(summary)]
@@ -39,7 +39,7 @@ def _train(cfg: DictConfig) -> Dict[str, Any]:
         names.TRAINING_TAG: training_summary(cfg.train),
         names.DATASET_TAG: cfg.train.dataset,
     }
-    with step_run(cfg, STEP.name, key=STEP.key(cfg), run_name=f"train {cfg.model.name} on {cfg.classes.name}", tags=tags) as active:
+    with step_run(cfg, STEP.name, key=key or STEP.key(cfg), run_name=f"train {cfg.model.name} on {cfg.classes.name}", tags=tags) as active:
         spark = get_spark(cfg.spark)
         log_subset_inputs(spark, cfg.train, f"chips {cfg.data.name}/{cfg.classes.name}")
         outcome = train_and_log(spark, cfg, class_names)
@@ -119,7 +119,7 @@ STEP = Step(
     in_chain=lambda cfg: bool(cfg.train.in_main),
     hand_over=_hand_over,
 )
-main = hydra_entry_point(run)
+main = hydra_entry_point(STEP)
 
 if __name__ == "__main__":
     main()

@@ -8,7 +8,7 @@ from typing import Callable, List, Optional
 import pytest
 from omegaconf import DictConfig
 
-from bigcat_ml.config.compose import compose
+from bigcat_ml.stepkit.step import compose
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

@@ -28,8 +28,9 @@ from PIL import Image, ImageOps
 from helpers.runs import TINY_MODEL, cfg_for, runs
 
 from bigcat_ml import evaluate, preprocess
-from bigcat_ml.cli.preflight import MissingInputError, check_inputs
-from bigcat_ml.config.compose import compose
+from bigcat_ml.main import chain
+from bigcat_ml.stepkit.preflight import MissingInputError, check_inputs
+from bigcat_ml.stepkit.step import compose
 from bigcat_ml.chips.crop import crop_image_boxes, decode_rgb, pixel_edges
 from bigcat_ml.chips.layout import CHIPS_DIR, REJECTS_DIR
 from bigcat_ml.chips.manifest import read_summary
@@ -434,7 +435,7 @@ def test_an_empty_oid_folder_is_reported_with_every_missing_file_its_key_and_the
 
 def test_main_does_not_ask_for_inputs_an_earlier_step_of_the_chain_writes(tmp_path):
     cfg = cfg_for(tmp_path / "outputs", "model.weights=null", "train.in_main=true")
-    check_inputs(cfg, "main")  # sample_data writes the OID files, preprocess the chips train and evaluate read
+    check_inputs(cfg, "main", [step.name for step in chain(cfg)])  # sample_data writes the OID files, preprocess the chips train and evaluate read
     with pytest.raises(MissingInputError, match=f"evaluate.dataset={cfg.evaluate.dataset}: no chip dataset there"):
         check_inputs(cfg, "evaluate")
 
@@ -442,7 +443,7 @@ def test_main_does_not_ask_for_inputs_an_earlier_step_of_the_chain_writes(tmp_pa
 def test_a_missing_weights_file_is_found_before_sample_data_and_preprocess_run(tmp_path):
     cfg = cfg_for(tmp_path / "outputs", "model.weights=/nonexistent.h5")
     with pytest.raises(MissingInputError) as error:
-        check_inputs(cfg, "main")
+        check_inputs(cfg, "main", [step.name for step in chain(cfg)])
     assert str(error.value) == (
         "main: inputs missing or wrong, nothing was started:\n  model.weights=/nonexistent.h5: no such file "
         "(model 'mobilenet'); set model.weights to an existing path or URI, to 'imagenet', or to null for random initialisation"

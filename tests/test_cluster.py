@@ -21,7 +21,7 @@ from helpers.cluster import standalone_cluster
 from helpers.evaluations import model_overrides, predictions, result_metrics, save_tiny_weights
 from helpers.runs import SAMPLE, runs
 
-from bigcat_ml.config.compose import compose
+from bigcat_ml.stepkit.step import compose
 
 PROJECT = Path(__file__).resolve().parents[1]
 CHAIN_SECONDS = 420
@@ -34,7 +34,7 @@ CLUSTER = ["spark=standalone", "spark.conf.spark.executor.memory=1g"]
 DRIVER_ENV = {"SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable}
 PROBE = """
 import sys
-from bigcat_ml.config.compose import compose
+from bigcat_ml.stepkit.step import compose
 from bigcat_ml.runtime.spark import get_spark
 spark = get_spark(compose(sys.argv[1:]).spark)
 print(spark.sparkContext.parallelize([0], 1).map(lambda _: sys.executable).first())

@@ -10,8 +10,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from bigcat_ml import compare
 
-from bigcat_ml.tracking import comparison, names
-from bigcat_ml.tracking.comparison import MixedDatasetsError
+from bigcat_ml.reporting import comparison
+from bigcat_ml.tracking import names
+from bigcat_ml.reporting.comparison import MixedDatasetsError
 from bigcat_ml.tracking.names import STEP_TAG
 from bigcat_ml.tracking.runs import setup_tracking
 from helpers.evaluations import fake_chip_results, log_fake_evaluation

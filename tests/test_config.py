@@ -11,7 +11,8 @@ from omegaconf import OmegaConf
 from omegaconf.errors import ValidationError
 
 from bigcat_ml.config.checks import RANGES, ConfigError, numeric_keys
-from bigcat_ml.config.compose import CONF_DIR, compose
+from bigcat_ml.config.compose import CONF_DIR
+from bigcat_ml.stepkit.step import compose
 
 GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir())
 

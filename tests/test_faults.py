@@ -23,7 +23,7 @@ from helpers.runs import SAMPLE, cfg_for, runs
 from helpers.faults import fail_once_in_workers, marker
 
 from bigcat_ml import evaluate, preprocess
-from bigcat_ml.config.compose import compose
+from bigcat_ml.stepkit.step import compose
 from bigcat_ml.chips.manifest import read_summary
 from bigcat_ml.synthetic.write import generate_sample
 

@@ -17,7 +17,7 @@ from pyspark.sql import functions as F
 from helpers.faults import fail_once_in_process, marker
 from helpers.models import TINY, calibrated_mobilenet, probe_batch
 
-from bigcat_ml.config.compose import compose
+from bigcat_ml.stepkit.step import compose
 from bigcat_ml.config.schema import ModelConfig, Precision
 from bigcat_ml.chips.layout import CHIPS_DIR
 from bigcat_ml.chips.schema import ChipSchema, decode_chip

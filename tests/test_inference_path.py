@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from bigcat_ml.config.compose import compose
+from bigcat_ml.stepkit.step import compose
 from bigcat_ml.config.schema import InferencePath
 from bigcat_ml.scoring.evaluation import choose_path
 

@@ -1,11 +1,12 @@
 """The preprocess key knows the Open Images files it reads: by path, size and time, or by
-content with ``reuse_check=full``; and main computes it once per step call."""
+content with ``reuse_check=full``; and main computes it once and hands it to the step."""
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
-from bigcat_ml.cli import steps
+from bigcat_ml import main, preprocess
 from bigcat_ml.oid import identity
 from bigcat_ml.synthetic.write import BOXES_FILE, generate_sample
 
@@ -19,7 +20,7 @@ def _sample(make_cfg, *overrides: str):
 
 
 def _key(cfg) -> str:
-    return steps.get("preprocess").key(cfg)
+    return preprocess.STEP.key(cfg)
 
 
 def test_the_boxes_file_that_counts_is_the_candidate_the_readers_read(make_cfg):
@@ -64,15 +65,16 @@ def test_the_images_parquet_enters_the_key_of_data_sample_parquet(make_cfg):
     assert _key(cfg) != before
 
 
-def test_inside_key_once_a_step_lists_its_inputs_once(make_cfg, monkeypatch):
+def test_main_lists_a_step_s_inputs_once_and_hands_the_step_its_key(make_cfg, monkeypatch):
     cfg = _sample(make_cfg)
-    listed = []
+    listed, handed = [], []
     real = identity.input_identity
     monkeypatch.setattr(identity, "input_identity", lambda *a, **k: listed.append(1) or real(*a, **k))
+    # preprocess as main sees it, its run replaced by one that records the key it is handed
+    recorded = dataclasses.replace(preprocess.STEP, run=lambda cfg, key=None: handed.append(key) or {"run_id": "recorded"})
+    monkeypatch.setattr(main, "chain", lambda cfg: (recorded,))
 
-    with steps.key_once():
-        first, second = _key(cfg), _key(cfg)
-    _key(cfg)
+    main.run(cfg)
 
-    assert first == second
-    assert len(listed) == 2  # once inside the block, once outside
+    assert len(listed) == 1
+    assert handed == [_key(cfg)]

@@ -17,7 +17,7 @@ PROJECT = Path(__file__).resolve().parents[1]
 _LISTENING = r"""
 import json, os, sys
 from helpers.sockets import listening
-from bigcat_ml.config.compose import compose
+from bigcat_ml.stepkit.step import compose
 from bigcat_ml.runtime.spark import get_spark
 
 spark = get_spark(compose(["spark.master='local[1]'", *sys.argv[1:]]).spark)

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from bigcat_ml import main as main_step
-from bigcat_ml.config.compose import compose
+from bigcat_ml.stepkit.step import compose
 from bigcat_ml.scoring.metrics import CHIP_RESULT_COLUMNS
 from bigcat_ml.tracking.names import (
     CHIPS_TABLE, DATASET_DIGEST_TAG, HEADLINE_METRICS, MODEL_TAG, THROUGHPUT_METRIC, PER_CLASS_CSV, PREDICTIONS,

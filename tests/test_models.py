@@ -10,7 +10,7 @@ import pytest
 
 from helpers.models import TINY, calibrated_mobilenet, probe_batch
 
-from bigcat_ml.config.compose import compose
+from bigcat_ml.stepkit.step import compose
 from bigcat_ml.config.schema import ClassesConfig, ModelConfig, Precision
 from bigcat_ml.scoring.imagenet import (
     class_index,

@@ -20,7 +20,8 @@ pytestmark = pytest.mark.slow
 _COMPOSE = """
 import json
 from omegaconf import OmegaConf
-from bigcat_ml.config.compose import CONF_DIR, compose
+from bigcat_ml.config.compose import CONF_DIR
+from bigcat_ml.stepkit.step import compose
 cfg = compose(["model=resnet50", "classes=carnivores"])
 print(json.dumps({"conf_dir": str(CONF_DIR), "cfg": OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)}))
 """

@@ -65,7 +65,7 @@ def test_ci_gets_no_bar_even_on_a_terminal():
 
 
 _SESSION = """
-from bigcat_ml.config.compose import compose
+from bigcat_ml.stepkit.step import compose
 from bigcat_ml.runtime.spark import get_spark
 spark = get_spark(compose(["spark.master='local[1]'", "spark.conf.spark.driver.memory=1g"]).spark)
 print("PROGRESS=" + spark.conf.get("spark.ui.showConsoleProgress"))

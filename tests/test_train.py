@@ -13,7 +13,7 @@ import pytest
 
 from bigcat_ml import compare, evaluate, preprocess, train
 from bigcat_ml.chips import manifest, readers
-from bigcat_ml.config.compose import compose
+from bigcat_ml.stepkit.step import compose
 from bigcat_ml.scoring.fine_tuned import CLASSIFIER_FILE, PYFUNC_ARTIFACT, download_classifier
 from bigcat_ml.synthetic.write import generate_sample
 from bigcat_ml.tracking import names

@@ -1,6 +1,6 @@
 """A config family's chip datasets: ``<datasets_dir>/<data>_<classes>/<key>`` and its ``latest`` link.
 
-Each preprocess config writes its own folder of the family (:func:`bigcat_ml.preprocess.default_output`);
+Each preprocess config writes its own folder of the family (:func:`default_output`);
 a step that reads chips and finds none at its address is told which of the family exist
 and the override that reads one, rather than only that a file is missing.
 """
@@ -13,6 +13,16 @@ from typing import Any, Dict, List, Optional
 from bigcat_ml.chips.layout import SUMMARY_FILE
 from bigcat_ml.chips.manifest import read_summary
 from bigcat_ml.storage import fs
+from bigcat_ml.tracking.reuse import step_key
+
+# What a chip dataset depends on: the config sections of the preprocess step's reuse key
+# (:data:`bigcat_ml.preprocess.STEP`) and the keys inside them that change nothing in the
+# chips: where they go and whether they may replace others, nor the ImageNet ground truth
+# of the classes (evaluate's business). Defined here because the default folder is named by them.
+CHIPS_SECTIONS = ("data", "classes", "preprocess")
+CHIPS_IGNORE = ("preprocess.overwrite", "preprocess.output", "preprocess.lock_wait_s", "classes.imagenet_map", "classes.families")
+# Characters of the step key in a chip dataset's default folder name.
+_KEY_CHARS = 16
 
 # In a config family's folder, the link to the chip dataset written last.
 LATEST_ALIAS = "latest"
@@ -32,6 +42,20 @@ def point_alias(output: str, alias: str) -> None:
     temporary = f"{link}.tmp-{uuid.uuid4().hex[:12]}"
     os.symlink(os.path.relpath(target, os.path.dirname(link)), temporary)
     os.replace(temporary, link)
+
+
+def default_output(cfg: Any) -> str:
+    """Where a config's chips go unless ``preprocess.output`` is set:
+    ``<datasets_dir>/<data>_<classes>/<step key>``.
+
+    Addressed by the step key's config part (every data, classes and preprocess setting,
+    and the code version), so two configs never write over each other's chips; the run
+    that wrote it last points ``<datasets_dir>/<data>_<classes>/latest`` at it. Not by
+    the input files: the address is fixed when the config is composed, before
+    ``sample_data`` writes them, and must stay the same for the next run to reuse it. An
+    edited input rebuilds the chips in the same folder.
+    """
+    return f"{family_folder(cfg)}/{step_key(cfg, CHIPS_SECTIONS, CHIPS_IGNORE)[:_KEY_CHARS]}"
 
 
 def family_datasets(folder: str) -> List[str]:

@@ -1,1 +1,1 @@
-"""The command line: the step registry, Hydra entry points, the MLflow-project launcher."""
+"""The command line, on top of everything: the MLflow-project launcher, MLproject's writer, the UI, Hydra's job files."""

@@ -21,8 +21,8 @@ from typing import ContextManager, List
 import mlflow
 from mlflow.environment_variables import MLFLOW_RUN_ID
 
-from bigcat_ml.cli import steps
-from bigcat_ml.cli.entry import hydra_entry_point
+from bigcat_ml.main import STEPS, get
+from bigcat_ml.stepkit.step import hydra_entry_point
 from bigcat_ml.tracking.names import STEP_TAG
 from bigcat_ml.tracking.redact import redact_text
 
@@ -82,14 +82,14 @@ def refuse_literal_secrets(words: List[str]) -> None:
 
 def main(argv: List[str]) -> None:
     if not argv:
-        raise SystemExit(f'usage: python -m bigcat_ml.cli.launch <{"|".join(steps.registry())}> ["<hydra overrides>"]')
+        raise SystemExit(f'usage: python -m bigcat_ml.cli.launch <{"|".join(STEPS)}> ["<hydra overrides>"]')
     name, rest = argv[0], argv[1:]
-    step = steps.get(name)
+    step = get(name)
     words = [word for chunk in rest for word in split_overrides(chunk)]
     refuse_literal_secrets(words)
     sys.argv = [f"bigcat_ml.{name}", *words]
     with _project_run_for(name, words):
-        hydra_entry_point(step.run)()
+        hydra_entry_point(step)()
 
 
 def _project_run_for(name: str, words: List[str]) -> ContextManager:

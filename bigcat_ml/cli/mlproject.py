@@ -11,14 +11,14 @@ from pathlib import Path
 
 import yaml
 
-from bigcat_ml.cli import steps
 from bigcat_ml.config.compose import CONF_DIR
+from bigcat_ml.main import STEPS
 from bigcat_ml.tracking.names import MAIN_STEP
 
 MLPROJECT_FILE = CONF_DIR.parent / "MLproject"
 
 _HEADER = """\
-# Written by `python -m bigcat_ml.cli.mlproject` from the step registry (bigcat_ml/cli/steps.py).
+# Written by `python -m bigcat_ml.cli.mlproject` from the step registry (STEPS in bigcat_ml/main.py).
 # `mlflow run . --env-manager local` uses the active environment (make venv); without it
 # MLflow builds conda.yaml. Hydra overrides go in one parameter:
 #   mlflow run . -P overrides="model=resnet50 force=true"
@@ -27,7 +27,7 @@ _HEADER = """\
 
 def render() -> str:
     """MLproject's text: one entry point per registered step, ``main`` first."""
-    names = sorted(steps.registry(), key=lambda name: name != MAIN_STEP)
+    names = sorted(STEPS, key=lambda name: name != MAIN_STEP)
     project = {
         "name": "bigcat_ml",
         "conda_env": "conda.yaml",

@@ -14,7 +14,7 @@ from typing import List, Optional
 
 from mlflow import MlflowClient
 
-from bigcat_ml.config.compose import compose
+from bigcat_ml.stepkit.step import compose
 from bigcat_ml.tracking.ui import UI_HOST, UI_PORT, experiment_url, local_base_url, publish_default_view
 
 

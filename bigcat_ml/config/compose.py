@@ -1,4 +1,6 @@
-"""Composing the project config outside ``@hydra.main``, and making it safe to use.
+"""Composing the project config outside ``@hydra.main``: where ``conf/`` is, the resolvers it
+uses, and one flattening of its keys. Making it safe to use (checks, absolute paths, the
+default chip folder) is :func:`bigcat_ml.stepkit.step.finalize`'s job, one layer up.
 
 ``conf/`` sits beside the package in a checkout; an installed wheel carries a copy inside
 the package (``bigcat_ml/conf``), so a cluster image composes the same configs.
@@ -12,8 +14,6 @@ from typing import Any, Dict, List, Mapping, Optional
 from omegaconf import OmegaConf
 
 import bigcat_ml.config.schema  # noqa: F401  (registers the schema Hydra composes onto)
-from bigcat_ml.config.checks import check_config
-import bigcat_ml.oid.files  # noqa: F401  (registers the oid_files resolver conf/data uses)
 
 
 def absolute_path(path: str) -> str:
@@ -57,31 +57,13 @@ _PACKAGED_CONF = Path(__file__).resolve().parents[1] / "conf"
 CONF_DIR = _PACKAGED_CONF if _PACKAGED_CONF.is_dir() else Path(__file__).resolve().parents[2] / "conf"
 
 
-def compose(overrides: Optional[List[str]] = None) -> Any:
-    """Compose the project config outside ``@hydra.main`` (tests, notebooks, benchmarks)."""
+def composed(overrides: Optional[List[str]] = None) -> Any:
+    """The project config as ``@hydra.main`` composes it, before
+    :func:`bigcat_ml.stepkit.step.finalize` (which :func:`bigcat_ml.stepkit.step.compose` applies)."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return finalize(hydra_compose(config_name="config", overrides=list(overrides or [])))
-
-
-def finalize(cfg: Any) -> Any:
-    """Refuse unknown keys, out-of-range numbers and bad folder names
-    (:func:`bigcat_ml.config.checks.check_config`), make every ``paths.*`` absolute, even one overridden with a relative value, and
-    put an unset ``preprocess.output`` at its config's own folder (see
-    :func:`bigcat_ml.preprocess.default_output`).
-
-    Entry points call this first, so whatever reads a path later (Spark executors, the
-    MLflow tracking URI) sees the location the user meant from their working directory.
-    """
-    check_config(cfg)
-    for key, value in cfg.paths.items():
-        cfg.paths[key] = absolute_path(str(value))
-    if "preprocess" in cfg and cfg.preprocess.output is None:
-        from bigcat_ml.preprocess import default_output  # the step's record knows its key
-
-        cfg.preprocess.output = default_output(cfg)
-    return cfg
+        return hydra_compose(config_name="config", overrides=list(overrides or []))

@@ -1,1 +1,1 @@
-"""Reports: pure matplotlib figures and the preprocess step's exploratory figures."""
+"""Reports: pure matplotlib figures, the preprocess step's exploratory figures, the comparison of evaluations, main's headline."""

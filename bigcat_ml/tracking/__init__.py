@@ -1,1 +1,1 @@
-"""Tracking: MLflow step runs, the names of every tag/artifact/metric, reuse keys, comparisons, the UI URL."""
+"""Tracking: MLflow step runs, the names of every tag/artifact/metric, reuse keys, the UI URL."""

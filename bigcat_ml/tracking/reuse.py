@@ -3,7 +3,7 @@
 A step tags its run with its key (:data:`bigcat_ml.tracking.names.STEP_KEY_TAG`) and
 ``main`` looks for a finished run with the same key before recomputing. Which config
 sections and inputs the key covers is said by each step's record in
-:mod:`bigcat_ml.cli.steps`.
+:mod:`bigcat_ml.stepkit.step`.
 """
 from __future__ import annotations
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import functools
 import hashlib
 import logging
 import subprocess
@@ -83,14 +84,14 @@ def _git(*args: str, root: Path = PROJECT_ROOT) -> Optional[str]:
     return out.stdout if out.returncode == 0 else None
 
 
-def git_commit(root: Path = PROJECT_ROOT) -> Optional[str]:
-    """The project's commit, when it is a git checkout (MLflow projects set it too)."""
+def git_commit(root: Path) -> Optional[str]:
+    """The commit of the checkout at ``root``, when it is a git checkout (MLflow projects set it too)."""
     out = _git("rev-parse", "HEAD", root=root)
     return out.strip() if out else None
 
 
-def code_version(root: Path = PROJECT_ROOT) -> str:
-    """The commit, plus a hash of every uncommitted change under bigcat_ml/ and conf/:
+def code_version_of(root: Path) -> str:
+    """The commit of the checkout at ``root``, plus a hash of every uncommitted change under bigcat_ml/ and conf/:
     edits to tracked files and the content of untracked ones (a new model YAML, a new
     module), so that a run made with changed code is never mistaken for one made with
     the committed code. Files git ignores (``__pycache__``) do not count."""
@@ -104,6 +105,21 @@ def code_version(root: Path = PROJECT_ROOT) -> str:
     if changes.digest() != hashlib.sha256(b"").digest():
         commit += "+dirty." + changes.hexdigest()[:12]
     return commit
+
+
+# Once per process: the code a process runs is what it imported when it started, so an
+# edit made while it runs (between the jobs of a sweep) must not change the version its
+# later runs record; and every step run and reuse key would otherwise ask git again.
+@functools.cache
+def code_version() -> str:
+    """This process's code version (:func:`code_version_of` the project), computed once."""
+    return code_version_of(PROJECT_ROOT)
+
+
+@functools.cache
+def project_commit() -> Optional[str]:
+    """This process's commit (:func:`git_commit` of the project), asked once."""
+    return git_commit(PROJECT_ROOT)
 
 
 def resolved_container(cfg: DictConfig) -> Dict[str, Any]:
@@ -149,7 +165,7 @@ def step_run(
     all_tags = {STEP_TAG: step, **user_tags, **{k: redact_text(str(v)) for k, v in (tags or {}).items()}}
     if key:
         all_tags[STEP_KEY_TAG] = key
-    commit = git_commit()
+    commit = project_commit()
     if commit:
         all_tags["mlflow.source.git.commit"] = commit
     all_tags[names.CODE_VERSION_TAG] = code_version()

@@ -7,7 +7,7 @@ import mlflow
 import pandas as pd
 from omegaconf import DictConfig
 
-from bigcat_ml.config.compose import compose
+from bigcat_ml.stepkit.step import compose
 from bigcat_ml.tracking.names import STEP_TAG
 from bigcat_ml.tracking.runs import setup_tracking
 

@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
-from typing import Callable, Dict, List, Sequence, Set, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from bigcat_ml.cli import steps
 from bigcat_ml.storage import fs
 from bigcat_ml.tracking import names
 
@@ -40,35 +38,20 @@ class MissingInputError(ValueError):
 Check = Callable[[DictConfig, Set[str]], List[str]]
 
 
-def check_inputs(cfg: DictConfig, step_name: str) -> None:
-    """Raise :class:`MissingInputError` listing every input of ``step_name`` (every step of
-    ``main``'s chain for ``main``) that neither exists nor is written by an earlier step."""
-    chain = steps.chain(cfg) if step_name == names.MAIN_STEP else (steps.get(step_name),)
+def check_inputs(cfg: DictConfig, step_name: str, chain: Optional[Sequence[str]] = None) -> None:
+    """Raise :class:`MissingInputError` listing every input of the steps ``chain`` names
+    (``step_name`` alone unless given; ``main``'s chain for ``main``) that neither exists
+    nor is written by an earlier step of it."""
     earlier: Set[str] = set()
     problems: List[str] = []
-    for step in chain:
-        for check in NEEDS.get(step.name, ()):
+    for name in chain or (step_name,):
+        for check in NEEDS.get(name, ()):
             problems += check(cfg, earlier)
-        earlier.add(step.name)
+        earlier.add(name)
     if problems:
         listed = "\n  ".join(dict.fromkeys(problems))
         raise MissingInputError(f"{step_name}: inputs missing or wrong, nothing was started:\n  {listed}")
     log.debug("%s: every input is there", step_name)
-
-
-def check_task_inputs(cfg: DictConfig, task: Callable) -> None:
-    """:func:`check_inputs` for the registered step whose function is ``task`` (none for others).
-
-    Matched by module and name, not identity: under ``python -m bigcat_ml.preprocess`` the
-    entry point's ``run`` lives in ``__main__``, a second copy of the registry's module.
-    """
-    module = task.__module__
-    if module == "__main__":
-        module = getattr(sys.modules["__main__"].__spec__, "name", module)
-    for step in steps.registry().values():
-        if (step.run.__module__, step.run.__qualname__) == (module, task.__qualname__):
-            check_inputs(cfg, step.name)
-            return
 
 
 # ------------------------------------------------------------------------- OID files

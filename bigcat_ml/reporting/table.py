@@ -13,7 +13,7 @@ import math
 import pandas as pd
 
 from bigcat_ml.tracking import names
-from bigcat_ml.tracking.comparison import Basis
+from bigcat_ml.reporting.comparison import Basis
 
 WIDTH = 120
 # Printed header of each of names.HEADLINE_METRICS (which gives the order).
@@ -30,7 +30,7 @@ _MIN_LABEL = 16
 
 
 def terminal_table(short: pd.DataFrame, basis: Basis, width: int = WIDTH) -> str:
-    """``short`` (:func:`bigcat_ml.tracking.comparison.short_table`) as a Markdown table
+    """``short`` (:func:`bigcat_ml.reporting.comparison.short_table`) as a Markdown table
     of at most ``width`` columns, under one line saying which chips the metrics are on."""
     shown = pd.DataFrame({"run": short["run"].astype(str)})
     for metric in names.HEADLINE_METRICS:
