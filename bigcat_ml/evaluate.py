@@ -14,7 +14,8 @@ from bigcat_ml.tracking import names
 from bigcat_ml.chips import family, layout
 from bigcat_ml.storage import publish
 
-from bigcat_ml.reporting import figures
+from bigcat_ml.reporting.figures import evaluate as figures
+from bigcat_ml.reporting.figures.canvas import message_figure
 from bigcat_ml.scoring.metrics import chip_results, one_vs_rest
 from bigcat_ml.scoring.evaluation import Evaluation, choose_path, evaluate_dataset, evaluated_subset, mistake_chips
 from bigcat_ml.tracking.names import metric_name
@@ -142,7 +143,7 @@ def mistakes_figure(evaluation: Evaluation, cfg: DictConfig) -> Figure:
     the same output), so its run says so instead of showing copies of one prediction."""
     title = "Most confident mistakes"
     if weights_source(cfg.model) == RANDOM_INIT:
-        return figures.message_figure(RANDOM_GALLERY_NOTE, title)
+        return message_figure(RANDOM_GALLERY_NOTE, title)
     return figures.mistakes_gallery(*mistake_chips(evaluation, cfg.evaluate.dataset, cfg.evaluate.gallery_size), title)
 
 

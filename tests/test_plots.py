@@ -14,21 +14,20 @@ from bigcat_ml import evaluate
 from bigcat_ml.scoring.evaluation import mistake_caption
 from bigcat_ml.scoring.metrics import attribute_rates, calibration_table, one_vs_rest
 from bigcat_ml.scoring.imagenet import ClassTruth
-from bigcat_ml.reporting.figures import (
+from bigcat_ml.reporting.figures.compare import confusions_side_by_side, metric_bars, per_class_f1_grouped, reliability_overlay
+from bigcat_ml.reporting.figures.evaluate import (
+    confidence_histograms,
+    confusion_matrix_figure,
+    mistakes_gallery,
+    reliability_diagram,
+    roc_pr_curves,
+)
+from bigcat_ml.reporting.figures.preprocess import (
     attribute_rates_figure,
     boxes_per_class_subset_figure,
     chip_size_figure,
-    confidence_histograms,
-    confusion_matrix_figure,
-    confusions_side_by_side,
     contact_sheet,
-    metric_bars,
-    mistakes_gallery,
-    per_class_f1_grouped,
     positives_negatives_figure,
-    reliability_diagram,
-    reliability_overlay,
-    roc_pr_curves,
 )
 
 

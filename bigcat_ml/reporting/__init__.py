@@ -1,1 +1,1 @@
-"""Reports: pure matplotlib figures, the preprocess step's exploratory figures, the comparison of evaluations, main's headline."""
+"""Reports: pure matplotlib figures (one module per step), the preprocess step's exploratory figures, the comparison of evaluations, main's headline."""

@@ -15,7 +15,7 @@ from mlflow.exceptions import MlflowException
 from bigcat_ml.tracking import names
 
 from bigcat_ml.config.schema import Precision
-from bigcat_ml.reporting import figures
+from bigcat_ml.reporting.figures import compare as figures
 from bigcat_ml.scoring.metrics import OutcomeScores, outcome_scores
 from bigcat_ml.tracking.names import STEP_TAG
 

@@ -12,7 +12,7 @@ from bigcat_ml.chips import readers, schema
 
 from bigcat_ml.scoring import metrics
 
-from bigcat_ml.reporting import figures
+from bigcat_ml.reporting.figures import preprocess as figures
 from bigcat_ml.chips.build import PreprocessResult
 
 CONTACT_SHEET_PER_CLASS = 8
