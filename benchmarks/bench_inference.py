@@ -44,7 +44,7 @@ from bigcat_ml.chips.readers import read_chips_spark
 from bigcat_ml.chips.schema import CHIP_KEY, decode_chip
 from bigcat_ml.config.schema import Precision
 from bigcat_ml.runtime.spark import task_slots
-from bigcat_ml.scoring.inference.classifier import ChipClassifier, _classifier_for, load_classifier
+from bigcat_ml.scoring.inference.classifier import ChipClassifier, forget_models, load_classifier
 from bigcat_ml.scoring.inference.local import predict_local
 from bigcat_ml.scoring.inference.spark import partition_rows, predict_spark
 from bigcat_ml.scoring.models import as_model_config, build_model, model_input
@@ -270,7 +270,7 @@ def bench_precision(cfg: Any, jpegs: Sequence[bytes], labels: Sequence[str], epo
 
 def local_path_overhead(cfg: Any, output: str, quiet_s: float) -> Dict[str, Any]:
     """One cold ``predict_local`` over a whole dataset: seconds and chips, model built in the call."""
-    _classifier_for.cache_clear()
+    forget_models()
     record, (predictions, rejects) = timed(lambda: predict_local(output, cfg.model, cfg.evaluate), quiet_s)
     return {"chips": len(predictions) + len(rejects), "seconds": record["seconds"]}
 

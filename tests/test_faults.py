@@ -111,11 +111,11 @@ def test_a_chip_extraction_task_that_fails_once_is_retried_and_the_dataset_is_un
 
 def test_an_inference_task_that_fails_once_is_retried_and_the_predictions_are_unchanged(reference, tmp_path):
     cfg = reference["cfg"]
-    fault, env = fail_once_in_workers("bigcat_ml.scoring.inference.spark", "_make_predict_fn", tmp_path)
+    fault, env = fail_once_in_workers("bigcat_ml.scoring.inference.spark", "make_predict_fn", tmp_path)
     done = python(["-m", "bigcat_ml.evaluate", *reference_overrides(reference, RETRYING, "evaluate.path=spark", *fault)], env)
     assert done.returncode == 0, done.stderr[-4000:]
-    assert marker(tmp_path, "_make_predict_fn").exists()
-    assert "injected fault: _make_predict_fn fails once" in done.stderr
+    assert marker(tmp_path, "make_predict_fn").exists()
+    assert "injected fault: make_predict_fn fails once" in done.stderr
     retried = newest_run(cfg, "evaluate", other_than=reference["evaluate_run"])
     expected = predictions(cfg, reference["evaluate_run"], tmp_path / "expected")
     assert len(expected) == reference["summary"]["chips"]

@@ -23,7 +23,7 @@ from bigcat_ml.chips.layout import CHIPS_DIR
 from bigcat_ml.chips.schema import ChipSchema, decode_chip
 from bigcat_ml.scoring.imagenet import class_names
 from bigcat_ml.scoring.inference import spark as spark_inference
-from bigcat_ml.scoring.inference.classifier import ChipClassifier, _classifier_for, shared_classifier
+from bigcat_ml.scoring.inference.classifier import ChipClassifier, models_built, shared_classifier
 from bigcat_ml.scoring.inference.local import predict_local
 from bigcat_ml.scoring.inference.spark import partition_rows, predict_spark, spread_evenly
 from bigcat_ml.scoring.inference.tables import METADATA_COLUMNS, PREDICTION_COLUMNS, REJECT_COLUMNS
@@ -214,11 +214,11 @@ def test_a_failed_inference_job_restores_the_arrow_batch_size_and_the_next_call_
     spark, chips, trained, make_cfg, tmp_path, monkeypatch
 ):
     cfg = make_cfg(overrides(str(trained[1])))
-    fail_once_in_process(monkeypatch, spark_inference, "_make_predict_fn", tmp_path)
+    fail_once_in_process(monkeypatch, spark_inference, "make_predict_fn", tmp_path)
     before = spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch", None)
     with pytest.raises(Exception, match="injected fault"):
         predict_spark(spark, read_chips(spark, chips[0]), cfg.model, cfg.evaluate)
-    assert marker(tmp_path, "_make_predict_fn").exists()
+    assert marker(tmp_path, "make_predict_fn").exists()
     with predict_spark(spark, read_chips(spark, chips[0]), cfg.model, cfg.evaluate) as scored:
         assert (scored.predictions.count(), scored.rejects.count(), scored.chips_read) == (N_CHIPS, 1, N_CHIPS + 1)
     assert spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch", None) == before
@@ -274,7 +274,7 @@ def test_a_reused_python_worker_keeps_the_model_it_built_in_an_earlier_job(spark
         for _ in batches:
             pass
         shared_classifier(cfg, None, K)
-        yield pd.DataFrame({"pid": [os.getpid()], "builds": [_classifier_for.cache_info().misses]})
+        yield pd.DataFrame({"pid": [os.getpid()], "builds": [models_built()]})
 
     def one_job() -> Dict[int, int]:
         rows = spark.range(0, 2, 1, 2).mapInPandas(build_ids, "pid long, builds long").collect()

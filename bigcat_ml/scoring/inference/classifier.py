@@ -176,6 +176,18 @@ def _classifier_for(model_fields: Tuple, weights_stamp: Optional[Tuple[str, int,
     return load_classifier(ModelConfig(*model_fields), weights_file, k)
 
 
+def models_built() -> int:
+    """How many classifiers :func:`shared_classifier` has built in this process: a Python
+    worker that Spark reuses keeps its count from one job to the next."""
+    return _classifier_for.cache_info().misses
+
+
+def forget_models() -> None:
+    """Drop the classifiers :func:`shared_classifier` keeps, so the next call builds its model
+    again (what a cold call costs: ``benchmarks/bench_inference.py``)."""
+    _classifier_for.cache_clear()
+
+
 def warn_if_random(model_cfg: Any) -> None:
     if weights_source(model_cfg) == RANDOM_INIT:
         log.warning("model %r has random-init weights (model.weights=null): a smoke run, not a measurement", model_cfg.name)

@@ -119,8 +119,8 @@ def predict_spark(spark: SparkSession, chips_df: DataFrame, model_cfg: Any, eval
     with local_weights_file(model_cfg) as weights_file:
         shared_classifier(model_cfg, weights_file, int(eval_cfg.top_k))  # fail here, not in a task
         shipped = _ship(spark, weights_file) if weights_file else None
-    make_predict_fn = partial(_make_predict_fn, model_cfg, shipped, int(eval_cfg.top_k))
-    classify = predict_batch_udf(make_predict_fn, return_type=_SCORE_SCHEMA, batch_size=int(eval_cfg.batch_size))
+    predict_fn = partial(make_predict_fn, model_cfg, shipped, int(eval_cfg.top_k))
+    classify = predict_batch_udf(predict_fn, return_type=_SCORE_SCHEMA, batch_size=int(eval_cfg.batch_size))
     rows = partition_rows(chips_df)
     spread = spread_evenly(spark, chips_df, rows, int(eval_cfg.max_chips_per_task))
     scored = spread.select(*METADATA_COLUMNS, classify(CHIP).alias("_score")).select(*METADATA_COLUMNS, "_score.*")
@@ -185,9 +185,10 @@ def spread_evenly(spark: SparkSession, chips_df: DataFrame, rows: Sequence[int],
     return chips_df.repartition(slots * waves)
 
 
-def _make_predict_fn(model_cfg: Any, shipped: Optional[str], k: int) -> Callable[[np.ndarray], Dict[str, np.ndarray]]:
-    """Runs once per Python worker per call (predict_batch_udf caches the result for its
-    UDF); the model itself comes from :func:`shared_classifier`, kept across calls.
+def make_predict_fn(model_cfg: Any, shipped: Optional[str], k: int) -> Callable[[np.ndarray], Dict[str, np.ndarray]]:
+    """The function each Spark Python worker scores its batches with, made once per worker
+    per call (predict_batch_udf caches the result for its UDF); the model itself comes from
+    :func:`shared_classifier`, kept across calls.
 
     A reused Python worker runs a full ``gc.collect()`` after every task
     (``pyspark.daemon``). With TensorFlow and a model loaded, that walk over every
