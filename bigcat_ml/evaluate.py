@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 from bigcat_ml.tracking import names
 
 from bigcat_ml.chips import family, layout
+from bigcat_ml.chips.summary import ChipSummary
 from bigcat_ml.storage import publish
 
 from bigcat_ml.reporting.figures import evaluate as figures
@@ -39,9 +40,9 @@ def run(cfg: DictConfig, key: Optional[str] = None) -> Dict[str, Any]:
 
 def _evaluate(cfg: DictConfig, key: Optional[str]) -> Dict[str, Any]:
     summary = _chips_summary(cfg)
-    digest = summary["content_digest"]
+    digest = summary.content_digest
     weights = weights_source(cfg.model)
-    path = choose_path(cfg, int(summary["chips"]))
+    path = choose_path(cfg, summary.chips)
     tags = {
         **model_tags(cfg),
         names.WEIGHTS_TAG: weights,
@@ -55,11 +56,11 @@ def _evaluate(cfg: DictConfig, key: Optional[str]) -> Dict[str, Any]:
         tags[names.CAVEAT_TAG] = RANDOM_WEIGHTS_NOTE
     with step_run(cfg, STEP.name, key=key or STEP.key(cfg), run_name=f"evaluate {cfg.model.name} [{weights}]", tags=tags) as active:
         log_chip_dataset_input(
-            layout.dataset_url(cfg.evaluate.dataset), f"chips {summary['data']}/{cfg.classes.name}", digest,
-            names.EVALUATE_DATASET_CONTEXT, {names.DATASET_SUBSET_INPUT_TAG: ",".join(summary["subsets"])},
+            layout.dataset_url(cfg.evaluate.dataset), f"chips {summary.data}/{cfg.classes.name}", digest,
+            names.EVALUATE_DATASET_CONTEXT, {names.DATASET_SUBSET_INPUT_TAG: ",".join(summary.subsets)},
         )
         spark = get_spark(cfg.spark) if path is InferencePath.spark else None
-        evaluation = evaluate_dataset(spark, cfg, path)
+        evaluation = evaluate_dataset(spark, cfg, summary, path)
         _log_evaluation(evaluation, cfg)
         report = evaluation.report
         note = f"  ** {RANDOM_WEIGHTS_NOTE} **" if weights == RANDOM_INIT else ""
@@ -147,7 +148,7 @@ def mistakes_figure(evaluation: Evaluation, cfg: DictConfig) -> Figure:
     return figures.mistakes_gallery(*mistake_chips(evaluation, cfg.evaluate.dataset, cfg.evaluate.gallery_size), title)
 
 
-def _chips_summary(cfg: DictConfig) -> Dict[str, Any]:
+def _chips_summary(cfg: DictConfig) -> ChipSummary:
     """The evaluated dataset's summary; when it is missing, an error naming the datasets of this data and classes."""
     return family.read_summary_or_suggest(cfg.evaluate.dataset, "evaluate.dataset", cfg)
 
@@ -157,7 +158,7 @@ def _inputs(cfg: DictConfig) -> Dict[str, str]:
     weights file by the sha256 of its content, not by its path; a fine-tuned model by
     the registry version its URI names now and its classifier's sha256."""
     return {
-        "dataset_digest": _chips_summary(cfg)["content_digest"],
+        "dataset_digest": _chips_summary(cfg).content_digest,
         "weights": weights_identity(cfg.model),
     }
 

@@ -8,8 +8,8 @@ from mlflow import MlflowClient
 from omegaconf import DictConfig, open_dict
 
 from bigcat_ml.chips import family
+from bigcat_ml.chips.summary import ChipSummary
 from bigcat_ml.runtime.spark import get_spark
-from bigcat_ml.scoring.evaluation import selected_classes
 from bigcat_ml.scoring.models import weights_identity, weights_source
 from bigcat_ml.stepkit.step import Step, hydra_entry_point
 from bigcat_ml.storage import publish
@@ -29,8 +29,8 @@ def run(cfg: DictConfig, key: Optional[str] = None) -> Dict[str, Any]:
 
 def _train(cfg: DictConfig, key: Optional[str]) -> Dict[str, Any]:
     summary = _chips_summary(cfg)
-    digest = summary["content_digest"]
-    class_names = [name for _, name in selected_classes(summary)]
+    digest = summary.content_digest
+    class_names = summary.class_names
     tags = {
         names.KIND_TAG: names.FINE_TUNED,
         names.MODEL_TAG: cfg.model.name,
@@ -89,7 +89,7 @@ def describe(cfg: DictConfig, outcome: TrainOutcome, class_names: List[str], dig
     )
 
 
-def _chips_summary(cfg: DictConfig) -> Dict[str, Any]:
+def _chips_summary(cfg: DictConfig) -> ChipSummary:
     """The training dataset's summary; when it is missing, an error naming the datasets of this data and classes."""
     return family.read_summary_or_suggest(cfg.train.dataset, "train.dataset", cfg)
 
@@ -98,7 +98,7 @@ def _inputs(cfg: DictConfig) -> Dict[str, str]:
     """The chips enter the reuse key by their digest, not by how they were made; a
     starting weights file by the sha256 of its content, not by its path."""
     return {
-        "dataset_digest": _chips_summary(cfg)["content_digest"],
+        "dataset_digest": _chips_summary(cfg).content_digest,
         "weights": weights_identity(cfg.model),
     }
 

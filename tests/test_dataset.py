@@ -17,6 +17,7 @@ from bigcat_ml.chips.layout import dataset_url
 from bigcat_ml.chips.manifest import read_summary
 from bigcat_ml.chips.readers import open_batch_reader, open_reader, open_tf_dataset, read_chips_spark
 from bigcat_ml.chips.schema import ChipSchema, decode_chip
+from bigcat_ml.chips.summary import ChipSummary
 from bigcat_ml.chips.writer import write_chip_dataset
 from bigcat_ml.oid.rejects import BAD_BOX, DECODE_ERROR, REJECTS_SCHEMA
 
@@ -111,6 +112,17 @@ def test_write_stores_chips_rejects_and_a_summary_with_counts(written):
     assert summary["rejects_by_reason"] == {BAD_BOX: 1, DECODE_ERROR: 2}
     assert len(summary["content_digest"]) == 64
     assert siblings(output) == ["bigcats"]  # no staging folder left behind
+
+
+@pytest.mark.spark
+def test_the_summary_record_holds_what_the_writer_measured(written):
+    output, summary = written
+
+    record = ChipSummary.read(str(output))
+    assert (record.chips, record.rejects) == (5, 3)
+    assert record.rejects_by_reason == {BAD_BOX: 1, DECODE_ERROR: 2}
+    assert (record.content_digest, record.manifest_sha256) == (summary["content_digest"], summary["manifest_sha256"])
+    assert (record.selected_classes, record.subsets, record.data) == ((), (), None)  # not a preprocess output
 
 
 @pytest.mark.spark

@@ -15,10 +15,10 @@ from bigcat_ml import evaluate, main as main_step, preprocess, sample_data, trai
 from bigcat_ml.chips.family import LATEST_ALIAS
 from bigcat_ml.chips.layout import REJECTS_DIR, SUMMARY_FILE
 from bigcat_ml.chips.manifest import read_summary
+from bigcat_ml.chips.summary import ChipSummary
 from bigcat_ml.chips.trusted import UntrustedDatasetError
 from bigcat_ml.stepkit.preflight import MissingInputError, check_inputs
 from bigcat_ml.stepkit.step import compose
-from bigcat_ml.scoring.evaluation import selected_classes
 from bigcat_ml.scoring.fine_tuned import PYFUNC_ARTIFACT
 from bigcat_ml.synthetic.ground_truth import read_ground_truth
 from bigcat_ml.synthetic.write import BOXES_FILE
@@ -194,7 +194,7 @@ def test_an_edited_box_csv_means_main_recomputes_preprocess_on_the_edited_rows(s
     out, runs = scenario
     cfg = _cfg(out)
     boxes = Path(cfg.data.root) / BOXES_FILE.format(subset="train")
-    selected = {mid for mid, _ in selected_classes(read_summary(runs["run1"]["output"]))}
+    selected = {mid for mid, _ in ChipSummary.read(runs["run1"]["output"]).selected_classes}
     header, *rows = boxes.read_text().splitlines(keepends=True)
     dropped = next(i for i, row in enumerate(rows) if row.split(",")[2] in selected)
     boxes.write_text("".join([header, *rows[:dropped], *rows[dropped + 1 :]]))

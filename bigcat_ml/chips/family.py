@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import os
 import uuid
-from typing import Any, Dict, List, Optional
+from typing import Any, List, Optional
 
 from bigcat_ml.chips.layout import SUMMARY_FILE
-from bigcat_ml.chips.manifest import read_summary
+from bigcat_ml.chips.summary import ChipSummary
 from bigcat_ml.storage import fs
 from bigcat_ml.tracking.reuse import step_key
 
@@ -65,8 +65,8 @@ def family_datasets(folder: str) -> List[str]:
 
 
 def _described(path: str) -> str:
-    summary = read_summary(path)
-    return f"{path} ({summary.get('chips', '?')} chips, subsets {','.join(summary.get('subsets', []))})"
+    summary = ChipSummary.read(path)
+    return f"{path} ({summary.chips} chips, subsets {','.join(summary.subsets)})"
 
 
 def missing_dataset(address: str, setting: str, cfg: Any) -> Optional[str]:
@@ -90,10 +90,10 @@ def missing_dataset(address: str, setting: str, cfg: Any) -> Optional[str]:
     )
 
 
-def read_summary_or_suggest(address: str, setting: str, cfg: Any) -> Dict[str, Any]:
+def read_summary_or_suggest(address: str, setting: str, cfg: Any) -> ChipSummary:
     """The summary of the chip dataset at ``address``; a FileNotFoundError saying
     :func:`missing_dataset`'s why when there is none."""
     problem = missing_dataset(address, setting, cfg)
     if problem:
         raise FileNotFoundError(problem)
-    return read_summary(address)
+    return ChipSummary.read(address)

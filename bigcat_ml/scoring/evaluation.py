@@ -18,7 +18,8 @@ from pyspark.sql import SparkSession
 import mlflow
 from pyspark.sql import functions as F
 
-from bigcat_ml.chips import layout, manifest, readers, schema
+from bigcat_ml.chips import layout, readers, schema
+from bigcat_ml.chips.summary import ChipSummary
 from bigcat_ml.config.schema import InferencePath
 from bigcat_ml.tracking import names
 
@@ -71,11 +72,6 @@ def scored_part(predictions: pd.DataFrame, truth: Dict[str, ClassTruth]) -> Tupl
     return predictions[predictions["LabelText"].isin(list(mapped))], mapped
 
 
-def selected_classes(summary: Dict[str, Any]) -> List[Tuple[str, str]]:
-    """(MID, display name) of the classes the chip dataset was built for."""
-    return [(entry["LabelName"], entry["DisplayName"]) for entry in summary["selected_classes"]]
-
-
 def choose_path(cfg: Any, chips: int) -> InferencePath:
     """The inference path ``evaluate`` takes for a dataset of ``chips`` chips.
 
@@ -119,9 +115,12 @@ def fine_tuned_truth(source: str, selected: List[str]) -> Dict[str, ClassTruth]:
     return {name: ClassTruth(indices=(index,), family=family, source=names.FINE_TUNED) for index, name in enumerate(trained)}
 
 
-def evaluate_dataset(spark: Optional[SparkSession], cfg: Any, path: Optional[InferencePath] = None) -> Evaluation:
+def evaluate_dataset(
+    spark: Optional[SparkSession], cfg: Any, summary: ChipSummary, path: Optional[InferencePath] = None
+) -> Evaluation:
     """Predict the chips of ``cfg.evaluate.dataset`` (of :func:`evaluated_subset`) and
-    compute the metrics, over all of them and per ``Subset``.
+    compute the metrics, over all of them and per ``Subset``; ``summary`` is the dataset's,
+    read once by the caller.
 
     ``path`` (default: :func:`choose_path` for ``cfg.evaluate.path``): ``spark``
     (predict_batch_udf on the session's executors) or ``local`` (one process over
@@ -130,13 +129,12 @@ def evaluate_dataset(spark: Optional[SparkSession], cfg: Any, path: Optional[Inf
     ``classes.imagenet_map``; a fine-tuned model's (``model.source``) is its own classes.
     """
     output = cfg.evaluate.dataset
-    summary = manifest.read_summary(output)
     subset = evaluated_subset(cfg)
     if cfg.model.source:
-        truth = fine_tuned_truth(cfg.model.source, [name for _, name in selected_classes(summary)])
+        truth = fine_tuned_truth(cfg.model.source, summary.class_names)
     else:
-        truth = ground_truth_map(cfg.classes, selected_classes(summary), cfg.evaluate.allow_unmapped)
-    expected = summary["chips"] if subset is None else readers.count_chips(output, subset)
+        truth = ground_truth_map(cfg.classes, list(summary.selected_classes), cfg.evaluate.allow_unmapped)
+    expected = summary.chips if subset is None else readers.count_chips(output, subset)
     path = path or choose_path(cfg, int(expected))
     seconds: Dict[str, float] = {}
     start = time.perf_counter()
