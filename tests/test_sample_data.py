@@ -319,6 +319,19 @@ def test_an_up_to_date_sample_is_kept_and_a_changed_config_regenerates(tmp_path,
     assert not [p for p in root.iterdir() if p.name.startswith(".")]
 
 
+def test_an_images_folder_outside_the_root_is_replaced_with_the_sample_and_nothing_is_left_beside_them(tmp_path):
+    root, images = tmp_path / "sample", tmp_path / "elsewhere" / "images"
+    tiny = sample_config(images_per_subset={"train": 3, "validation": 1, "test": 1})
+    first = write.generate_sample(root, tiny, images)
+    changed = write.generate_sample(root, dataclasses.replace(tiny, seed=5), images)
+    assert write.sample_in_place(root, images) == changed != first
+    written = {p.stem for p in images.glob("*/*.jpg")}
+    assert written.isdisjoint(first["corrupt_images"]) and set(changed["corrupt_images"]) <= written
+    assert not (root / "images").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere", "sample"]
+    assert sorted(p.name for p in images.parent.iterdir()) == ["images"]
+
+
 def test_a_failed_generation_leaves_the_previous_sample_untouched(tmp_path, monkeypatch):
     root = tmp_path / "sample"
     tiny = sample_config(images_per_subset={"train": 3, "validation": 1, "test": 1})

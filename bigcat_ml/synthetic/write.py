@@ -1,18 +1,16 @@
 """Write the sample's files as the public download lays them out, atomically.
 
 Same config, same bytes: CSVs, JSON and images depend only on the sample config.
-Everything is written aside and moved into place with ``ground_truth.json`` last, so a
-sample whose ground truth is present is complete.
+Everything is written aside and published whole by :mod:`bigcat_ml.storage.publish`
+(the chip dataset's protocol), so a sample whose ground truth is present is complete.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
 import logging
-import os
-import shutil
-import uuid
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence
 
@@ -22,6 +20,7 @@ import pyarrow.parquet as pq
 
 from bigcat_ml.oid.rejects import DECODE_ERROR, MISSING_IMAGE
 from bigcat_ml.runtime.progress import progress
+from bigcat_ml.storage import publish
 from bigcat_ml.oid import files
 from bigcat_ml.oid.schemas import BOX_COLUMNS, BOX_FLAGS, IMAGE_BYTES_COLUMNS, IMAGE_LABEL_COLUMNS, SUBSETS
 from bigcat_ml.synthetic import render
@@ -93,7 +92,7 @@ def _write_images(
     rng: np.random.Generator, images: Sequence[PlannedImage], quality: int, images_dir: Path, parquet: Path
 ) -> None:
     """``<images_dir>/<subset>/<ImageID>.jpg`` and the Parquet of the very same bytes."""
-    images_dir.mkdir(parents=True)
+    images_dir.mkdir(parents=True, exist_ok=True)
     rows: Dict[str, List[Any]] = {c: [] for c in IMAGE_BYTES_COLUMNS}
     corrupted = 0
     with progress("write sample images", len(images), "image") as done:
@@ -124,9 +123,12 @@ def generate_sample(
 
     Same config, same bytes: CSVs, JSON and images depend only on ``sample_cfg``. When
     ``root`` already holds the sample of this config (same fingerprint) it is kept as is
-    unless ``force``. Everything is written aside first and moved into place with
-    ``ground_truth.json`` last, so a sample whose ground truth is present is complete and
-    a failed run leaves the previous sample untouched.
+    unless ``force``. ``root`` is the sample's own folder: everything is written into a
+    staging folder beside it that replaces it whole, in one step
+    (:func:`bigcat_ml.storage.publish.staged`), so a failed run leaves the previous sample
+    untouched. An ``images_path`` outside ``root`` is published the same way just before
+    ``root``, once the previous ground truth is gone: a sample whose ground truth is
+    present is complete.
     """
     root = Path(root)
     images_dir = Path(images_path) if images_path else root / "images"
@@ -143,16 +145,19 @@ def generate_sample(
     log.info("generating the sample in %s (images in %s)", root, images_dir)
     images = plan_sample(params)
     summary = summarize(images, params, fingerprint)
-    staging = _fresh_dir(root, "staging")
-    try:
+    inside = images_dir.resolve().is_relative_to(root.resolve())
+    with contextlib.ExitStack() as published:  # left in reverse: images_path, then data.root
+        staging = Path(_staged(published, root, "data.root"))
+        images_staging = staging / images_dir.resolve().relative_to(root.resolve()) if inside else Path(
+            _staged(published, images_dir, "data.images_path")
+        )
         _write_annotations(staging, images)
         pixels_rng = np.random.default_rng([params["seed"], 1])  # own stream: plan and pixels stay apart
         quality = params["jpeg_quality"]
-        _write_images(pixels_rng, images, quality, staging / "images", staging / IMAGES_PARQUET)
+        _write_images(pixels_rng, images, quality, images_staging, staging / IMAGES_PARQUET)
         (staging / GROUND_TRUTH_FILE).write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
-        _move_into_place(staging, root, images_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        if not inside:  # the old ground truth must not vouch for the new images published before it
+            (root / GROUND_TRUTH_FILE).unlink(missing_ok=True)
     boxes = {s: sum(c.values()) for s, c in summary["boxes"].items()}
     log.info("sample written: %s images, %s boxes", summary["images"], boxes)
     return summary
@@ -167,24 +172,8 @@ def sample_in_place(root: Path, images_path: Optional[Path] = None) -> Optional[
     return existing if complete else None
 
 
-def _fresh_dir(beside: Path, purpose: str) -> Path:
-    """A new hidden folder next to ``beside`` (same file system, so moves are renames)."""
-    path = beside.parent / f".{beside.name}.{purpose}-{uuid.uuid4().hex[:12]}"
-    path.mkdir(parents=True)
-    return path
-
-
-def _move_into_place(staging: Path, root: Path, images_dir: Path) -> None:
-    """Replace the previous sample: its images folder whole, then the files one by one,
-    ``ground_truth.json`` last (a move, i.e. a rename, within ``root``'s file system)."""
-    root.mkdir(parents=True, exist_ok=True)
-    (root / GROUND_TRUTH_FILE).unlink(missing_ok=True)
-    if images_dir.exists():
-        old = _fresh_dir(images_dir, "old")
-        os.replace(images_dir, old / images_dir.name)
-        shutil.rmtree(old)
-    # shutil.move: images_path may be on another file system than data.root.
-    shutil.move(staging / "images", images_dir)
-    files = [p for p in staging.iterdir() if p.is_file()]
-    for path in sorted(files, key=lambda p: p.name == GROUND_TRUTH_FILE):
-        os.replace(path, root / path.name)
+def _staged(published: contextlib.ExitStack, folder: Path, setting: str) -> str:
+    """A staging folder that :mod:`bigcat_ml.storage.publish` replaces ``folder`` with, whole
+    and in one step, when ``published`` closes without an error (and deletes otherwise)."""
+    publish.sweep_leftovers(str(folder))
+    return published.enter_context(publish.staged(str(folder), True, setting, "force"))
