@@ -29,5 +29,5 @@ per subset and class, and lists the faulty images, so tests know the chips and r
 The generator follows its data: :mod:`.catalogue` (classes, looks, embedded metadata),
 :mod:`.plan` (images, boxes, labels and faults, before any pixel), :mod:`.render` (pixels
 and JPEG bytes), :mod:`.ground_truth` (what a reader must find) and :mod:`.write` (the
-files, written aside and moved into place).
+files, written aside and published whole by :mod:`bigcat_ml.storage.publish`).
 """
