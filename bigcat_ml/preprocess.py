@@ -17,6 +17,7 @@ from bigcat_ml.config.schema import ReuseCheck
 from bigcat_ml.tracking import names
 from bigcat_ml.tracking.names import metric_name
 from bigcat_ml.chips.build import PHASES, PreprocessResult, build_chip_dataset
+from bigcat_ml.chips.summary import ChipSummary
 from bigcat_ml.runtime.spark import get_spark
 from bigcat_ml.stepkit.step import Step, hydra_entry_point, in_every_chain
 from bigcat_ml.storage import publish
@@ -34,12 +35,12 @@ def run(cfg: DictConfig, key: Optional[str] = None) -> Dict[str, Any]:
             result = build_chip_dataset(spark, cfg, begin)
             begin(_LOGGING)
             _log_result(cfg, spark, result)
-        summary = result.summary
+        summary = ChipSummary.from_dict(result.summary)
         print(
-            f"preprocess: {summary['selected_boxes']} selected boxes = {summary['chips']} chips + "
-            f"{summary['rejects']} rejects {summary['rejects_by_reason']} -> {redact_text(cfg.preprocess.output)}"
+            f"preprocess: {summary.selected_boxes} selected boxes = {summary.chips} chips + "
+            f"{summary.rejects} rejects {summary.rejects_by_reason} -> {redact_text(cfg.preprocess.output)}"
         )
-        return {"run_id": active.info.run_id, "summary": summary}
+        return {"run_id": active.info.run_id, "summary": result.summary}
 
 
 _LOGGING = "log counts, tables and figures"
@@ -47,12 +48,12 @@ _LOGGING = "log counts, tables and figures"
 
 def _log_result(cfg: DictConfig, spark: SparkSession, result: PreprocessResult) -> None:
     """The dataset's tags, counts, tables, input record and figures on the active run."""
-    summary = result.summary
-    digest = summary["content_digest"]
+    summary = ChipSummary.from_dict(result.summary)
+    digest = summary.content_digest
     mlflow.set_tags(
         {
             names.DATASET_DIGEST_TAG: digest,
-            names.DATASET_MANIFEST_TAG: summary["manifest_sha256"],
+            names.DATASET_MANIFEST_TAG: summary.manifest_sha256,
             names.DATASET_TAG: redact_text(cfg.preprocess.output),
         }
     )
@@ -60,11 +61,11 @@ def _log_result(cfg: DictConfig, spark: SparkSession, result: PreprocessResult) 
         family.point_alias(cfg.preprocess.output, str(Path(cfg.preprocess.output).parent / family.LATEST_ALIAS))
     mlflow.log_metrics(
         {
-            names.SELECTED_BOXES_METRIC: summary["selected_boxes"],
-            names.CHIPS_METRIC: summary["chips"],
-            names.REJECTS_METRIC: summary["rejects"],
+            names.SELECTED_BOXES_METRIC: summary.selected_boxes,
+            names.CHIPS_METRIC: summary.chips,
+            names.REJECTS_METRIC: summary.rejects,
             names.SELECTED_CLASSES_METRIC: len(result.selected),
-            **{metric_name(names.REJECTS_METRIC, reason): n for reason, n in summary["rejects_by_reason"].items()},
+            **{metric_name(names.REJECTS_METRIC, reason): n for reason, n in summary.rejects_by_reason.items()},
             **{
                 metric_name(column, row["LabelText"]): row[column]
                 for _, row in result.chips_by_class.iterrows()
@@ -72,14 +73,14 @@ def _log_result(cfg: DictConfig, spark: SparkSession, result: PreprocessResult) 
             },
         }
     )
-    mlflow.log_dict(summary, names.CHIP_SUMMARY)
+    mlflow.log_dict(result.summary, names.CHIP_SUMMARY)
     mlflow.log_table(result.selected, names.SELECTED_CLASSES_TABLE)
     mlflow.log_table(result.chips_by_class, names.CHIPS_BY_CLASS_TABLE)
     mlflow.log_table(result.label_counts.reset_index(), names.IMAGE_LABELS_BY_CLASS_TABLE)
     mlflow.log_table(result.box_counts.reset_index(), names.BOXES_BY_CLASS_SUBSET_TABLE)
     log_chip_dataset_input(
         layout.dataset_url(cfg.preprocess.output), f"chips {cfg.data.name}/{cfg.classes.name}", digest,
-        names.PREPROCESS_DATASET_CONTEXT, {names.DATASET_SUBSET_INPUT_TAG: ",".join(summary["subsets"])},
+        names.PREPROCESS_DATASET_CONTEXT, {names.DATASET_SUBSET_INPUT_TAG: ",".join(summary.subsets)},
     )
     for name, figure in eda.preprocess_figures(spark, result, cfg.preprocess.output, list(cfg.evaluate.size_buckets)).items():
         mlflow.log_figure(figure, f"{names.FIGURES_DIR}/{name}")
