@@ -42,7 +42,7 @@ def _evaluate(cfg: DictConfig, key: Optional[str]) -> Dict[str, Any]:
     summary = _chips_summary(cfg)
     digest = summary.content_digest
     weights = weights_source(cfg.model)
-    path = choose_path(cfg, summary.chips)
+    path = choose_path(cfg.evaluate, cfg.spark, summary.chips)
     tags = {
         **model_tags(cfg),
         names.WEIGHTS_TAG: weights,

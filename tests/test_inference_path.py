@@ -8,8 +8,10 @@ from bigcat_ml.config.schema import InferencePath
 from bigcat_ml.scoring.evaluation import choose_path
 
 
-def cfg_for(path: str, master: str, threshold: int = 500):
-    return compose([f"evaluate.path={path}", f"spark.master='{master}'", f"evaluate.auto_local_max_chips={threshold}"])
+def sections_for(path: str, master: str, threshold: int = 500):
+    """The evaluate and spark sections choose_path reads."""
+    cfg = compose([f"evaluate.path={path}", f"spark.master='{master}'", f"evaluate.auto_local_max_chips={threshold}"])
+    return cfg.evaluate, cfg.spark
 
 
 def test_auto_is_the_default_path():
@@ -27,13 +29,13 @@ def test_auto_is_the_default_path():
     ],
 )
 def test_auto_takes_one_process_only_below_the_threshold_in_local_mode(master, chips, expected):
-    assert choose_path(cfg_for("auto", master), chips) is expected
+    assert choose_path(*sections_for("auto", master), chips) is expected
 
 
 @pytest.mark.parametrize("path", ["spark", "local"])
 def test_an_explicit_path_is_kept_whatever_the_size(path):
-    assert choose_path(cfg_for(path, "local[2]"), 10) is InferencePath(path)
-    assert choose_path(cfg_for(path, "yarn"), 10**6) is InferencePath(path)
+    assert choose_path(*sections_for(path, "local[2]"), 10) is InferencePath(path)
+    assert choose_path(*sections_for(path, "yarn"), 10**6) is InferencePath(path)
 
 
 def test_an_unknown_path_is_refused_naming_the_choices():

@@ -72,8 +72,9 @@ def scored_part(predictions: pd.DataFrame, truth: Dict[str, ClassTruth]) -> Tupl
     return predictions[predictions["LabelText"].isin(list(mapped))], mapped
 
 
-def choose_path(cfg: Any, chips: int) -> InferencePath:
-    """The inference path ``evaluate`` takes for a dataset of ``chips`` chips.
+def choose_path(evaluate_cfg: Any, spark_cfg: Any, chips: int) -> InferencePath:
+    """The inference path ``evaluate`` takes for a dataset of ``chips`` chips, from the
+    ``evaluate`` and ``spark`` config sections.
 
     ``evaluate.path=auto`` takes the local path when Spark runs in local mode (the same
     machine's cores either way) and the dataset holds fewer than
@@ -81,11 +82,11 @@ def choose_path(cfg: Any, chips: int) -> InferencePath:
     first, having no Spark session, Python workers and per-worker models to start
     (the count is measured by ``make bench``, docs/decisions.md). Otherwise Spark.
     """
-    path = InferencePath(cfg.evaluate.path) if not isinstance(cfg.evaluate.path, InferencePath) else cfg.evaluate.path
+    path = evaluate_cfg.path if isinstance(evaluate_cfg.path, InferencePath) else InferencePath(evaluate_cfg.path)
     if path is not InferencePath.auto:
         return path
-    local_mode = str(cfg.spark.master).startswith("local")
-    return InferencePath.local if local_mode and chips < int(cfg.evaluate.auto_local_max_chips) else InferencePath.spark
+    local_mode = str(spark_cfg.master).startswith("local")
+    return InferencePath.local if local_mode and chips < int(evaluate_cfg.auto_local_max_chips) else InferencePath.spark
 
 
 def evaluated_subset(cfg: Any) -> Optional[str]:
@@ -135,7 +136,7 @@ def evaluate_dataset(
     else:
         truth = ground_truth_map(cfg.classes, list(summary.selected_classes), cfg.evaluate.allow_unmapped)
     expected = summary.chips if subset is None else readers.count_chips(output, subset)
-    path = path or choose_path(cfg, int(expected))
+    path = path or choose_path(cfg.evaluate, cfg.spark, int(expected))
     seconds: Dict[str, float] = {}
     start = time.perf_counter()
     if path is InferencePath.spark:
