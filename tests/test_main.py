@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from bigcat_ml import main as main_step
+from bigcat_ml.runtime.console import PROGRESS_LOGGER
 from bigcat_ml.stepkit.step import compose
 from bigcat_ml.scoring.metrics import CHIP_RESULT_COLUMNS
 from bigcat_ml.tracking.names import (
@@ -124,10 +125,10 @@ _NOISE = re.compile(
     r"|Truncated the string representation of a plan"
 )
 # What a user's terminal shows of a run by default: the steps' summaries, progress (piped:
-# Hydra's log lines of cli.progress), the sweep's jobs (Hydra's own lines), the MLflow UI.
+# Hydra's log lines of the progress logger), the sweep's jobs (Hydra's own lines), the MLflow UI.
 _REPORT = re.compile(
     r"(sample_data|preprocess|evaluate \S+ \[[^]]+\]|main \S+ \(run \w{32}\)): "
-    r"|\[[^]]+\]\[bigcat_ml\.cli\.progress\]\[INFO\] - "
+    rf"|\[[^]]+\]\[{re.escape(PROGRESS_LOGGER)}\]\[INFO\] - "
     r"|\[[^]]+\]\[HYDRA\] "
     r"|MLflow UI: "
 )
