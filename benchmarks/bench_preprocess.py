@@ -1,7 +1,7 @@
 """Items 2 and 4: cutting chips on Spark vs a single-process Pillow loop, and how cost grows.
 
 Spark is timed three ways: the whole ``build_chip_dataset`` (CSV scans, selection,
-joins, extraction, Petastorm write, read-back counts and digest), ``extract_chips`` on
+joins, extraction, counts and digest, Petastorm write), ``extract_chips`` on
 the images ``attach_images`` returns (reads the image files, joins them to their boxes,
 crops; output discarded with the ``noop`` writer), and ``extract_chips`` on those images
 cached in Spark's memory (cropping and Arrow transfer only). The plain loop reads the
@@ -187,6 +187,7 @@ def _growth_row(spark: SparkSession, factor: int, cfg: Any, base_rows: int, quie
         "pillow_ms_per_box": round(1000 * plain["seconds"] / attached, 3),
         "build_speedup_vs_pillow": round((boxes / run["seconds"]) / (attached / plain["seconds"]), 3),
         "extract_speedup_vs_pillow": round(plain["seconds"] / extract["seconds"], 3),
+        "spark_work": group_counts(spark, f"growth-x{factor}"),
         "resources": run["resources"],
         "extract_resources": extract["resources"],
     }

@@ -9,6 +9,11 @@ import numpy as np
 from benchmarks.timing import fastest
 
 
+def _models(results: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """The inference measurements per model; none when the run measured preprocessing only."""
+    return (results.get("inference") or {}).get("models", [])
+
+
 def _spark_runs(results: Dict[str, Any]) -> Iterator[Dict[str, Any]]:
     """Every timed Spark run of the preprocessing and inference benchmarks."""
     pre = results["preprocess"]
@@ -16,7 +21,7 @@ def _spark_runs(results: Dict[str, Any]) -> Iterator[Dict[str, Any]]:
     for extraction in (pre["extraction"], results.get("large_images_extraction") or {}):
         for kind in ("from_files", "from_cache"):
             yield from extraction.get(kind, {}).get("runs", [])
-    for model in results["inference"]["models"]:
+    for model in _models(results):
         yield model["cold_call"]
         yield model["after_idle_call"]
         for size in model["sizes"]:
@@ -55,6 +60,11 @@ def _inference_notes(model: Dict[str, Any]) -> List[str]:
     return out
 
 
+def _jobs_per_call(row: Dict[str, Any]) -> str:
+    work = row.get("spark_work")
+    return f" (each call runs {work['jobs']} Spark jobs at {row['factor']}x: selection, counts, writes)" if work else ""
+
+
 def _growth_notes(results: Dict[str, Any]) -> List[str]:
     growth = results["growth"]
     rows, default = growth["rows"], growth["default_file_packing_extract"]
@@ -66,7 +76,7 @@ def _growth_notes(results: Dict[str, Any]) -> List[str]:
         last = rows[-1]
         out.append(
             f"Growth: a straight line through the {len(rows)} sizes gives `build_chip_dataset` {intercept:.1f} s of fixed "
-            f"cost (its dozens of small Spark jobs: selection, write, read-back counts and digest) plus "
+            f"cost{_jobs_per_call(rows[0])} plus "
             f"{1000 * slope:.2f} ms per box. At {last['factor']}x, `extract_chips` costs {last['extract_ms_per_box']} ms "
             f"per box ({last['extract_cpu_ms_per_box']} CPU-ms on all processes) and Pillow {last['pillow_ms_per_box']} ms: "
             f"{last['extract_speedup_vs_pillow']}x."
@@ -115,7 +125,7 @@ def _preprocess_notes(results: Dict[str, Any]) -> List[str]:
         f"{extraction['image_mb']} MB for {extraction['images']} images); `extract_chips` spends {files['cpu_ms_per_box']} "
         f"CPU-ms per box against Pillow's {pillow['cpu_ms_per_box']}, so two cores cannot make up for the JVM and Arrow "
         f"work around each row, and the whole `build_chip_dataset` ({pre['build_chip_dataset']['cpu_ms_per_box']} CPU-ms "
-        f"per box) adds selection, Parquet write and read-back verification{_work(pre)}."
+        f"per box) adds selection, counting and the Parquet writes{_work(pre)}."
     ]
     large = results.get("large_images_extraction")
     if large:
@@ -142,6 +152,6 @@ def notes(results: Dict[str, Any]) -> List[str]:
         f"{results['machine']['logical_cores']} cores on average (max {max(foreign):.2f}). Each timed run first waited up to "
         f"{results['config']['profile']['quiet_wait_s']:.0f} s for a quiet moment; the best run of each kind is reported."
     ]
-    for model in results["inference"]["models"]:
+    for model in _models(results):
         out += _inference_notes(model)
     return out + _preprocess_notes(results)

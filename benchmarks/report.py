@@ -20,11 +20,16 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(partial, path)
 
 
+def write_json(results: Dict[str, Any], path: Path) -> Path:
+    """``results`` as JSON at ``path`` (its folder created if needed)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomic(path, json.dumps(results, indent=2) + "\n")
+    return path
+
+
 def write_results(results: Dict[str, Any], folder: Path) -> Dict[str, Path]:
     """``latest.json`` and ``latest.md`` in ``folder`` (created if needed)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = {"json": folder / JSON_FILE, "markdown": folder / MARKDOWN_FILE}
-    _write_atomic(paths["json"], json.dumps(results, indent=2) + "\n")
+    paths = {"json": write_json(results, folder / JSON_FILE), "markdown": folder / MARKDOWN_FILE}
     _write_atomic(paths["markdown"], render_markdown(results))
     return paths
 

@@ -3,6 +3,7 @@
     python -m benchmarks.run            # full profile -> benchmarks/results/latest.{json,md}
     python -m benchmarks.run --quick    # smaller, a few minutes -> outputs/bench/results/
     python -m benchmarks.run --resume   # keep the stages a stopped run finished
+    python -m benchmarks.run --only preprocess   # preprocessing stages only -> <workdir>/results/preprocess.json
 
 Everything runs in one process and one local[2] SparkSession, so the ratios between
 the Spark and plain numbers are measured under the same conditions.
@@ -31,7 +32,7 @@ from benchmarks.bench_preprocess import TARGET_SPEEDUP, bench_extraction, bench_
 from benchmarks.data import bench_config, ensure_sample, large_images_config, replica_config
 from benchmarks.explain import notes
 from benchmarks.profiles import PROFILES, Profile
-from benchmarks.report import embed_in_doc, write_results
+from benchmarks.report import embed_in_doc, write_json, write_results
 
 log = logging.getLogger("benchmarks")
 
@@ -68,10 +69,17 @@ def _config_record(spark: SparkSession, cfg: Any, profile: Profile, model_cfgs: 
     }
 
 
-def run_benchmarks(spark: SparkSession, profile: Profile, workdir: Path, resume: bool = False) -> Dict[str, Any]:
+# What ``--only`` can select: the preprocessing stages (build, extraction, growth, large pictures).
+STAGE_FAMILIES = ("preprocess",)
+
+
+def run_benchmarks(
+    spark: SparkSession, profile: Profile, workdir: Path, resume: bool = False, only: Optional[str] = None
+) -> Dict[str, Any]:
     """Every measurement of ``profile`` on ``spark``, data under ``workdir``; the results dict.
 
-    Each finished stage is kept in ``<workdir>/<profile>/partial.json`` as it ends; with
+    ``only`` (one of :data:`STAGE_FAMILIES`) runs that family's stages and leaves the
+    other sections None. Each finished stage is kept in ``<workdir>/<profile>/partial.json`` as it ends; with
     ``resume``, the stages a stopped run of the same profile and code finished are kept.
     """
     started = time.perf_counter()
@@ -83,18 +91,22 @@ def run_benchmarks(spark: SparkSession, profile: Profile, workdir: Path, resume:
     start = time.perf_counter()
     truth = ensure_sample(cfg)
     sample_s = time.perf_counter() - start
-    log.info("preprocessing benchmark")
-    preprocess = checkpoint.stage("preprocess", lambda: bench_preprocess(spark, cfg, profile.warm_repeats, quiet))
-    # Growth before inference: afterwards the Python workers hold TensorFlow and models.
-    log.info("growth benchmark")
-    base_rows = sum(sum(by_class.values()) for by_class in truth["boxes"].values())
-    growth_cfgs = {f: replica_config(workdir, profile, cfg, f, "growth") for f in profile.growth}
-    growth = checkpoint.stage("growth", lambda: bench_growth(spark, growth_cfgs, base_rows, quiet))
-    large = checkpoint.stage("large_images_extraction", lambda: _large_images(spark, workdir, profile)) if profile.large_images_per_subset else None
+    preprocess = growth = large = inference = None
+    if only in (None, "preprocess"):
+        log.info("preprocessing benchmark")
+        preprocess = checkpoint.stage("preprocess", lambda: bench_preprocess(spark, cfg, profile.warm_repeats, quiet))
+        # Growth before inference: afterwards the Python workers hold TensorFlow and models.
+        log.info("growth benchmark")
+        base_rows = sum(sum(by_class.values()) for by_class in truth["boxes"].values())
+        growth_cfgs = {f: replica_config(workdir, profile, cfg, f, "growth") for f in profile.growth}
+        growth = checkpoint.stage("growth", lambda: bench_growth(spark, growth_cfgs, base_rows, quiet))
+        if profile.large_images_per_subset:
+            large = checkpoint.stage("large_images_extraction", lambda: _large_images(spark, workdir, profile))
     model_cfgs = [bench_config(workdir, profile, [f"model={plan.model}"]) for plan in profile.models]
-    log.info("inference benchmark")
-    largest = replica_config(workdir, profile, cfg, max(profile.growth), "growth").preprocess.output
-    inference = bench_inference(spark, model_cfgs, profile.models, cfg.preprocess.output, largest, quiet, checkpoint.stage)
+    if only is None:
+        log.info("inference benchmark")
+        largest = replica_config(workdir, profile, cfg, max(profile.growth), "growth").preprocess.output
+        inference = bench_inference(spark, model_cfgs, profile.models, cfg.preprocess.output, largest, quiet, checkpoint.stage)
     results: Dict[str, Any] = {
         "profile": profile.name,
         "machine": machine,
@@ -130,7 +142,7 @@ def _large_images(spark: SparkSession, workdir: Path, profile: Profile) -> Dict[
 def _targets(results: Dict[str, Any]) -> List[Dict[str, Any]]:
     """One line per target: what was compared, the value, the threshold, met or not."""
     targets = []
-    for m in results["inference"]["models"]:
+    for m in (results["inference"] or {}).get("models", []):
         targets += [
             {"name": f"{m['model']} inference, {size['chips']} chips: Spark / best plain ({size['best_plain']}) chips/s, warm",
              "value": size["spark_vs_best_plain"], **size["target"]}
@@ -139,7 +151,7 @@ def _targets(results: Dict[str, Any]) -> List[Dict[str, Any]]:
         targets.append({"name": f"{m['model']} bfloat16 top-1 agreement with float32", "value": m["precision"]["top1_agreement"],
                         **m["precision"]["target"]})
     pre = results["preprocess"]
-    for key, met in (("build_chip_dataset_vs_pillow", "build_chip_dataset_met"), ("extract_chips_from_files_vs_pillow", "extract_chips_from_files_met")):
+    for key, met in (("build_chip_dataset_vs_pillow", "build_chip_dataset_met"), ("extract_chips_from_files_vs_pillow", "extract_chips_from_files_met")) if pre else ():
         targets.append({"name": f"preprocess: {key.replace('_vs_', ' / ')} boxes/s", "value": pre["speedups"][key],
                         "min": pre["target"]["min"], "met": pre["target"][met]})
     large = results.get("large_images_extraction")
@@ -159,6 +171,9 @@ def _parse(argv: Optional[List[str]]) -> argparse.Namespace:
                         help="keep the stages a stopped run of the same profile and code finished (<workdir>/<profile>/partial.json)")
     parser.add_argument("--results", type=Path, default=None,
                         help="where latest.json/latest.md go (default: benchmarks/results for the full profile, <workdir>/results otherwise)")
+    parser.add_argument("--only", choices=STAGE_FAMILIES,
+                        help="run only these stages (minutes instead of the full profile's 25); the results go to "
+                             "<workdir>/results/<stages>.json, never to the committed ones")
     parser.set_defaults(profile="full")
     return parser.parse_args(argv)
 
@@ -169,18 +184,21 @@ def main(argv: Optional[List[str]] = None) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     warnings.filterwarnings("ignore", category=FutureWarning)
     profile = PROFILES[args.profile]
-    results_dir = args.results or (COMMITTED_RESULTS if profile.name == "full" else args.workdir / "results")
+    results_dir = args.results or (COMMITTED_RESULTS if profile.name == "full" and not args.only else args.workdir / "results")
     spark = get_spark(bench_config(args.workdir, profile).spark)
     try:
-        results = run_benchmarks(spark, profile, args.workdir, args.resume)
+        results = run_benchmarks(spark, profile, args.workdir, args.resume, args.only)
     finally:
         spark.stop()
-    paths = write_results(results, results_dir)
-    if results_dir.resolve() == COMMITTED_RESULTS.resolve():
-        embed_in_doc(RESULTS_DOC, paths["markdown"].read_text(encoding="utf-8"))
+    if args.only:  # the Markdown page and docs/benchmarks.md show complete runs only
+        paths = {"json": write_json(results, results_dir / f"{args.only}.json")}
+    else:
+        paths = write_results(results, results_dir)
+        if results_dir.resolve() == COMMITTED_RESULTS.resolve():
+            embed_in_doc(RESULTS_DOC, paths["markdown"].read_text(encoding="utf-8"))
     for target in results["targets"]:
         print(f"{'met    ' if target['met'] else 'MISSED '} {target['name']}: {target['value']} (target >= {target['min']})")
-    print(f"{results['wall_s']} s; results in {paths['json']} and {paths['markdown']}")
+    print(f"{results['wall_s']} s; results in {' and '.join(str(path) for path in paths.values())}")
 
 
 if __name__ == "__main__":

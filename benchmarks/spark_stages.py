@@ -2,8 +2,9 @@
 
 Jobs started inside :func:`job_group` are tagged; :func:`busiest_stage` later finds
 the stage of that group with the most executor time (the one running the Python UDF)
-and returns its wall time and its tasks' durations. Spark's UI server is local
-(``spark.ui.enabled``, on by default); without it the functions return ``None``.
+and returns its wall time and its tasks' durations: it reads Spark's local UI server
+(``spark.ui.enabled``) and returns ``None`` without one. :func:`group_counts` reads the
+status tracker and needs no server.
 """
 from __future__ import annotations
 
@@ -71,17 +72,14 @@ def busiest_stage(spark: SparkSession, group: str) -> Optional[Dict[str, Any]]:
     }
 
 
-def group_counts(spark: SparkSession, group: str) -> Optional[Dict[str, int]]:
-    """How many Spark jobs, stages and tasks the group ran (each has a fixed cost)."""
-    if not spark.sparkContext.uiWebUrl:
-        return None
-    try:
-        jobs = [job for job in _get(spark, "jobs") if job.get("jobGroup") == group]
-    except (OSError, ValueError) as error:
-        log.warning("no job counts from the Spark UI for %s: %s", group, error)
-        return None
-    return {
-        "jobs": len(jobs),
-        "stages": sum(job["numCompletedStages"] for job in jobs),
-        "tasks": sum(job["numCompletedTasks"] for job in jobs),
-    }
+def group_counts(spark: SparkSession, group: str) -> Dict[str, int]:
+    """How many Spark jobs, stages and tasks the group ran (each has a fixed cost).
+
+    Read from the status tracker, which needs no UI server (the local config turns it
+    off); stages skipped because their shuffle output was reused are not counted.
+    """
+    tracker = spark.sparkContext.statusTracker()
+    jobs = [tracker.getJobInfo(job) for job in tracker.getJobIdsForGroup(group)]
+    stages = [tracker.getStageInfo(stage) for job in jobs if job for stage in job.stageIds]
+    ran = [stage for stage in stages if stage and stage.numCompletedTasks]
+    return {"jobs": len(jobs), "stages": len(ran), "tasks": sum(stage.numCompletedTasks for stage in ran)}

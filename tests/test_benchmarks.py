@@ -68,6 +68,17 @@ def test_tiny_benchmark_writes_machine_versions_ratios_and_targets(spark, tmp_pa
     assert "| Measurement |" in markdown and machine["cpu_model"] in markdown
 
 
+def test_a_preprocessing_only_run_measures_those_stages_and_counts_each_call_s_spark_jobs(spark, tmp_path):
+    results = run_benchmarks(spark, PROFILES["tiny"], tmp_path / "work", only="preprocess")
+
+    assert results["inference"] is None and results["preprocess"]["chips"] > 0
+    assert results["targets"] and all(t["name"].startswith("preprocess") for t in results["targets"])
+    for row in results["growth"]["rows"]:  # read from the status tracker: no UI server needed
+        work = row["spark_work"]
+        assert work["jobs"] >= 1 and work["tasks"] >= work["stages"] >= 1
+    assert any("Spark jobs" in note for note in results["notes"])
+
+
 def test_a_stopped_benchmark_keeps_its_finished_stages_for_a_resumed_run_of_the_same_kind(tmp_path):
     path, identity, ran = tmp_path / "partial.json", {"profile": "full", "code_version": "abc"}, []
 

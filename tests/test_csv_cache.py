@@ -45,3 +45,17 @@ def test_a_csv_with_a_malformed_row_is_refused_and_leaves_no_cache_entry(spark, 
     with pytest.raises(ValueError, match=r"1 malformed row\(s\) in .*labels.csv"):
         csv_cache.cached_csv(spark, str(source), IMAGE_LABELS_SCHEMA, cache)
     assert not Path(csv_cache.entry_path(cache, str(source), IMAGE_LABELS_SCHEMA)).exists()
+
+
+def test_reading_a_cached_entry_starts_no_spark_job_and_reads_only_the_columns_asked(spark, tmp_path):
+    """A selection opens six entries: each footer read to infer a schema would be a job."""
+    source, cache = tmp_path / "labels.csv", str(tmp_path / "cache")
+    write_labels(source, [("aa01", "verification", TIGER, 1)])
+    csv_cache.cached_csv(spark, str(source), IMAGE_LABELS_SCHEMA, cache)
+    tracker = spark.sparkContext.statusTracker()
+    jobs_before = set(tracker.getJobIdsForGroup())
+
+    entry = csv_cache.cached_csv(spark, str(source), IMAGE_LABELS_SCHEMA, cache)
+    assert set(tracker.getJobIdsForGroup()) == jobs_before
+    plan = entry.select("LabelName")._jdf.queryExecution().executedPlan().toString()
+    assert "ReadSchema: struct<LabelName:string>" in plan

@@ -13,6 +13,7 @@ from helpers.images import RED, assert_colour, encode
 
 import bigcat_ml.chips.writer as writer
 from bigcat_ml.oid.schemas import BOX_COORDINATES
+from bigcat_ml.chips.digest import content_digest
 from bigcat_ml.chips.layout import dataset_url
 from bigcat_ml.chips.manifest import read_summary
 from bigcat_ml.chips.readers import open_batch_reader, open_reader, open_tf_dataset, read_chips_spark
@@ -208,6 +209,41 @@ def test_failure_mid_write_leaves_no_new_dataset_and_no_staging(spark, tmp_path,
         assert siblings(output) == ["ds"]
     else:
         assert siblings(output) == []
+
+
+@pytest.mark.spark
+def test_the_digest_counted_while_writing_is_the_digest_of_the_written_chips(spark, written):
+    output, summary = written
+
+    assert summary["content_digest"] == content_digest(read_chips_spark(spark, str(output)))
+
+
+@pytest.mark.spark
+def test_counts_the_files_do_not_hold_abandon_the_dataset(spark, tmp_path):
+    chips, rejects = frames(spark)
+    wrong = writer.tally(chips.limit(4), rejects)  # one chip fewer than will be written
+
+    with pytest.raises(RuntimeError, match="the files hold .*'chips': 5.* but .*'chips': 4.* were counted while writing"):
+        write_chip_dataset(spark, chips, rejects, str(tmp_path / "ds"), counted=wrong)
+    assert siblings(tmp_path / "ds") == []
+
+
+def _jobs(spark: SparkSession, group: str) -> int:
+    return len(spark.sparkContext.statusTracker().getJobIdsForGroup(group))
+
+
+@pytest.mark.spark
+def test_nothing_written_is_read_again_unless_asked(spark, tmp_path):
+    chips, rejects = frames(spark)
+    context, jobs = spark.sparkContext, {}
+    for read_back in (False, True):
+        context.setJobGroup(f"read_back={read_back}", "test")
+        summary = write_chip_dataset(spark, chips, rejects, str(tmp_path / str(read_back)), read_back=read_back)
+        jobs[read_back] = (_jobs(spark, f"read_back={read_back}"), summary["content_digest"])
+    context.setLocalProperty("spark.jobGroup.id", None)
+
+    assert jobs[False][1] == jobs[True][1]
+    assert jobs[True][0] > jobs[False][0]  # the read-back recounts the files: jobs of its own
 
 
 def test_unwritable_output_is_refused_before_any_spark_work(tmp_path):

@@ -39,8 +39,8 @@ from bigcat_ml import preprocess
 
 measure = writer._measure
 
-def measure_then_wait(spark, folder):
-    counts = measure(spark, folder)
+def measure_then_wait(folder):
+    counts = measure(folder)
     print("{STAGED}", folder, flush=True)
     sys.stdin.read()  # blocks until the test kills this process
     return counts

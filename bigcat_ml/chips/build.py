@@ -11,9 +11,10 @@ from typing import Any, Callable, Dict, Tuple
 
 import pandas as pd
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 
 from bigcat_ml.chips import writer
+from bigcat_ml.config.schema import ReuseCheck
 from bigcat_ml.chips.extract import extract_chips, split_chips_and_rejects
 from bigcat_ml.oid.classes import load_selected_classes
 from bigcat_ml.oid.schemas import BOX_FLAGS
@@ -80,11 +81,13 @@ def _write_and_reconcile(
     before_images = chosen.missing.unionByName(chosen.dropped)
     try:
         chips, cut_rejects = split_chips_and_rejects(extracted)
+        rejects = cut_rejects.unionByName(before_images)
+        counted = writer.tally(chips, rejects)  # the first job: it fills the cache the writes read
         n_boxes = chosen.box_rows
         summary = writer.write_chip_dataset(
             spark,
             chips,
-            cut_rejects.unionByName(before_images),
+            rejects,
             cfg.preprocess.output,
             overwrite=cfg.preprocess.overwrite,
             lock_wait_s=cfg.preprocess.lock_wait_s,
@@ -96,8 +99,10 @@ def _write_and_reconcile(
             },
             rows_per_file=cfg.preprocess.rows_per_partition,
             verify=lambda written: reconcile(n_boxes, written),  # before it is moved into place
+            counted=counted,
+            read_back=cfg.reuse_check == ReuseCheck.full,
         )
-        return summary, _outcomes_by_class(extracted, before_images, selected)
+        return summary, _outcomes_by_class(counted, selected)
     finally:
         extracted.unpersist()
 
@@ -113,16 +118,9 @@ def reconcile(selected_boxes: int, summary: Dict[str, Any]) -> None:
     log.info("reconciled: %d selected boxes = %d chips + %d rejects %s", selected_boxes, chips, rejects, summary["rejects_by_reason"])
 
 
-def _outcomes_by_class(extracted: DataFrame, rejected: DataFrame, selected: pd.DataFrame) -> pd.DataFrame:
-    """Chips and rejects per class and reason (small: classes x reasons); ``rejected``
-    holds the rejects made before extraction."""
-    counts = (
-        extracted.select("LabelName", "reason")
-        .unionByName(rejected.select("LabelName", "reason"))
-        .groupBy("LabelName", "reason")
-        .count()
-        .toPandas()
-    )
+def _outcomes_by_class(counted: writer.Tally, selected: pd.DataFrame) -> pd.DataFrame:
+    """Chips and rejects per class and reason (small: classes x reasons), from the writer's tally."""
+    counts = counted.by_label.copy()
     names = dict(zip(selected["LabelName"], selected["DisplayName"]))
     counts["LabelText"] = counts["LabelName"].map(names)
     table = counts.fillna({"reason": "chip"}).pivot_table(index="LabelText", columns="reason", values="count", fill_value=0, aggfunc="sum")

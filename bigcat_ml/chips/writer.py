@@ -12,12 +12,16 @@ import hashlib
 import json
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, Mapping, Optional
 
+import pandas as pd
+import pyarrow.dataset as pads
 from petastorm.etl.dataset_metadata import materialize_dataset
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
-from bigcat_ml.chips.digest import content_digest
+from bigcat_ml.chips import digest
 from bigcat_ml.chips.layout import MANIFEST_FILE, REJECTS_DIR, SUMMARY_FILE, dataset_url
 from bigcat_ml.chips.manifest import build_manifest
 from bigcat_ml.chips.schema import ChipSchema
@@ -26,17 +30,69 @@ from bigcat_ml.storage import fs, publish
 log = logging.getLogger(__name__)
 
 
-def _measure(spark: SparkSession, folder: str) -> Dict[str, Any]:
-    """Counts and digest read back from the written files (no recomputation upstream)."""
-    chips = spark.read.parquet(dataset_url(folder))
-    rejects = spark.read.parquet(fs.to_url(fs.join(folder, REJECTS_DIR)))
-    by_reason = {r["reason"]: int(r["count"]) for r in rejects.groupBy("reason").count().collect()}
-    return {
-        "chips": chips.count(),
-        "rejects": sum(by_reason.values()),
-        "rejects_by_reason": dict(sorted(by_reason.items())),
-        "content_digest": content_digest(chips),
-    }
+@dataclass(frozen=True)
+class Tally:
+    """Chips and rejects counted by ``LabelName`` and ``reason`` (None on chips), with the
+    chips' content digest: what ``summary.json`` records, from one aggregation."""
+
+    by_label: pd.DataFrame  # LabelName, reason (None: chip), count
+    content_digest: str
+
+    def summary(self) -> Dict[str, Any]:
+        """The counts and digest that go in ``summary.json``."""
+        rejected = self.by_label[self.by_label["reason"].notna()]
+        by_reason = {str(reason): int(n) for reason, n in rejected.groupby("reason")["count"].sum().items()}
+        return {
+            "chips": int(self.by_label.loc[self.by_label["reason"].isna(), "count"].sum()),
+            "rejects": sum(by_reason.values()),
+            "rejects_by_reason": dict(sorted(by_reason.items())),
+            "content_digest": self.content_digest,
+        }
+
+
+def tally(chips: DataFrame, rejects: DataFrame) -> Tally:
+    """Count ``chips`` and ``rejects`` by class and reason and take the chips' digest, in one
+    Spark job (:mod:`bigcat_ml.chips.digest`: the digest adds up over the groups)."""
+    sums = digest.chunk_sums()
+    no_sums = [F.lit(None).cast("decimal(38,0)").alias(f"chunk_{i}") for i in range(digest.CHUNKS)]
+    chip_hashes = chips.groupBy("LabelName").agg(F.count(F.lit(1)).alias("count"), *sums)
+    reject_counts = rejects.groupBy("LabelName", "reason").agg(F.count(F.lit(1)).alias("count"), *no_sums)
+    rows = chip_hashes.select("LabelName", F.lit(None).cast("string").alias("reason"), "count", *[f"chunk_{i}" for i in range(digest.CHUNKS)])
+    collected = rows.unionByName(reject_counts).collect()
+    chip_rows = [row for row in collected if row["reason"] is None]
+    digest_sums = [sum(int(row[f"chunk_{i}"] or 0) for row in chip_rows) for i in range(digest.CHUNKS)]
+    by_label = pd.DataFrame([(row["LabelName"], row["reason"], int(row["count"])) for row in collected],
+                            columns=["LabelName", "reason", "count"])
+    return Tally(by_label, digest.combine(sum(row["count"] for row in chip_rows), digest_sums))
+
+
+def _stored_rows(url: str) -> int:
+    """Rows in the Parquet table at ``url``, from its files' footers (no data read)."""
+    filesystem, path = fs.pyarrow_filesystem(url)
+    return pads.dataset(path, filesystem=filesystem, format="parquet").count_rows()
+
+
+def _measure(folder: str) -> Dict[str, int]:
+    """Chips and rejects the written files hold, from their footers."""
+    return {"chips": _stored_rows(dataset_url(folder)), "rejects": _stored_rows(fs.to_url(fs.join(folder, REJECTS_DIR)))}
+
+
+def _read_back(spark: SparkSession, folder: str) -> Tally:
+    """:func:`tally` of the written files: every chip read again (full verification only)."""
+    return tally(spark.read.parquet(dataset_url(folder)), spark.read.parquet(fs.to_url(fs.join(folder, REJECTS_DIR))))
+
+
+def _check_written(spark: SparkSession, folder: str, counted: Tally, read_back: bool) -> None:
+    """Raise unless the written files hold what was counted while writing (the files' row
+    counts; with ``read_back``, also every count by class and reason and the digest)."""
+    expected = counted.summary()
+    stored = _measure(folder)
+    if stored != {key: expected[key] for key in stored}:
+        raise RuntimeError(f"{folder}: the files hold {stored} but {expected} were counted while writing; this is a bug, please report it")
+    if read_back:
+        again = _read_back(spark, folder).summary()
+        if again != expected:
+            raise RuntimeError(f"{folder}: read back, the files hold {again} but {expected} were counted while writing")
 
 
 def _write_parts(
@@ -93,6 +149,8 @@ def write_chip_dataset(
     row_group_size_mb: int = 32,
     verify: Optional[Callable[[Dict[str, Any]], None]] = None,
     lock_wait_s: float = 0.0,
+    counted: Optional[Tally] = None,
+    read_back: bool = False,
 ) -> Dict[str, Any]:
     """Write ``<output>/chips`` (Petastorm), ``rejects`` (Parquet), ``summary.json`` and ``manifest.json``.
 
@@ -108,18 +166,25 @@ def write_chip_dataset(
     ``rejects_by_reason`` and ``content_digest``; the manifest, written last, hashes every
     file, ``summary.json`` included (:func:`build_manifest`). Returned: the summary with
     ``manifest_sha256`` (of ``manifest.json``), which a run records to pin the whole folder.
-    ``chips`` and ``rejects`` are each computed once: persist their common parent if it
-    is expensive.
+
+    The counts and the digest come from one aggregation of ``chips`` and ``rejects``
+    (:func:`tally`; pass it as ``counted`` when the caller computed it for its own use),
+    and are checked against the row counts in the written files' footers; nothing
+    written is read again unless ``read_back`` (every count and the digest recomputed
+    from the files). ``chips`` and ``rejects`` are each computed twice (counted, then
+    written): persist their common parent if it is expensive.
     """
     check_output(output, overwrite)
     with publish.staged(output, overwrite, "preprocess.output", "preprocess.overwrite", lock_wait_s) as staging:
         log.info("writing the chip dataset to %s, moved to %s once complete", staging, output)
         try:
+            counted = counted or tally(chips, rejects)
             _write_parts(spark, chips, rejects, staging, rows_per_file, row_group_size_mb)
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM (runtime.signals): no task may write on
             _cancel_jobs(spark)
             raise
-        written = {**(summary or {}), **_measure(spark, staging)}
+        _check_written(spark, staging, counted, read_back)
+        written = {**(summary or {}), **counted.summary()}
         if verify is not None:
             verify(written)
         fs.write_text(fs.join(staging, SUMMARY_FILE), json.dumps(written, indent=2, sort_keys=True))

@@ -243,7 +243,7 @@ class ReuseCheck(enum.Enum):
     """How ``main`` checks a finished step's output before reusing it."""
 
     manifest = "manifest"  # the files listed in the manifest, with their sizes and times
-    full = "full"  # the same, and every file re-hashed
+    full = "full"  # the same, and every file re-hashed; preprocess also re-reads what it writes
 
 
 @dataclass

@@ -67,7 +67,8 @@ def _classes_frame(spark: SparkSession, selected: pd.DataFrame) -> DataFrame:
 def _scan_selected(
     spark: SparkSession, files: Dict[str, str], schema: StructType, selected: pd.DataFrame, cache_dir: Optional[str]
 ) -> DataFrame:
-    """The rows of the selected classes in ``files`` (every subset), with LabelText; persisted.
+    """The rows of the selected classes in ``files`` (every subset), with LabelText and the
+    ImageID's spelling in the file (``RAW_IMAGE_ID``); persisted.
 
     With ``cache_dir`` (``data.csv_cache``) the files are read from their checked Parquet
     copies (:mod:`bigcat_ml.oid.csv_cache`), filtered on LabelName where the scan can skip
@@ -77,14 +78,16 @@ def _scan_selected(
     """
     classes = F.broadcast(_classes_frame(spark, selected))
     if cache_dir:
+        # Rows are known good: one cached frame, checked and counted from the cache (each
+        # extra cached copy or pass is a few Spark jobs, the bulk of a selection's time).
         source = read_subsets_cached(spark, files, schema, cache_dir).filter(F.col(LABEL_NAME).isin(list(selected[LABEL_NAME])))
-        kept = source.join(classes, LABEL_NAME).drop(_SELECTED).persist()
+        rows = source.join(classes, LABEL_NAME).drop(_SELECTED).persist()
         try:
-            _check_image_ids_distinct(kept, files)
-            rows = kept.drop(RAW_IMAGE_ID).persist()
-            log.info("%d rows of the selected classes in %s (Parquet copies)", rows.count(), ", ".join(files.values()))
-        finally:
-            kept.unpersist()
+            _check_image_ids_distinct(rows, files)
+        except ValueError:
+            rows.unpersist()
+            raise
+        log.info("%d rows of the selected classes in %s (Parquet copies)", rows.count(), ", ".join(files.values()))
         return rows
     kept = (
         read_subsets(spark, files, schema)
@@ -95,7 +98,7 @@ def _scan_selected(
     try:
         check_rows(kept, schema, files)
         _check_image_ids_distinct(kept.filter(F.col(_SELECTED)), files)
-        rows = kept.filter(F.col(_SELECTED)).drop(_SELECTED, CORRUPT_COLUMN, RAW_IMAGE_ID).persist()
+        rows = kept.filter(F.col(_SELECTED)).drop(_SELECTED, CORRUPT_COLUMN).persist()
         log.info("%d rows of the selected classes in %s", rows.count(), ", ".join(files.values()))
     finally:
         kept.unpersist()
@@ -120,7 +123,8 @@ def _check_image_ids_distinct(rows: DataFrame, files: Dict[str, str]) -> None:
 def read_selected_labels(spark: SparkSession, data_cfg: DataConfig, selected: pd.DataFrame) -> DataFrame:
     """Image-level labels of the selected classes, every Source and Confidence; persisted.
 
-    Columns: ImageID (normalised), Source, LabelName, LabelText, Confidence, Subset.
+    Columns: ImageID (normalised), Source, LabelName, LabelText, Confidence, Subset, and
+    ``RAW_IMAGE_ID`` (the ImageID as the file spells it).
     ``selected`` is :func:`bigcat_ml.oid.classes.select_classes`' table.
     """
     files = subset_files(data_cfg.image_labels, data_cfg.subsets, "image_labels")
@@ -206,31 +210,35 @@ def load_selected_boxes(
     all_boxes = _scan_selected(spark, files, BOXES_SCHEMA, selected, data_cfg.csv_cache)
     positive, absent = _label_states(labels, preprocess_cfg)
     filters = f"min_confidence={preprocess_cfg.min_confidence}, sources={list(preprocess_cfg.sources) or 'all'}"
-    try:
-        marked = (
-            all_boxes.join(positive.withColumn("_image_ok", F.lit(True)), KEYS, "left")
-            .join(absent.withColumn("_class_absent", F.lit(True)), [*KEYS, LABEL_NAME], "left")
-            .withColumn(
-                "_filtered",
-                F.when(F.col("_image_ok").isNull(), F.lit(f"no positive image-level label of a selected class on this image ({filters})"))
-                .when(F.col("_class_absent").isNotNull(), F.concat(F.lit("its class "), F.col(LABEL_NAME), F.lit(f" is verified absent on this image ({filters})"))),
-            )
+    marked = (
+        all_boxes.join(positive.withColumn("_image_ok", F.lit(True)), KEYS, "left")
+        .join(absent.withColumn("_class_absent", F.lit(True)), [*KEYS, LABEL_NAME], "left")
+        .withColumn(
+            "_filtered",
+            F.when(F.col("_image_ok").isNull(), F.lit(f"no positive image-level label of a selected class on this image ({filters})"))
+            .when(F.col("_class_absent").isNotNull(), F.concat(F.lit("its class "), F.col(LABEL_NAME), F.lit(f" is verified absent on this image ({filters})"))),
         )
-        same_box = Window.partitionBy(*KEYS, LABEL_NAME, *BOX_COORDINATES).orderBy(*BOX_FIELDS)
-        ranked = marked.filter(F.col("_filtered").isNull()).withColumn("_copy", F.row_number().over(same_box))
-        boxes = ranked.filter(F.col("_copy") == 1).select(*SELECTED_BOX_COLUMNS).persist()
+    )
+    # Copies are ranked among the boxes the filter keeps (the filtered ones form their
+    # own windows); the ranked frame is cached once so that the kept boxes and both
+    # kinds of rejects are cut from it without running the joins again.
+    kept_by_filter = F.col("_filtered").isNull()
+    same_box = Window.partitionBy(*KEYS, LABEL_NAME, *BOX_COORDINATES, kept_by_filter).orderBy(*BOX_FIELDS)
+    ranked = marked.withColumn("_copy", F.row_number().over(same_box)).persist()
+    try:
+        boxes = ranked.filter(kept_by_filter & (F.col("_copy") == 1)).select(*SELECTED_BOX_COLUMNS).persist()
         dropped = (
-            _as_rejects(marked.filter(F.col("_filtered").isNotNull()), IMAGE_LABEL_FILTER, F.col("_filtered"))
+            _as_rejects(ranked.filter(~kept_by_filter), IMAGE_LABEL_FILTER, F.col("_filtered"))
             .unionByName(
                 _as_rejects(
-                    ranked.filter(F.col("_copy") > 1),
+                    ranked.filter(kept_by_filter & (F.col("_copy") > 1)),
                     DUPLICATE_BOX,
                     F.concat(F.lit("the same class and coordinates are listed more than once for this image (this row's Source: "), F.col("Source"), F.lit(")")),
                 )
             )
             .persist()
         )
-        box_rows, kept, rejected = all_boxes.count(), boxes.count(), dropped.count()
+        box_rows, kept, rejected = _counts(all_boxes, boxes, dropped)
         log.info(
             "%d box rows of the selected classes: %d kept, %d rejected by the image-level filter (%s) or as duplicates",
             box_rows, kept, rejected, filters,
@@ -239,6 +247,7 @@ def load_selected_boxes(
             raise RuntimeError(f"{box_rows} box rows of the selected classes but {kept} kept + {rejected} rejected: report this bug")
     finally:
         all_boxes.unpersist()
+        ranked.unpersist()
     return BoxSelection(boxes, dropped, box_rows)
 
 
@@ -349,12 +358,25 @@ def select_images(
         yield Selection(labels, chosen.boxes, images, missing, chosen.dropped, chosen.box_rows)
 
 
+def _counts(*frames: DataFrame, boxes_of: Optional[DataFrame] = None) -> Tuple[int, ...]:
+    """The row count of each of ``frames`` (then, with ``boxes_of``, its rows and the sum of
+    their ``boxes`` sizes) from one Spark job: one count per job would pay a job's fixed
+    cost each time, and a preprocess call's fixed cost is mostly such small jobs."""
+    parts = [frame.agg(F.lit(i).alias("i"), F.count(F.lit(1)).alias("n")) for i, frame in enumerate(frames)]
+    if boxes_of is not None:
+        placed = F.coalesce(F.sum(F.size(BOXES)), F.lit(0)).cast("long")
+        parts += [boxes_of.agg(F.lit(len(frames)).alias("i"), F.count(F.lit(1)).alias("n")),
+                  boxes_of.agg(F.lit(len(frames) + 1).alias("i"), placed.alias("n"))]
+    union = parts[0]
+    for part in parts[1:]:
+        union = union.unionByName(part)
+    return tuple(int(row["n"]) for row in sorted(union.collect(), key=lambda row: row["i"]))
+
+
 def _reconcile(boxes: DataFrame, with_boxes: DataFrame, rejects: DataFrame) -> None:
     """Every selected box is in an image's ``boxes`` or is a reject, exactly once."""
-    given = boxes.count()
-    placed = with_boxes.select(F.coalesce(F.sum(F.size(BOXES)), F.lit(0))).first()[0]
-    rejected = rejects.count()
-    log.info("%d selected boxes: %d on %d images found, %d with a missing image", given, placed, with_boxes.count(), rejected)
+    given, rejected, images_found, placed = _counts(boxes, rejects, boxes_of=with_boxes)
+    log.info("%d selected boxes: %d on %d images found, %d with a missing image", given, placed, images_found, rejected)
     if placed + rejected != given:
         raise RuntimeError(f"{given} selected boxes but {placed} on found images + {rejected} rejects: report this bug")
 

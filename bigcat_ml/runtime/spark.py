@@ -134,6 +134,7 @@ def use_java(min_version: int = MIN_JAVA) -> JavaRuntime:
 # Session options the project sets and reads in several places.
 ARROW_BATCH_ROWS_KEY = "spark.sql.execution.arrow.maxRecordsPerBatch"
 FILE_OPEN_COST_KEY = "spark.sql.files.openCostInBytes"
+DRIVER_JAVA_OPTIONS_KEY = "spark.driver.extraJavaOptions"
 LOOPBACK = "127.0.0.1"
 
 
@@ -148,7 +149,6 @@ def get_spark(cfg: SparkConfig) -> SparkSession:
     conf = {
         # A progress bar on a terminal only; CI logs and pipes get none.
         "spark.ui.showConsoleProgress": str(interactive()).lower(),
-        **({} if verbose() else {"spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={_QUIET_LOG4J}"}),
         # Python workers import TensorFlow too: the same verbosity there, on any cluster.
         **{f"spark.executorEnv.{name}": value for name, value in worker_env().items()},
         "spark.sql.execution.arrow.pyspark.enabled": "true",
@@ -161,6 +161,9 @@ def get_spark(cfg: SparkConfig) -> SparkSession:
         FILE_OPEN_COST_KEY: str(128 * 1024),
         **spark_conf_keys(cfg.conf),
     }
+    if not verbose():
+        # The quiet log4j joins the JVM options the config sets (conf/spark/local.yaml's GC).
+        conf[DRIVER_JAVA_OPTIONS_KEY] = f"-Dlog4j2.configurationFile={_QUIET_LOG4J} {conf.get(DRIVER_JAVA_OPTIONS_KEY, '')}".strip()
     if cfg.master.startswith("local"):
         conf["spark.pyspark.python"] = sys.executable
         conf["spark.pyspark.driver.python"] = sys.executable
