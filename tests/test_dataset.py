@@ -200,7 +200,7 @@ def test_failure_mid_write_leaves_no_new_dataset_and_no_staging(spark, tmp_path,
     def crash(*_args, **_kwargs):  # the chips and rejects are written by now
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(writer, "_measure", crash)
+    monkeypatch.setattr(writer, "stored_counts", crash)
     with pytest.raises(RuntimeError, match="disk full"):
         write_chip_dataset(spark, chips, rejects, str(output), overwrite=True)
 

@@ -37,7 +37,7 @@ import sys
 import bigcat_ml.chips.writer as writer
 from bigcat_ml import preprocess
 
-measure = writer._measure
+measure = writer.stored_counts
 
 def measure_then_wait(folder):
     counts = measure(folder)
@@ -45,7 +45,7 @@ def measure_then_wait(folder):
     sys.stdin.read()  # blocks until the test kills this process
     return counts
 
-writer._measure = measure_then_wait
+writer.stored_counts = measure_then_wait
 preprocess.main()
 """
 

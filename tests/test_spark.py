@@ -38,6 +38,15 @@ def test_session_has_arrow_and_configured_keys(spark):
 
 
 @pytest.mark.spark
+def test_the_local_jvm_runs_the_configured_collector_and_no_adaptive_execution(spark):
+    """conf/spark/local.yaml's JVM options reach the driver beside the quiet log4j option the
+    session adds (docs/benchmarks.md: 2g under the parallel GC stays under 4 GiB at full size)."""
+    beans = spark.sparkContext._jvm.java.lang.management.ManagementFactory.getGarbageCollectorMXBeans()
+    assert "PS Scavenge" in [bean.getName() for bean in beans]  # the parallel collector's young generation
+    assert spark.conf.get("spark.sql.adaptive.enabled") == "false"
+
+
+@pytest.mark.spark
 def test_small_files_are_packed_into_few_read_tasks(spark, tmp_path):
     """Spark's 4 MB open cost per file would give 40 small images 40 tasks' fixed cost."""
     assert spark.conf.get("spark.sql.files.openCostInBytes") == str(128 * 1024)
@@ -50,7 +59,7 @@ def test_small_files_are_packed_into_few_read_tasks(spark, tmp_path):
 def test_missing_java_is_one_line_saying_what_to_install(monkeypatch):
     monkeypatch.delenv("JAVA_HOME", raising=False)
     monkeypatch.setattr(spark_module.shutil, "which", lambda _: None)
-    monkeypatch.setattr(spark_module, "_bundled_java", lambda: None)
+    monkeypatch.setattr(spark_module, "bundled_java", lambda: None)
     with pytest.raises(JavaMissingError) as err:
         check_java()
     assert "\n" not in str(err.value) and "OpenJDK 17" in str(err.value)
@@ -62,7 +71,7 @@ def test_old_java_is_refused(monkeypatch, tmp_path):
     fake.chmod(0o755)
     monkeypatch.delenv("JAVA_HOME", raising=False)
     monkeypatch.setattr(spark_module.shutil, "which", lambda _: str(fake))
-    monkeypatch.setattr(spark_module, "_bundled_java", lambda: None)
+    monkeypatch.setattr(spark_module, "bundled_java", lambda: None)
     with pytest.raises(JavaMissingError, match="found Java 8"):
         check_java()
 

@@ -72,8 +72,9 @@ def _stored_rows(url: str) -> int:
     return pads.dataset(path, filesystem=filesystem, format="parquet").count_rows()
 
 
-def _measure(folder: str) -> Dict[str, int]:
-    """Chips and rejects the written files hold, from their footers."""
+def stored_counts(folder: str) -> Dict[str, int]:
+    """Chips and rejects the written files in ``folder`` hold, from their footers: the first
+    look at a staged dataset, which fault tests hook to act once the parts are written."""
     return {"chips": _stored_rows(dataset_url(folder)), "rejects": _stored_rows(fs.to_url(fs.join(folder, REJECTS_DIR)))}
 
 
@@ -86,7 +87,7 @@ def _check_written(spark: SparkSession, folder: str, counted: Tally, read_back: 
     """Raise unless the written files hold what was counted while writing (the files' row
     counts; with ``read_back``, also every count by class and reason and the digest)."""
     expected = counted.summary()
-    stored = _measure(folder)
+    stored = stored_counts(folder)
     if stored != {key: expected[key] for key in stored}:
         raise RuntimeError(f"{folder}: the files hold {stored} but {expected} were counted while writing; this is a bug, please report it")
     if read_back:

