@@ -6,9 +6,11 @@ from pathlib import Path
 from typing import Dict, List, Tuple
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 from helpers.images import RED, assert_colour, encode
 
 import bigcat_ml.chips.writer as writer
@@ -17,7 +19,7 @@ from bigcat_ml.chips.digest import content_digest
 from bigcat_ml.chips.layout import dataset_url
 from bigcat_ml.chips.manifest import read_summary
 from bigcat_ml.chips.readers import open_batch_reader, open_reader, open_tf_dataset, read_chips_spark
-from bigcat_ml.chips.schema import ChipSchema, decode_chip
+from bigcat_ml.chips.schema import CHIP_KEY, ChipSchema, decode_chip
 from bigcat_ml.chips.summary import ChipSummary
 from bigcat_ml.chips.writer import write_chip_dataset
 from bigcat_ml.oid.rejects import BAD_BOX, DECODE_ERROR, REJECTS_SCHEMA
@@ -226,6 +228,18 @@ def test_counts_the_files_do_not_hold_abandon_the_dataset(spark, tmp_path):
     with pytest.raises(RuntimeError, match="the files hold .*'chips': 5.* but .*'chips': 4.* were counted while writing"):
         write_chip_dataset(spark, chips, rejects, str(tmp_path / "ds"), counted=wrong)
     assert siblings(tmp_path / "ds") == []
+
+
+@pytest.mark.spark
+def test_each_file_holds_its_chips_in_key_order_whatever_order_they_came_in(spark, tmp_path):
+    chips, rejects = frames(spark)
+    backwards = chips.coalesce(1).sortWithinPartitions(F.col("XMin").desc())  # one task, rows against the key
+    write_chip_dataset(spark, backwards, rejects, str(tmp_path / "ds"), rows_per_file=100)
+
+    [part] = (tmp_path / "ds" / "chips").glob("*.parquet")
+    written = pq.read_table(part, columns=list(CHIP_KEY)).to_pylist()
+    assert [tuple(row[c] for c in CHIP_KEY) for row in written] == sorted(tuple(row[c] for c in CHIP_KEY) for row in written)
+    assert [row["XMin"] for row in written] == sorted(0.1 * i for i in range(5))
 
 
 def _jobs(spark: SparkSession, group: str) -> int:

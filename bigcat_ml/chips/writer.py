@@ -24,7 +24,8 @@ from pyspark.sql import functions as F
 from bigcat_ml.chips import digest
 from bigcat_ml.chips.layout import MANIFEST_FILE, REJECTS_DIR, SUMMARY_FILE, dataset_url
 from bigcat_ml.chips.manifest import build_manifest
-from bigcat_ml.chips.schema import ChipSchema
+from bigcat_ml.chips.schema import CHIP_KEY, ChipSchema
+from bigcat_ml.oid.schemas import SUBSET
 from bigcat_ml.storage import fs, publish
 
 log = logging.getLogger(__name__)
@@ -106,9 +107,13 @@ def _write_parts(
 ) -> None:
     chips_url = dataset_url(folder)
     # The chip column already holds JPEG bytes in CompressedImageCodec's format, so the
-    # rows are written as they are; materialize_dataset adds the Unischema metadata.
+    # rows are written as they are; materialize_dataset adds the Unischema metadata. Each
+    # task writes its chips in key order: the order within a file is then a property of the
+    # chips, not of the query plan that cut them, and a seeded training that reads the
+    # files in order sees the same sequence whatever the plan.
     with materialize_dataset(spark, chips_url, ChipSchema, row_group_size_mb):
-        chips.select(*ChipSchema.fields).write.option("maxRecordsPerFile", rows_per_file).parquet(chips_url)
+        in_order = chips.select(*ChipSchema.fields).sortWithinPartitions(SUBSET, *CHIP_KEY)
+        in_order.write.option("maxRecordsPerFile", rows_per_file).parquet(chips_url)
     rejects.write.parquet(fs.to_url(fs.join(folder, REJECTS_DIR)))
 
 
