@@ -13,6 +13,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from helpers.images import RED, assert_colour, encode
 
+from benchmarks.spark_stages import group_counts, job_group
+
 import bigcat_ml.chips.writer as writer
 from bigcat_ml.oid.schemas import BOX_COORDINATES
 from bigcat_ml.chips.digest import content_digest
@@ -242,19 +244,14 @@ def test_each_file_holds_its_chips_in_key_order_whatever_order_they_came_in(spar
     assert [row["XMin"] for row in written] == sorted(0.1 * i for i in range(5))
 
 
-def _jobs(spark: SparkSession, group: str) -> int:
-    return len(spark.sparkContext.statusTracker().getJobIdsForGroup(group))
-
-
 @pytest.mark.spark
 def test_nothing_written_is_read_again_unless_asked(spark, tmp_path):
     chips, rejects = frames(spark)
-    context, jobs = spark.sparkContext, {}
+    jobs = {}
     for read_back in (False, True):
-        context.setJobGroup(f"read_back={read_back}", "test")
-        summary = write_chip_dataset(spark, chips, rejects, str(tmp_path / str(read_back)), read_back=read_back)
-        jobs[read_back] = (_jobs(spark, f"read_back={read_back}"), summary["content_digest"])
-    context.setLocalProperty("spark.jobGroup.id", None)
+        with job_group(spark, f"read_back={read_back}"):
+            summary = write_chip_dataset(spark, chips, rejects, str(tmp_path / str(read_back)), read_back=read_back)
+        jobs[read_back] = (group_counts(spark, f"read_back={read_back}")["jobs"], summary["content_digest"])
 
     assert jobs[False][1] == jobs[True][1]
     assert jobs[True][0] > jobs[False][0]  # the read-back recounts the files: jobs of its own

@@ -19,7 +19,7 @@ from pyspark.sql import functions as F
 
 from bigcat_ml.chips.schema import ChipSchema
 
-CHUNKS = 4  # 64-bit chunks of a row's sha256
+CHUNK_COLUMNS = tuple(f"chunk_{i}" for i in range(4))  # the 64-bit chunks of a row's sha256
 
 
 def chunk_sums() -> List[Column]:
@@ -28,8 +28,8 @@ def chunk_sums() -> List[Column]:
     identity = [F.coalesce(F.col(c).cast("string"), F.lit("<null>")) for c in ChipSchema.fields if c != "chip"]
     row_hash = F.sha2(F.concat_ws("\x1f", *identity, F.sha2(F.col("chip"), 256)), 256)
     return [
-        F.sum(F.conv(F.substring(row_hash, 1 + 16 * i, 16), 16, 10).cast("decimal(38,0)")).alias(f"chunk_{i}")
-        for i in range(CHUNKS)
+        F.sum(F.conv(F.substring(row_hash, 1 + 16 * i, 16), 16, 10).cast("decimal(38,0)")).alias(name)
+        for i, name in enumerate(CHUNK_COLUMNS)
     ]
 
 

@@ -45,8 +45,7 @@ def count_chips(output: str, subset: Optional[str] = None) -> int:
     """Chips stored in the dataset (of one ``Subset``, when given), from the Parquet files."""
     import pyarrow.dataset as pads
 
-    stored = pads.dataset(_checked_url(output), format="parquet")
-    return stored.count_rows(filter=None if subset is None else pads.field("Subset") == subset)
+    return fs.parquet_rows(_checked_url(output), None if subset is None else pads.field("Subset") == subset)
 
 
 def subset_predicate(subset: Optional[str]) -> Optional[Any]:

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, Mapping, Optional
 
 import pandas as pd
-import pyarrow.dataset as pads
 from petastorm.etl.dataset_metadata import materialize_dataset
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -55,28 +54,22 @@ def tally(chips: DataFrame, rejects: DataFrame) -> Tally:
     """Count ``chips`` and ``rejects`` by class and reason and take the chips' digest, in one
     Spark job (:mod:`bigcat_ml.chips.digest`: the digest adds up over the groups)."""
     sums = digest.chunk_sums()
-    no_sums = [F.lit(None).cast("decimal(38,0)").alias(f"chunk_{i}") for i in range(digest.CHUNKS)]
+    no_sums = [F.lit(None).cast("decimal(38,0)").alias(name) for name in digest.CHUNK_COLUMNS]
     chip_hashes = chips.groupBy("LabelName").agg(F.count(F.lit(1)).alias("count"), *sums)
     reject_counts = rejects.groupBy("LabelName", "reason").agg(F.count(F.lit(1)).alias("count"), *no_sums)
-    rows = chip_hashes.select("LabelName", F.lit(None).cast("string").alias("reason"), "count", *[f"chunk_{i}" for i in range(digest.CHUNKS)])
+    rows = chip_hashes.select("LabelName", F.lit(None).cast("string").alias("reason"), "count", *digest.CHUNK_COLUMNS)
     collected = rows.unionByName(reject_counts).collect()
     chip_rows = [row for row in collected if row["reason"] is None]
-    digest_sums = [sum(int(row[f"chunk_{i}"] or 0) for row in chip_rows) for i in range(digest.CHUNKS)]
+    digest_sums = [sum(int(row[name] or 0) for row in chip_rows) for name in digest.CHUNK_COLUMNS]
     by_label = pd.DataFrame([(row["LabelName"], row["reason"], int(row["count"])) for row in collected],
                             columns=["LabelName", "reason", "count"])
     return Tally(by_label, digest.combine(sum(row["count"] for row in chip_rows), digest_sums))
 
 
-def _stored_rows(url: str) -> int:
-    """Rows in the Parquet table at ``url``, from its files' footers (no data read)."""
-    filesystem, path = fs.pyarrow_filesystem(url)
-    return pads.dataset(path, filesystem=filesystem, format="parquet").count_rows()
-
-
 def stored_counts(folder: str) -> Dict[str, int]:
     """Chips and rejects the written files in ``folder`` hold, from their footers: the first
     look at a staged dataset, which fault tests hook to act once the parts are written."""
-    return {"chips": _stored_rows(dataset_url(folder)), "rejects": _stored_rows(fs.to_url(fs.join(folder, REJECTS_DIR)))}
+    return {"chips": fs.parquet_rows(dataset_url(folder)), "rejects": fs.parquet_rows(fs.to_url(fs.join(folder, REJECTS_DIR)))}
 
 
 def _read_back(spark: SparkSession, folder: str) -> Tally:

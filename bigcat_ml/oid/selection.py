@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import ExitStack, contextmanager
+from functools import reduce
 from typing import Callable, Dict, Iterator, NamedTuple, Optional, Sequence, Tuple
 
 import pandas as pd
@@ -238,7 +239,7 @@ def load_selected_boxes(
             )
             .persist()
         )
-        box_rows, kept, rejected = _counts(all_boxes, boxes, dropped)
+        box_rows, kept, rejected = _totals((all_boxes, _rows()), (boxes, _rows()), (dropped, _rows()))
         log.info(
             "%d box rows of the selected classes: %d kept, %d rejected by the image-level filter (%s) or as duplicates",
             box_rows, kept, rejected, filters,
@@ -358,24 +359,22 @@ def select_images(
         yield Selection(labels, chosen.boxes, images, missing, chosen.dropped, chosen.box_rows)
 
 
-def _counts(*frames: DataFrame, boxes_of: Optional[DataFrame] = None) -> Tuple[int, ...]:
-    """The row count of each of ``frames`` (then, with ``boxes_of``, its rows and the sum of
-    their ``boxes`` sizes) from one Spark job: one count per job would pay a job's fixed
-    cost each time, and a preprocess call's fixed cost is mostly such small jobs."""
-    parts = [frame.agg(F.lit(i).alias("i"), F.count(F.lit(1)).alias("n")) for i, frame in enumerate(frames)]
-    if boxes_of is not None:
-        placed = F.coalesce(F.sum(F.size(BOXES)), F.lit(0)).cast("long")
-        parts += [boxes_of.agg(F.lit(len(frames)).alias("i"), F.count(F.lit(1)).alias("n")),
-                  boxes_of.agg(F.lit(len(frames) + 1).alias("i"), placed.alias("n"))]
-    union = parts[0]
-    for part in parts[1:]:
-        union = union.unionByName(part)
-    return tuple(int(row["n"]) for row in sorted(union.collect(), key=lambda row: row["i"]))
+def _rows() -> Column:
+    return F.count(F.lit(1))
+
+
+def _totals(*measures: Tuple[DataFrame, Column]) -> Tuple[int, ...]:
+    """Each (frame, aggregate) pair's value, from one Spark job: one action per count
+    would pay a job's fixed cost each time, and a preprocess call's fixed cost is mostly
+    such small jobs."""
+    parts = [frame.agg(F.lit(i).alias("i"), value.cast("long").alias("n")) for i, (frame, value) in enumerate(measures)]
+    return tuple(int(row["n"]) for row in sorted(reduce(DataFrame.unionByName, parts).collect(), key=lambda row: row["i"]))
 
 
 def _reconcile(boxes: DataFrame, with_boxes: DataFrame, rejects: DataFrame) -> None:
     """Every selected box is in an image's ``boxes`` or is a reject, exactly once."""
-    given, rejected, images_found, placed = _counts(boxes, rejects, boxes_of=with_boxes)
+    placed_boxes = F.coalesce(F.sum(F.size(BOXES)), F.lit(0))
+    given, rejected, images_found, placed = _totals((boxes, _rows()), (rejects, _rows()), (with_boxes, _rows()), (with_boxes, placed_boxes))
     log.info("%d selected boxes: %d on %d images found, %d with a missing image", given, placed, images_found, rejected)
     if placed + rejected != given:
         raise RuntimeError(f"{given} selected boxes but {placed} on found images + {rejected} rejects: report this bug")

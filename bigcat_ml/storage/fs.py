@@ -132,6 +132,16 @@ def pyarrow_filesystem(path: str) -> Tuple[Any, str]:
     return PyFileSystem(FSSpecHandler(fs)), inner
 
 
+def parquet_rows(url: str, where: Optional[Any] = None) -> int:
+    """Rows of the Parquet table at ``url`` (files whose names start with ``_`` or ``.``
+    skipped), from the files' footers; with ``where`` (a pyarrow dataset expression) only
+    its columns are read."""
+    import pyarrow.dataset as pads
+
+    filesystem, inner = pyarrow_filesystem(url)
+    return pads.dataset(inner, filesystem=filesystem, format="parquet").count_rows(filter=where)
+
+
 def local_path(path: str) -> Optional[str]:
     """The local path behind a plain path or a ``file://`` URI; None for any other scheme."""
     if not is_uri(path):
