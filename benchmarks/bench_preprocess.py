@@ -136,7 +136,7 @@ def bench_preprocess(spark: SparkSession, cfg: Any, warm_repeats: int, quiet_s: 
     """Cold + warm ``build_chip_dataset``, then :func:`bench_extraction` on the same sample."""
     builds = []
     for i in range(1 + warm_repeats):
-        run, result = timed(lambda: build_chip_dataset(spark, cfg), quiet_s, spark, f"build-{i}")
+        run, result = timed(lambda: build_chip_dataset(spark, cfg.data, cfg.classes, cfg.preprocess, reuse_check=cfg.reuse_check), quiet_s, spark, f"build-{i}")
         builds.append({**run, "cached_rdds_left": _cached_rdds(spark)})
     summary = result.summary
     extraction = bench_extraction(spark, cfg, warm_repeats, quiet_s, "extract")
@@ -162,7 +162,7 @@ def bench_preprocess(spark: SparkSession, cfg: Any, warm_repeats: int, quiet_s: 
 
 
 def _growth_row(spark: SparkSession, factor: int, cfg: Any, base_rows: int, quiet_s: float) -> Dict[str, Any]:
-    run, result = timed(lambda: build_chip_dataset(spark, cfg), quiet_s, spark, f"growth-x{factor}")
+    run, result = timed(lambda: build_chip_dataset(spark, cfg.data, cfg.classes, cfg.preprocess, reuse_check=cfg.reuse_check), quiet_s, spark, f"growth-x{factor}")
     with attached_images(spark, cfg) as images:
         work = image_work(images, cfg.data.images_path)
         extract, _ = timed(lambda: _noop_write(extract_chips(images, cfg.preprocess)), quiet_s, spark, f"growth-extract-x{factor}")

@@ -159,7 +159,8 @@ def _preprocess(spark, root: Path, out: Path, classes: List[str], cache: Path) -
     """The whole step, as ``python -m bigcat_ml.preprocess`` runs it."""
     from bigcat_ml.chips.build import build_chip_dataset
 
-    summary = build_chip_dataset(spark, _cfg(root, out, classes, cache)).summary
+    cfg = _cfg(root, out, classes, cache)
+    summary = build_chip_dataset(spark, cfg.data, cfg.classes, cfg.preprocess, reuse_check=cfg.reuse_check).summary
     return {k: summary[k] for k in ("selected_boxes", "chips", "rejects", "rejects_by_reason")}
 
 

@@ -47,20 +47,21 @@ def _evaluate(cfg: DictConfig, key: Optional[str]) -> Dict[str, Any]:
         **model_tags(cfg),
         names.WEIGHTS_TAG: weights,
         names.DATASET_DIGEST_TAG: digest,
-        names.SUBSET_TAG: evaluated_subset(cfg) or names.ALL_SUBSETS,
+        names.SUBSET_TAG: evaluated_subset(cfg.evaluate, cfg.model) or names.ALL_SUBSETS,
         names.DATASET_TAG: cfg.evaluate.dataset,
         names.INFERENCE_PATH_TAG: path.value,
         names.PRECISION_TAG: as_precision(cfg.model.precision).value,
     }
     if weights == RANDOM_INIT:
         tags[names.CAVEAT_TAG] = RANDOM_WEIGHTS_NOTE
-    with step_run(cfg, STEP.name, key=key or STEP.key(cfg), run_name=f"evaluate {cfg.model.name} [{weights}]", tags=tags) as active:
+    key = key or STEP.key(cfg, _inputs(cfg, summary))  # the summary read once, above
+    with step_run(cfg, STEP.name, key=key, run_name=f"evaluate {cfg.model.name} [{weights}]", tags=tags) as active:
         log_chip_dataset_input(
             layout.dataset_url(cfg.evaluate.dataset), f"chips {summary.data}/{cfg.classes.name}", digest,
             names.EVALUATE_DATASET_CONTEXT, {names.DATASET_SUBSET_INPUT_TAG: ",".join(summary.subsets)},
         )
         spark = get_spark(cfg.spark) if path is InferencePath.spark else None
-        evaluation = evaluate_dataset(spark, cfg, summary, path)
+        evaluation = evaluate_dataset(spark, cfg.evaluate, cfg.model, cfg.classes, summary, path)
         _log_evaluation(evaluation, cfg)
         report = evaluation.report
         note = f"  ** {RANDOM_WEIGHTS_NOTE} **" if weights == RANDOM_INIT else ""
@@ -153,12 +154,13 @@ def _chips_summary(cfg: DictConfig) -> ChipSummary:
     return family.read_summary_or_suggest(cfg.evaluate.dataset, "evaluate.dataset", cfg)
 
 
-def _inputs(cfg: DictConfig) -> Dict[str, str]:
+def _inputs(cfg: DictConfig, summary: Optional[ChipSummary] = None) -> Dict[str, str]:
     """The chips enter the reuse key by their digest, not by how they were made; a
     weights file by the sha256 of its content, not by its path; a fine-tuned model by
-    the registry version its URI names now and its classifier's sha256."""
+    the registry version its URI names now and its classifier's sha256 (``summary``:
+    the dataset's, when the caller has read it)."""
     return {
-        "dataset_digest": _chips_summary(cfg).content_digest,
+        "dataset_digest": (summary or _chips_summary(cfg)).content_digest,
         "weights": weights_identity(cfg.model),
     }
 

@@ -32,7 +32,9 @@ def run(cfg: DictConfig, key: Optional[str] = None) -> Dict[str, Any]:
     with step_run(cfg, STEP.name, key=key or STEP.key(cfg), run_name=f"preprocess {cfg.data.name}/{cfg.classes.name}") as active:
         spark = get_spark(cfg.spark)
         with phases(STEP.name, [*PHASES, _LOGGING]) as begin:
-            result = build_chip_dataset(spark, cfg, begin)
+            result = build_chip_dataset(
+                spark, cfg.data, cfg.classes, cfg.preprocess, reuse_check=cfg.reuse_check, begin=begin
+            )
             begin(_LOGGING)
             _log_result(cfg, spark, result)
         summary = ChipSummary.from_dict(result.summary)

@@ -39,10 +39,11 @@ def _train(cfg: DictConfig, key: Optional[str]) -> Dict[str, Any]:
         names.TRAINING_TAG: training_summary(cfg.train),
         names.DATASET_TAG: cfg.train.dataset,
     }
-    with step_run(cfg, STEP.name, key=key or STEP.key(cfg), run_name=f"train {cfg.model.name} on {cfg.classes.name}", tags=tags) as active:
+    key = key or STEP.key(cfg, _inputs(cfg, summary))  # the summary read once, above
+    with step_run(cfg, STEP.name, key=key, run_name=f"train {cfg.model.name} on {cfg.classes.name}", tags=tags) as active:
         spark = get_spark(cfg.spark)
         log_subset_inputs(spark, cfg.train, f"chips {cfg.data.name}/{cfg.classes.name}")
-        outcome = train_and_log(spark, cfg, class_names)
+        outcome = train_and_log(spark, cfg.train, cfg.model, class_names)
         describe(cfg, outcome, class_names, digest)
         best = outcome.best_metrics
         print(
@@ -94,11 +95,12 @@ def _chips_summary(cfg: DictConfig) -> ChipSummary:
     return family.read_summary_or_suggest(cfg.train.dataset, "train.dataset", cfg)
 
 
-def _inputs(cfg: DictConfig) -> Dict[str, str]:
+def _inputs(cfg: DictConfig, summary: Optional[ChipSummary] = None) -> Dict[str, str]:
     """The chips enter the reuse key by their digest, not by how they were made; a
-    starting weights file by the sha256 of its content, not by its path."""
+    starting weights file by the sha256 of its content, not by its path (``summary``:
+    the dataset's, when the caller has read it)."""
     return {
-        "dataset_digest": _chips_summary(cfg).content_digest,
+        "dataset_digest": (summary or _chips_summary(cfg)).content_digest,
         "weights": weights_identity(cfg.model),
     }
 

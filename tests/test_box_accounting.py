@@ -65,7 +65,7 @@ def test_the_summary_reconciles_from_the_raw_box_rows_of_the_selected_classes(sp
     write_oid(root, BOXES)
     cfg = cfg_for(make_cfg, root)
 
-    summary = build_chip_dataset(spark, cfg).summary
+    summary = build_chip_dataset(spark, cfg.data, cfg.classes, cfg.preprocess, reuse_check=cfg.reuse_check).summary
 
     output = Path(cfg.preprocess.output)
     chips = pd.read_parquet(output / CHIPS_DIR)
@@ -90,4 +90,4 @@ def test_image_ids_that_collide_after_normalisation_are_an_error_naming_both(spa
     cfg = cfg_for(make_cfg, root)
 
     with pytest.raises(ValueError, match=r"train-annotations-bbox\.csv: 'CC01' and 'cc01'"):
-        build_chip_dataset(spark, cfg)
+        build_chip_dataset(spark, cfg.data, cfg.classes, cfg.preprocess, reuse_check=cfg.reuse_check)

@@ -159,7 +159,7 @@ def test_training_is_deterministic_with_a_fixed_seed(trained):
     cfg = cfg_for(trained["out"], "train.epochs=1")
     classes = manifest.read_summary(cfg.train.dataset)["selected_classes"]
     names_ = [c["DisplayName"] for c in classes]
-    first, second = (fit_classifier(cfg, names_, verbose=0) for _ in range(2))
+    first, second = (fit_classifier(cfg.train, cfg.model, names_, verbose=0) for _ in range(2))
     assert first.history == second.history
     for a, b in zip(first.model.get_weights(), second.model.get_weights()):
         np.testing.assert_array_equal(a, b)
@@ -172,7 +172,7 @@ def test_training_under_a_distribution_strategy_reports_the_validation_metrics_o
 
     cfg = cfg_for(trained["out"])
     names_ = [c["DisplayName"] for c in manifest.read_summary(cfg.train.dataset)["selected_classes"]]
-    result = fit_classifier(cfg, names_, strategy=tf.distribute.MirroredStrategy(["/cpu:0"]))
+    result = fit_classifier(cfg.train, cfg.model, names_, strategy=tf.distribute.MirroredStrategy(["/cpu:0"]))
     assert set(result.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
     assert len(result.history["val_loss"]) == 2 and result.train_stats.used > 0
     validation = ChipExamples(cfg.train.dataset, "validation", names_, cfg.model, None, 0)
@@ -215,5 +215,5 @@ def test_compare_puts_zero_shot_and_fine_tuned_runs_side_by_side_on_the_test_chi
 def test_more_barrier_workers_than_task_slots_are_refused_before_any_task(spark, tmp_path):
     cfg = compose(["train.strategy=spark_barrier", "train.num_workers=3"])  # the test session runs local[2]
     with pytest.raises(ValueError, match=r"train.num_workers=3 barrier tasks must all run at once, but the cluster has 2 task slots"):
-        train_on_spark_barrier(spark, cfg, ["Lion", "Tiger"], tmp_path / "classifier.keras")
+        train_on_spark_barrier(spark, cfg.train, cfg.model, ["Lion", "Tiger"], tmp_path / "classifier.keras")
     assert not (tmp_path / "classifier.keras").exists()

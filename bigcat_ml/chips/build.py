@@ -43,33 +43,46 @@ class PreprocessResult:
 PHASES = ("select classes", "select boxes and images", "cut and write chips", "count by class")
 
 
-def build_chip_dataset(spark: SparkSession, cfg: Any, begin: Callable[[str], None] = lambda phase: None) -> PreprocessResult:
-    """Select classes, cut chips from their boxes, write the dataset, reconcile the counts.
+def build_chip_dataset(
+    spark: SparkSession,
+    data_cfg: Any,
+    classes_cfg: Any,
+    preprocess_cfg: Any,
+    *,
+    reuse_check: ReuseCheck,
+    begin: Callable[[str], None] = lambda phase: None,
+) -> PreprocessResult:
+    """Select ``classes_cfg``'s classes in ``data_cfg``'s files, cut chips from their boxes
+    and write the dataset as ``preprocess_cfg`` says, reconcile the counts.
 
     Every selected box ends as a chip or as a reject with a reason; the sum is checked
-    here (and logged per class and reason by the entry point). ``begin`` hears each of
+    here (and logged per class and reason by the entry point). With ``reuse_check``
+    ``full`` every written chip is read again to check the counts and digest
+    (``read_back`` of :func:`bigcat_ml.chips.writer.write_chip_dataset`). ``begin`` hears each of
     :data:`PHASES` as it starts (:func:`bigcat_ml.runtime.progress.phases`).
     """
-    writer.check_output(cfg.preprocess.output, cfg.preprocess.overwrite)  # before any scan
+    writer.check_output(preprocess_cfg.output, preprocess_cfg.overwrite)  # before any scan
     begin(PHASES[0])
-    selected = load_selected_classes(spark, cfg.data, cfg.classes)
+    selected = load_selected_classes(spark, data_cfg, classes_cfg)
     begin(PHASES[1])
-    with select_images(spark, cfg.data, cfg.preprocess, selected) as chosen:
+    with select_images(spark, data_cfg, preprocess_cfg, selected) as chosen:
         begin(PHASES[2])
-        summary, by_class = _write_and_reconcile(spark, cfg, selected, chosen)
+        summary, by_class = _write_and_reconcile(
+            spark, data_cfg, preprocess_cfg, selected, chosen, read_back=reuse_check == ReuseCheck.full
+        )
         begin(PHASES[3])
         return PreprocessResult(
             summary=summary,
             selected=selected,
-            label_counts=label_counts(chosen.labels, cfg.preprocess, selected),
-            box_counts=box_counts(chosen.boxes, selected, cfg.data.subsets),
+            label_counts=label_counts(chosen.labels, preprocess_cfg, selected),
+            box_counts=box_counts(chosen.boxes, selected, data_cfg.subsets),
             chips_by_class=by_class,
             box_flags=chosen.boxes.select("LabelText", *BOX_FLAGS).toPandas(),
         )
 
 
 def _write_and_reconcile(
-    spark: SparkSession, cfg: Any, selected: pd.DataFrame, chosen: Selection
+    spark: SparkSession, data_cfg: Any, preprocess_cfg: Any, selected: pd.DataFrame, chosen: Selection, read_back: bool
 ) -> Tuple[Dict[str, Any], pd.DataFrame]:
     """Cut the chips, write chips + rejects, check the counts: (summary, outcomes by class).
 
@@ -77,7 +90,7 @@ def _write_and_reconcile(
     (``selected_boxes``): the image-level filter's and duplicates' rejects included.
     """
     # One extraction feeds both outputs and the counts: persist it so it runs once.
-    extracted = extract_chips(chosen.images, cfg.preprocess).persist(StorageLevel.MEMORY_AND_DISK)
+    extracted = extract_chips(chosen.images, preprocess_cfg).persist(StorageLevel.MEMORY_AND_DISK)
     before_images = chosen.missing.unionByName(chosen.dropped)
     try:
         chips, cut_rejects = split_chips_and_rejects(extracted)
@@ -88,19 +101,19 @@ def _write_and_reconcile(
             spark,
             chips,
             rejects,
-            cfg.preprocess.output,
-            overwrite=cfg.preprocess.overwrite,
-            lock_wait_s=cfg.preprocess.lock_wait_s,
+            preprocess_cfg.output,
+            overwrite=preprocess_cfg.overwrite,
+            lock_wait_s=preprocess_cfg.lock_wait_s,
             summary={
                 "selected_boxes": n_boxes,
                 "selected_classes": selected.to_dict(orient="records"),
-                "subsets": list(cfg.data.subsets),
-                "data": cfg.data.name,
+                "subsets": list(data_cfg.subsets),
+                "data": data_cfg.name,
             },
-            rows_per_file=cfg.preprocess.rows_per_partition,
+            rows_per_file=preprocess_cfg.rows_per_partition,
             verify=lambda written: reconcile(n_boxes, written),  # before it is moved into place
             counted=counted,
-            read_back=cfg.reuse_check == ReuseCheck.full,
+            read_back=read_back,
         )
         return summary, _outcomes_by_class(counted, selected)
     finally:

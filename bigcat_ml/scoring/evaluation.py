@@ -89,12 +89,12 @@ def choose_path(evaluate_cfg: Any, spark_cfg: Any, chips: int) -> InferencePath:
     return InferencePath.local if local_mode and chips < int(evaluate_cfg.auto_local_max_chips) else InferencePath.spark
 
 
-def evaluated_subset(cfg: Any) -> Optional[str]:
+def evaluated_subset(evaluate_cfg: Any, model_cfg: Any) -> Optional[str]:
     """``evaluate.subset``, or its default: ``test`` for a fine-tuned model (its other
     Subsets trained and selected it), every chip (None) for an ImageNet model."""
-    if cfg.evaluate.subset:
-        return str(cfg.evaluate.subset)
-    return names.COMPARISON_SUBSET if cfg.model.source else None
+    if evaluate_cfg.subset:
+        return str(evaluate_cfg.subset)
+    return names.COMPARISON_SUBSET if model_cfg.source else None
 
 
 def fine_tuned_truth(source: str, selected: List[str]) -> Dict[str, ClassTruth]:
@@ -117,26 +117,30 @@ def fine_tuned_truth(source: str, selected: List[str]) -> Dict[str, ClassTruth]:
 
 
 def evaluate_dataset(
-    spark: Optional[SparkSession], cfg: Any, summary: ChipSummary, path: Optional[InferencePath] = None
+    spark: Optional[SparkSession],
+    evaluate_cfg: Any,
+    model_cfg: Any,
+    classes_cfg: Any,
+    summary: ChipSummary,
+    path: InferencePath,
 ) -> Evaluation:
-    """Predict the chips of ``cfg.evaluate.dataset`` (of :func:`evaluated_subset`) and
-    compute the metrics, over all of them and per ``Subset``; ``summary`` is the dataset's,
-    read once by the caller.
+    """Predict the chips of ``evaluate_cfg.dataset`` (of :func:`evaluated_subset`) with
+    ``model_cfg``'s model and compute the metrics, over all of them and per ``Subset``;
+    ``summary`` is the dataset's, read once by the caller.
 
-    ``path`` (default: :func:`choose_path` for ``cfg.evaluate.path``): ``spark``
+    ``path`` (the caller's :func:`choose_path`, which it tags the run with): ``spark``
     (predict_batch_udf on the session's executors) or ``local`` (one process over
     tf.data); both give the same predictions for the same chips. Predictions + rejects must equal the chips the
     dataset holds (in that Subset); a mismatch is an error. An ImageNet model's truth is
-    ``classes.imagenet_map``; a fine-tuned model's (``model.source``) is its own classes.
+    ``classes_cfg.imagenet_map``; a fine-tuned model's (``model.source``) is its own classes.
     """
-    output = cfg.evaluate.dataset
-    subset = evaluated_subset(cfg)
-    if cfg.model.source:
-        truth = fine_tuned_truth(cfg.model.source, summary.class_names)
+    output = evaluate_cfg.dataset
+    subset = evaluated_subset(evaluate_cfg, model_cfg)
+    if model_cfg.source:
+        truth = fine_tuned_truth(model_cfg.source, summary.class_names)
     else:
-        truth = ground_truth_map(cfg.classes, list(summary.selected_classes), cfg.evaluate.allow_unmapped)
+        truth = ground_truth_map(classes_cfg, list(summary.selected_classes), evaluate_cfg.allow_unmapped)
     expected = summary.chips if subset is None else readers.count_chips(output, subset)
-    path = path or choose_path(cfg.evaluate, cfg.spark, int(expected))
     seconds: Dict[str, float] = {}
     start = time.perf_counter()
     if path is InferencePath.spark:
@@ -145,12 +149,12 @@ def evaluate_dataset(
         chips = readers.read_chips_spark(spark, output)
         if subset is not None:
             chips = chips.filter(F.col("Subset") == subset)
-        with predict_spark(spark, chips, cfg.model, cfg.evaluate) as scored:
+        with predict_spark(spark, chips, model_cfg, evaluate_cfg) as scored:
             seconds["predict"] = time.perf_counter() - start
             predictions, rejects = scored.to_pandas()
         seconds["collect"] = time.perf_counter() - start - seconds["predict"]
     elif path is InferencePath.local:
-        predictions, rejects = predict_local(output, cfg.model, cfg.evaluate, subset)
+        predictions, rejects = predict_local(output, model_cfg, evaluate_cfg, subset)
         seconds["predict"] = time.perf_counter() - start
     else:
         raise ValueError(f"evaluate_dataset needs the spark or local path, got {path!r}")
@@ -177,7 +181,7 @@ def evaluate_dataset(
 
     def measure(frame: pd.DataFrame) -> EvaluationReport:
         return evaluate_predictions(
-            frame, mapped, n_bins=cfg.evaluate.calibration_bins, size_buckets=list(cfg.evaluate.size_buckets)
+            frame, mapped, n_bins=evaluate_cfg.calibration_bins, size_buckets=list(evaluate_cfg.size_buckets)
         )
 
     report = measure(scored)

@@ -88,9 +88,11 @@ class Step:
     claim: Callable[[DictConfig], ContextManager[None]] = field(default=_claims_nothing)
     chain: Optional[Callable[[DictConfig], Sequence["Step"]]] = None
 
-    def key(self, cfg: DictConfig) -> str:
-        """The reuse key of this step under ``cfg``: its config and its inputs (see :func:`step_key`)."""
-        return step_key(cfg, self.sections, self.ignore, self.inputs(cfg))
+    def key(self, cfg: DictConfig, inputs: Optional[Mapping[str, str]] = None) -> str:
+        """The reuse key of this step under ``cfg``: its config and its inputs (see :func:`step_key`);
+        ``inputs`` when the caller has them already (what ``self.inputs(cfg)`` returns), so that
+        what they are read from is read once."""
+        return step_key(cfg, self.sections, self.ignore, self.inputs(cfg) if inputs is None else inputs)
 
     def runs(self, cfg: DictConfig) -> Tuple["Step", ...]:
         """The steps a run of this one runs under ``cfg``, in order."""

@@ -41,17 +41,20 @@ class DistributedResult:
     stats: Dict[str, SubsetStats]
 
 
-def train_on_spark_barrier(spark: SparkSession, cfg: Any, class_names: Sequence[str], classifier_file: Path) -> DistributedResult:
-    """Train with ``cfg.train.num_workers`` barrier tasks; write the classifier to ``classifier_file``."""
-    workers = int(cfg.train.num_workers)
+def train_on_spark_barrier(
+    spark: SparkSession, train_cfg: Any, model_cfg: Any, class_names: Sequence[str], classifier_file: Path
+) -> DistributedResult:
+    """Train with ``train_cfg.num_workers`` barrier tasks; write the classifier to ``classifier_file``."""
+    workers = int(train_cfg.num_workers)
     slots = task_slots(spark)
     if workers < 1 or workers > slots:
         raise ValueError(
             f"train.num_workers={workers} barrier tasks must all run at once, but the cluster has {slots} task slots; "
             "lower train.num_workers or add executors"
         )
-    plain_cfg = OmegaConf.to_container(cfg, resolve=True)
-    task = partial(_train_worker, plain_cfg, list(class_names))
+    # The workers get plain dicts (picklable), resolved here where the sections' interpolations resolve.
+    plain_train, plain_model = (OmegaConf.to_container(section, resolve=True) for section in (train_cfg, model_cfg))
+    task = partial(_train_worker, plain_train, plain_model, list(class_names))
     results = spark.sparkContext.parallelize(range(workers), workers).barrier().mapPartitions(task).collect()
     if len(results) != 1:
         raise RuntimeError(f"expected the chief's result only, got {len(results)} results from {workers} workers")
@@ -66,7 +69,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _train_worker(plain_cfg: Dict[str, Any], class_names: List[str], _: Iterator[int]) -> Iterator[tuple]:
+def _train_worker(plain_train: Dict[str, Any], plain_model: Dict[str, Any], class_names: List[str], _: Iterator[int]) -> Iterator[tuple]:
     """One barrier task: join the TensorFlow cluster, fit, and (chief only) return the model."""
     from dataclasses import asdict
 
@@ -90,13 +93,13 @@ def _train_worker(plain_cfg: Dict[str, Any], class_names: List[str], _: Iterator
     from bigcat_ml.scoring.fine_tuned import CLASSIFIER_FILE, save_classifier
     from bigcat_ml.training.fit import fit_classifier
 
-    cfg = OmegaConf.create(plain_cfg)
-    result = fit_classifier(cfg, class_names, strategy=strategy, verbose=0)
+    train_cfg = OmegaConf.create(plain_train)
+    result = fit_classifier(train_cfg, OmegaConf.create(plain_model), class_names, strategy=strategy, verbose=0)
     with tempfile.TemporaryDirectory(prefix=f"bigcat_ml-worker{rank}-") as folder:
         # Every worker saves (the strategy's variables are read collectively); the chief's copy is kept.
-        path = save_classifier(result.model, Path(folder) / CLASSIFIER_FILE, class_names, ModelConfig(**plain_cfg["model"]))
+        path = save_classifier(result.model, Path(folder) / CLASSIFIER_FILE, class_names, ModelConfig(**plain_model))
         payload = path.read_bytes()
     context.barrier()
     if rank == 0:
-        stats = {cfg.train.train_subset: asdict(result.train_stats), cfg.train.validation_subset: asdict(result.validation_stats)}
+        stats = {train_cfg.train_subset: asdict(result.train_stats), train_cfg.validation_subset: asdict(result.validation_stats)}
         yield payload, result.history, result.best_epoch, stats

@@ -58,30 +58,31 @@ def seed_everything(seed: int) -> None:
 
 
 def fit_classifier(
-    cfg: Any,
+    train_cfg: Any,
+    model_cfg: Any,
     class_names: Sequence[str],
     strategy: Optional["tf.distribute.Strategy"] = None,
     callbacks: Sequence["keras.callbacks.Callback"] = (),
     verbose: int = 2,
 ) -> FitResult:
-    """Train ``cfg.model``'s backbone + a head over ``class_names`` (output order) on ``cfg.train``."""
+    """Train ``model_cfg``'s backbone + a head over ``class_names`` (output order) as
+    ``train_cfg`` says (the ``train`` and ``model`` config sections)."""
     import keras
 
-    if cfg.model.source:
+    if model_cfg.source:
         raise ValueError("model.source names an already trained model; unset it (model.source=null) to train")
-    train_cfg = cfg.train
     if train_cfg.epochs < 1 or train_cfg.batch_size < 1:
         raise ValueError(f"train.epochs and train.batch_size must be at least 1; got {train_cfg.epochs}, {train_cfg.batch_size}")
     quiet_petastorm()
     seed_everything(int(train_cfg.seed))
-    with local_weights_file(cfg.model) as weights_file, (strategy.scope() if strategy else contextlib.nullcontext()):
+    with local_weights_file(model_cfg) as weights_file, (strategy.scope() if strategy else contextlib.nullcontext()):
         model = build_classifier(
-            cfg.model, weights_file, len(class_names), bool(train_cfg.freeze_backbone), train_cfg.batchnorm_momentum
+            model_cfg, weights_file, len(class_names), bool(train_cfg.freeze_backbone), train_cfg.batchnorm_momentum
         )
         compile_classifier(model, float(train_cfg.learning_rate))
     seed = int(train_cfg.seed)
-    train = ChipExamples(train_cfg.dataset, train_cfg.train_subset, class_names, cfg.model, augmentation(train_cfg), seed)
-    validation = ChipExamples(train_cfg.dataset, train_cfg.validation_subset, class_names, cfg.model, None, seed)
+    train = ChipExamples(train_cfg.dataset, train_cfg.train_subset, class_names, model_cfg, augmentation(train_cfg), seed)
+    validation = ChipExamples(train_cfg.dataset, train_cfg.validation_subset, class_names, model_cfg, None, seed)
     buffer = min(int(train_cfg.shuffle_buffer), max(1, readers.count_chips(train_cfg.dataset, train_cfg.train_subset)))
     stopper = keras.callbacks.EarlyStopping(
         monitor=MONITOR, patience=int(train_cfg.early_stopping_patience), restore_best_weights=True

@@ -98,10 +98,9 @@ def _stats_metrics(stats: Dict[str, SubsetStats]) -> Dict[str, float]:
     return metrics
 
 
-def train_and_log(spark: Optional[SparkSession], cfg: Any, class_names: Sequence[str]) -> TrainOutcome:
-    """Train on ``cfg.train`` and log everything to the active run; register the model."""
+def train_and_log(spark: Optional[SparkSession], train_cfg: Any, model_cfg: Any, class_names: Sequence[str]) -> TrainOutcome:
+    """Train ``model_cfg`` as ``train_cfg`` says and log everything to the active run; register the model."""
     start = time.perf_counter()
-    train_cfg = cfg.train
     strategy = TrainStrategy(train_cfg.strategy)
     with tempfile.TemporaryDirectory(prefix="bigcat_ml-train-") as folder:
         classifier_file = Path(folder) / CLASSIFIER_FILE
@@ -110,7 +109,7 @@ def train_and_log(spark: Optional[SparkSession], cfg: Any, class_names: Sequence
 
             if spark is None:
                 raise ValueError("train.strategy=spark_barrier needs a SparkSession")
-            trained = train_on_spark_barrier(spark, cfg, class_names, classifier_file)
+            trained = train_on_spark_barrier(spark, train_cfg, model_cfg, class_names, classifier_file)
             log_history(trained.history)
             history, best, stats = trained.history, trained.best_epoch, trained.stats
         else:
@@ -118,8 +117,8 @@ def train_and_log(spark: Optional[SparkSession], cfg: Any, class_names: Sequence
 
             from bigcat_ml.training.fit import fit_classifier
 
-            result = fit_classifier(cfg, class_names, callbacks=[MlflowCallback()])
-            save_classifier(result.model, classifier_file, class_names, as_model_config(cfg.model))
+            result = fit_classifier(train_cfg, model_cfg, class_names, callbacks=[MlflowCallback()])
+            save_classifier(result.model, classifier_file, class_names, as_model_config(model_cfg))
             history, best = result.history, result.best_epoch
             stats = {train_cfg.train_subset: result.train_stats, train_cfg.validation_subset: result.validation_stats}
         best_metrics = {name: values[best] for name, values in history.items()}
@@ -139,8 +138,8 @@ def train_and_log(spark: Optional[SparkSession], cfg: Any, class_names: Sequence
             input_example(train_cfg.dataset, train_cfg.validation_subset),
             class_names,
             metadata={
-                "backbone": cfg.model.name,
-                "weights": weights_source(cfg.model),
+                "backbone": model_cfg.name,
+                "weights": weights_source(model_cfg),
                 "training": training_summary(train_cfg),
                 "best_epoch": best + 1,
             },
