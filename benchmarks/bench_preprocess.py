@@ -2,9 +2,10 @@
 
 Spark is timed three ways: the whole ``build_chip_dataset`` (CSV scans, selection,
 joins, extraction, counts and digest, Petastorm write), ``extract_chips`` on
-the images ``attach_images`` returns (reads the image files, joins them to their boxes,
-crops; output discarded with the ``noop`` writer), and ``extract_chips`` on those images
-cached in Spark's memory (cropping and Arrow transfer only). The plain loop reads the
+the images ``attach_images`` returns (joins the found files to their boxes, then reads and
+crops each file in the cropping task; output discarded with the ``noop`` writer), and
+``extract_chips`` on those image rows cached in Spark's memory (the join skipped: the rows
+hold paths, so the files are still read where they are cropped). The plain loop reads the
 same files and calls ``crop_image_boxes`` per image with the same boxes and settings.
 Rates count boxes: every box becomes one chip or one reject. CPU seconds are those of
 this process tree (driver, JVM, Python workers), so they show what each box costs

@@ -29,6 +29,7 @@ IMAGES_SCHEMA = StructType(
     [
         StructField("ImageID", StringType(), False),
         StructField("Subset", StringType(), True),
+        StructField("path", StringType(), True),
         StructField("Data", BinaryType(), True),
         StructField("boxes", ArrayType(BOX_STRUCT), True),
     ]
@@ -47,7 +48,8 @@ def oid_box(xmin: float, xmax: float, ymin: float, ymax: float, label: str = "/m
 
 
 def images_frame(spark: SparkSession, images: List[tuple]) -> DataFrame:
-    return spark.createDataFrame(images, IMAGES_SCHEMA)
+    """Images whose bytes are in the rows, as a Parquet of bytes gives them."""
+    return spark.createDataFrame([(image_id, subset, None, *rest) for image_id, subset, *rest in images], IMAGES_SCHEMA)
 
 
 def mixed_images(spark: SparkSession) -> DataFrame:
@@ -126,6 +128,22 @@ def test_chip_rows_carry_the_box_attributes_and_sizes(spark, preprocess_cfg):
     assert (good.XMin, good.XMax, good.YMin, good.YMax) == (0.5, 1.0, 0.0, 0.5)
     assert (good.IsOccluded, good.IsTruncated, good.IsInside) == (0, 1, -1)
     assert (good.image_width, good.image_height, good.chip_width, good.chip_height) == (120, 80, 60, 40)
+
+
+def test_an_image_file_is_read_by_the_cropping_task_and_cut_as_its_bytes_are(spark, preprocess_cfg, tmp_path):
+    good = encode(blocks_image())
+    (tmp_path / "good.jpg").write_bytes(good)
+    boxes = [oid_box(0.5, 1.0, 0.0, 0.5)]
+    images = spark.createDataFrame(
+        [("from_file", "train", str(tmp_path / "good.jpg"), None, boxes), ("from_bytes", "train", None, good, boxes)], IMAGES_SCHEMA
+    )
+
+    chips, rejects = split_chips_and_rejects(extract_chips(images, preprocess_cfg))
+
+    cut = {r.ImageID: r.chip for r in chips.collect()}
+    assert rejects.count() == 0
+    assert cut["from_file"] == cut["from_bytes"]
+    assert_colour(centre(decoded(cut["from_file"])), GREEN)
 
 
 def test_input_without_the_boxes_column_is_refused_naming_it(spark, preprocess_cfg):

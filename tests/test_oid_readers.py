@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 
 from bigcat_ml.oid import images, readers, selection
+from bigcat_ml.oid.images import image_bytes
 from bigcat_ml.oid.schemas import BOX_COLUMNS, BOXES_SCHEMA, IMAGE_LABEL_COLUMNS
 from bigcat_ml.oid.rejects import MISSING_IMAGE, REJECTS_SCHEMA
 
@@ -271,7 +272,7 @@ def test_label_and_box_counts_per_class(spark, oid, make_cfg):
 
 def images_as_rows(images) -> Dict[tuple, tuple]:
     return {
-        (r.Subset, r.ImageID): (bytes(r.Data), [(b.LabelText, b.XMin, b.IsGroupOf) for b in r.boxes])
+        (r.Subset, r.ImageID): (image_bytes(r.Data, r.path), [(b.LabelText, b.XMin, b.IsGroupOf) for b in r.boxes])
         for r in images.collect()
     }
 
@@ -282,7 +283,7 @@ def test_images_carry_their_boxes_and_a_missing_image_is_a_reject(spark, tmp_pat
     data = write_oid(root)
     cfg = config(make_cfg, root)
     _, boxes = load(spark, cfg)
-    with selection.attach_images(spark, boxes, cfg.data) as (images, rejects):
+    with selection.attach_images(spark, boxes, cfg.data, cfg.preprocess.images_per_task) as (images, rejects):
         assert tuple(images.columns) == selection.IMAGE_COLUMNS
         assert images_as_rows(images) == {
             # the file on disk is AA01.jpg: ImageIDs match whatever their case
@@ -319,7 +320,7 @@ def test_needed_images_are_found_in_flat_and_tar_shard_folders_without_listing(s
     dirs = f"data.images_dirs=['{moved}/{{subset}}','{moved}/{{subset}}_{{shard}}','{moved}']"
     cfg = config(make_cfg, oid, f"data.images_path={moved}", dirs)
     _, boxes = load(spark, cfg)
-    with selection.attach_images(spark, boxes, cfg.data) as (found, rejects):
+    with selection.attach_images(spark, boxes, cfg.data, cfg.preprocess.images_per_task) as (found, rejects):
         assert sorted(r.ImageID for r in found.collect()) == ["aa01", "aa03"]
         assert [(r.ImageID, r.reason) for r in rejects.collect()] == [("bb01", MISSING_IMAGE)]
 
@@ -329,7 +330,7 @@ def test_parquet_and_dir_image_sources_give_the_same_result(spark, oid, make_cfg
     for overrides in ([], ["data.images_format=parquet", f"data.images_path={oid / 'images.parquet'}"]):
         cfg = config(make_cfg, oid, *overrides)
         _, boxes = load(spark, cfg)
-        with selection.attach_images(spark, boxes, cfg.data) as (images, rejects):
+        with selection.attach_images(spark, boxes, cfg.data, cfg.preprocess.images_per_task) as (images, rejects):
             results.append((images_as_rows(images), [(r.ImageID, r.reason) for r in rejects.collect()]))
     assert results[0] == results[1]
     assert len(results[0][0]) == 2 and results[0][1] == [("bb01", MISSING_IMAGE)]
@@ -340,7 +341,7 @@ def test_a_parquet_without_subset_matches_by_image_id(spark, oid, make_cfg):
     pq.write_table(table, oid / "ids_only.parquet")
     cfg = config(make_cfg, oid, "data.images_format=parquet", f"data.images_path={oid / 'ids_only.parquet'}")
     _, boxes = load(spark, cfg)
-    with selection.attach_images(spark, boxes, cfg.data) as (images, rejects):
+    with selection.attach_images(spark, boxes, cfg.data, cfg.preprocess.images_per_task) as (images, rejects):
         assert sorted((r.Subset, r.ImageID) for r in images.collect()) == [("train", "aa01"), ("train", "aa03")]
         assert rejects.count() == 1
 
@@ -349,8 +350,8 @@ def test_the_same_image_in_two_name_variants_is_read_from_the_first_candidate(sp
     (oid / "images" / "train" / "aa03.JPEG").write_bytes(jpeg((1, 2, 3)))
     cfg = config(make_cfg, oid)
     _, boxes = load(spark, cfg)
-    with selection.attach_images(spark, boxes, cfg.data) as (images, _):
-        data = {r.ImageID: bytes(r.Data) for r in images.collect()}
+    with selection.attach_images(spark, boxes, cfg.data, cfg.preprocess.images_per_task) as (images, _):
+        data = {r.ImageID: image_bytes(r.Data, r.path) for r in images.collect()}
     assert data["aa03"] == (oid / "images" / "train" / "aa03.jpg").read_bytes()
 
 
@@ -360,7 +361,7 @@ def test_the_same_image_twice_in_a_parquet_is_an_error(spark, oid, make_cfg):
     cfg = config(make_cfg, oid, "data.images_format=parquet", f"data.images_path={oid / 'twice.parquet'}")
     _, boxes = load(spark, cfg)
     with pytest.raises(ValueError, match="more than once.*train/aa0"):
-        with selection.attach_images(spark, boxes, cfg.data):
+        with selection.attach_images(spark, boxes, cfg.data, cfg.preprocess.images_per_task):
             pass
 
 
@@ -370,7 +371,7 @@ def test_a_parquet_without_data_is_an_error_naming_it(spark, oid, make_cfg):
     cfg = config(make_cfg, oid, "data.images_format=parquet", f"data.images_path={path}")
     _, boxes = load(spark, cfg)
     with pytest.raises(Exception, match=re.escape(f"{path}: missing column(s) ['Data']")):  # raised in the task that reads it
-        with selection.attach_images(spark, boxes, cfg.data):
+        with selection.attach_images(spark, boxes, cfg.data, cfg.preprocess.images_per_task):
             pass
 
 
@@ -388,7 +389,7 @@ def test_many_needed_image_files_are_looked_up_in_a_few_tasks_per_core(spark, oi
     tracker = spark.sparkContext.statusTracker()
     spark.sparkContext.setJobGroup("attach-many", "attach-many")
     try:
-        with selection.attach_images(spark, selected_boxes, cfg.data) as (images, _):
+        with selection.attach_images(spark, selected_boxes, cfg.data, cfg.preprocess.images_per_task) as (images, _):
             assert images.count() == 2 + len(ids)
     finally:
         spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)

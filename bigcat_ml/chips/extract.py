@@ -1,10 +1,11 @@
 """Spark wiring of :func:`bigcat_ml.chips.crop.crop_image_boxes`: images in, one row per box out.
 
 The input has one row per source image with all its boxes in an array column, so each
-image is decoded once however many boxes it has. ``mapInArrow`` hands the images over
-in Arrow batches of ``spark.sql.execution.arrow.maxRecordsPerBatch`` *rows*; with image
-bytes in every row, keep that small (tens of images) or a Python worker holds a whole
-batch of full-size images in memory.
+image is decoded once however many boxes it has. An image file is read here, by the task
+that crops it, one image at a time (:func:`bigcat_ml.oid.images.image_bytes`). Bytes from a
+Parquet of bytes come in the rows: ``mapInArrow`` hands them over in Arrow batches of
+``spark.sql.execution.arrow.maxRecordsPerBatch`` *rows*, so keep that small (tens of
+images) or a Python worker holds a whole batch of full-size images in memory.
 
 ``mapInArrow`` rather than ``mapInPandas``: the rows are built in Python either way, and
 skipping pandas (nested box structs to dicts, nullable integer columns) is faster
@@ -25,13 +26,15 @@ from pyspark.sql.types import StringType, StructField, StructType
 
 from bigcat_ml.chips.crop import ChipResult, crop_image_boxes
 from bigcat_ml.chips.schema import ChipSchema
+from bigcat_ml.oid.images import PATH, image_bytes
 from bigcat_ml.oid.schemas import BOX_COORDINATES, BOX_FLAGS, DATA, IMAGE_ID, LABEL_NAME, SOURCE, SUBSET
 from bigcat_ml.oid.rejects import REJECTS_SCHEMA
 from bigcat_ml.runtime.spark import ARROW_BATCH_ROWS_KEY
+from bigcat_ml.runtime.workers import spare_the_collector
 
 log = logging.getLogger(__name__)
 
-INPUT_COLUMNS = (IMAGE_ID, SUBSET, DATA, "boxes")
+INPUT_COLUMNS = (IMAGE_ID, SUBSET, PATH, DATA, "boxes")
 BOX_TEXT_COLUMNS = (SOURCE, LABEL_NAME, "LabelText")
 
 # Chip columns may be null on a reject row; `reason` is null exactly on chip rows.
@@ -50,8 +53,8 @@ ARROW_BATCH_ROWS_ADVICE = 256
 def extract_chips(images_with_boxes: DataFrame, preprocess_cfg: Any) -> DataFrame:
     """Crop every box of every image; exactly one output row per input box.
 
-    ``images_with_boxes``: ``ImageID``, ``Subset``, ``Data`` (image file bytes, null when
-    the image is missing) and ``boxes`` (array of structs with the OID box columns,
+    ``images_with_boxes``: ``ImageID``, ``Subset``, ``path`` and ``Data`` (the image's
+    file, or its bytes; both null when the image is missing) and ``boxes`` (array of structs with the OID box columns,
     coordinates as fractions). Returns :data:`EXTRACTION_SCHEMA`: the ChipSchema columns
     plus ``reason``/``detail``; split it with :func:`split_chips_and_rejects`. The result
     is expensive to recompute: persist it if it is used more than once.
@@ -97,6 +100,7 @@ def _advise_on_arrow_batch_size(df: DataFrame) -> None:
 
 
 def _extract_partition(batches: Iterator[pa.RecordBatch], **crop_args: Any) -> Iterator[pa.RecordBatch]:
+    spare_the_collector()
     for images in batches:
         yield _extract_batch(images, **crop_args)
 
@@ -104,10 +108,10 @@ def _extract_partition(batches: Iterator[pa.RecordBatch], **crop_args: Any) -> I
 def _extract_batch(images: pa.RecordBatch, **crop_args: Any) -> pa.RecordBatch:
     columns: Dict[str, List[Any]] = {name: [] for name in _ARROW_SCHEMA.names}
     expected = 0
-    for image_id, subset, data, boxes in zip(*(images.column(name).to_pylist() for name in INPUT_COLUMNS)):
+    for image_id, subset, path, data, boxes in zip(*(images.column(name).to_pylist() for name in INPUT_COLUMNS)):
         boxes = boxes or []
         expected += len(boxes)
-        for box, result in zip(boxes, crop_image_boxes(data, boxes, **crop_args)):
+        for box, result in zip(boxes, crop_image_boxes(image_bytes(data, path), boxes, **crop_args)):
             columns["ImageID"].append(image_id)
             columns["Subset"].append(subset)
             for name in _BOX_FIELDS:

@@ -78,6 +78,7 @@ RANGES: Dict[str, Range] = {
     "preprocess.min_chip_side": POSITIVE,
     "preprocess.jpeg_quality": JPEG_QUALITY,
     "preprocess.max_image_pixels": POSITIVE,
+    "preprocess.images_per_task": POSITIVE,
     "preprocess.rows_per_partition": POSITIVE,
     "preprocess.lock_wait_s": COUNT,
     "evaluate.batch_size": POSITIVE,

@@ -163,6 +163,8 @@ class PreprocessConfig:
     min_chip_side: int = MISSING
     jpeg_quality: int = MISSING
     max_image_pixels: int = MISSING
+    # Images per cropping task at most; tasks come in whole waves over the cores.
+    images_per_task: int = MISSING
     rows_per_partition: int = MISSING
     output: Optional[str] = MISSING
     overwrite: bool = MISSING

@@ -14,6 +14,7 @@ thousand. Both layouts are read by what is needed, not by what is stored:
 from __future__ import annotations
 
 import logging
+import math
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -73,16 +74,34 @@ def find_image_files(spark: SparkSession, folders: Sequence[str], needed: DataFr
     return located.filter(F.col(PATH).isNotNull())
 
 
-def _read_files(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    for batch in batches:
-        data = pa.array([fs.read_bytes(p) for p in batch.column(PATH).to_pylist()], pa.binary())
-        yield pa.RecordBatch.from_arrays([*batch.columns, data], names=[*batch.schema.names, DATA])
+def image_tasks(images: int, slots: int, images_per_task: int) -> int:
+    """How many tasks to cut ``images`` in: whole waves over the ``slots`` task slots, each
+    task at most ``images_per_task`` images.
+
+    Each Python task costs its core a fixed start-up whatever it holds, and a core that ends
+    its last task early idles while another finishes, so few tasks of equal image counts
+    beat the shuffle's partitions, whose sizes vary (measured in docs/benchmarks.md).
+    """
+    waves = max(1, math.ceil(images / (slots * images_per_task)))
+    return slots * waves
 
 
-def with_file_bytes(frame: DataFrame) -> DataFrame:
-    """``frame`` (with a ``path`` column) plus ``Data``, each file's bytes read in the task."""
-    schema = StructType([*frame.schema.fields, StructField(DATA, BinaryType(), True)])
-    return frame.mapInArrow(_read_files, schema=schema)
+def with_paths_only(frame: DataFrame, tasks: int) -> DataFrame:
+    """``frame`` (with a ``path`` column) dealt round-robin into ``tasks`` partitions, plus a
+    null ``Data``: each file is read by the task that crops it (:func:`image_bytes`), so its
+    bytes never pass through the JVM."""
+    return frame.repartition(tasks).withColumn(DATA, F.lit(None).cast(BinaryType()))
+
+
+def image_bytes(data: Optional[bytes], path: Optional[str]) -> Optional[bytes]:
+    """An image's bytes: those its row carries (Parquet of bytes), else its file's, else None.
+
+    Reading the file where it is cropped saves two Arrow copies of every image (Python to
+    the JVM and back) over reading it in a stage of its own.
+    """
+    if data is not None or path is None:
+        return data
+    return fs.read_bytes(path)
 
 
 # --------------------------------------------------------------------------- Parquet of bytes
@@ -182,12 +201,14 @@ def _read_parquet_rows(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordB
         yield pa.RecordBatch.from_arrays([*batch.columns, pa.array(data, pa.binary())], names=[*batch.schema.names, DATA])
 
 
-def with_parquet_bytes(frame: DataFrame) -> DataFrame:
-    """``frame`` (with _file, _row_group, _row) plus ``Data``, read row group by row group.
+def with_parquet_bytes(frame: DataFrame, tasks: int) -> DataFrame:
+    """``frame`` (with _file, _row_group, _row) plus ``Data``, read row group by row group,
+    and a null ``path`` (the bytes are in the row).
 
-    Rows of one row group are brought together first, so each needed row group is opened
-    once per task (a row group whose rows span two Arrow batches is opened twice).
+    Rows of one row group are brought together first, in one of ``tasks`` partitions, so
+    each needed row group is opened once per task (a row group whose rows span two Arrow
+    batches is opened twice).
     """
     schema = StructType([*frame.schema.fields, StructField(DATA, BinaryType(), True)])
-    grouped = frame.repartition(FILE, ROW_GROUP).sortWithinPartitions(FILE, ROW_GROUP)
-    return grouped.mapInArrow(_read_parquet_rows, schema=schema)
+    grouped = frame.repartition(tasks, FILE, ROW_GROUP).sortWithinPartitions(FILE, ROW_GROUP)
+    return grouped.mapInArrow(_read_parquet_rows, schema=schema).withColumn(PATH, F.lit(None).cast(StringType()))

@@ -53,7 +53,8 @@ KEYS = [SUBSET_COLUMN, IMAGE_ID]
 # Fields of each element of ``boxes``; coordinates are fractions of the image size.
 BOX_FIELDS = (SOURCE, LABEL_NAME, LABEL_TEXT, CONFIDENCE, *BOX_COORDINATES, *BOX_FLAGS)
 SELECTED_BOX_COLUMNS = (IMAGE_ID, SUBSET_COLUMN, *BOX_FIELDS)
-IMAGE_COLUMNS = (IMAGE_ID, SUBSET_COLUMN, DATA, BOXES)
+# Each image's bytes are in Data (Parquet of bytes) or in the file at path (read when cropped).
+IMAGE_COLUMNS = (IMAGE_ID, SUBSET_COLUMN, images.PATH, DATA, BOXES)
 _SELECTED = "_selected"
 # label_counts' column of images whose label of the class has no usable Confidence.
 INVALID_CONFIDENCE = "invalid_confidence"
@@ -255,14 +256,15 @@ def load_selected_boxes(
 # --------------------------------------------------------------------------- images
 
 
-# (index of the needed images found: Subset, ImageID + where; reads their bytes into an index-joined frame)
-_ImageSource = Tuple[DataFrame, Callable[[DataFrame], DataFrame]]
+# (index of the needed images found: Subset, ImageID + where; adds path and Data to an index-joined
+# frame, in the number of partitions given)
+_ImageSource = Tuple[DataFrame, Callable[[DataFrame, int], DataFrame]]
 
 
 def _dir_images(spark: SparkSession, data_cfg: DataConfig, needed: DataFrame) -> _ImageSource:
     """The needed images' paths, looked for in ``data.images_dirs`` (no folder is listed)."""
     index = images.find_image_files(spark, list(data_cfg.images_dirs), needed).persist()
-    return index, images.with_file_bytes
+    return index, images.with_paths_only
 
 
 def _parquet_images(spark: SparkSession, images_path: str, needed: DataFrame) -> _ImageSource:
@@ -299,14 +301,19 @@ def _missing_rejects(boxes: DataFrame, index: DataFrame, data_cfg: DataConfig) -
 
 
 @contextmanager
-def attach_images(spark: SparkSession, boxes: DataFrame, data_cfg: DataConfig) -> Iterator[Tuple[DataFrame, DataFrame]]:
-    """Join the selected boxes to their image bytes, one row per image, for the block.
+def attach_images(
+    spark: SparkSession, boxes: DataFrame, data_cfg: DataConfig, images_per_task: int
+) -> Iterator[Tuple[DataFrame, DataFrame]]:
+    """Join the selected boxes to where their image bytes are, one row per image, for the block.
 
     Yields ``(images, rejects)``. ``images``: :data:`IMAGE_COLUMNS` = ImageID, Subset,
-    Data (the file's bytes), boxes (array of structs of :data:`BOX_FIELDS`); lazy, the
-    bytes are read when it is consumed. ``rejects``: ``REJECTS_SCHEMA`` rows, reason
+    path (of the image file; null for a Parquet of bytes), Data (the bytes from a Parquet
+    of bytes; null for files, which the cropping task reads: see
+    :func:`bigcat_ml.oid.images.image_bytes`), boxes (array of structs of
+    :data:`BOX_FIELDS`); lazy, the Parquet's bytes are read when it is consumed. ``rejects``: ``REJECTS_SCHEMA`` rows, reason
     ``missing_image``, one per box whose image is absent. Raises if boxes in images plus
-    rejects differ from the boxes given. The small frames cached on the way are released
+    rejects differ from the boxes given. ``images`` comes in :func:`images.image_tasks`
+    partitions of equal image counts (``images_per_task`` at most), the tasks that crop them. The small frames cached on the way are released
     when the block exits, so consume both inside it.
 
     ``data_cfg.images_format``: ``dir`` looks for ``<ImageID>.jpg`` in ``images_dirs``
@@ -316,17 +323,18 @@ def attach_images(spark: SparkSession, boxes: DataFrame, data_cfg: DataConfig) -
     """
     needed = boxes.select(*KEYS).distinct()
     if data_cfg.images_format == "dir":
-        index, read_bytes = _dir_images(spark, data_cfg, needed)
+        index, add_bytes = _dir_images(spark, data_cfg, needed)
     elif data_cfg.images_format == "parquet":
-        index, read_bytes = _parquet_images(spark, data_cfg.images_path, needed)
+        index, add_bytes = _parquet_images(spark, data_cfg.images_path, needed)
     else:
         raise ValueError(f"data.images_format={data_cfg.images_format!r}: expected 'dir' or 'parquet'")
     with_boxes = _group_boxes(boxes).join(index, KEYS).persist()
     rejects = _missing_rejects(boxes, index, data_cfg).persist()
     try:
         _check_unique(index, data_cfg.images_path)
-        _reconcile(boxes, with_boxes, rejects)
-        yield read_bytes(with_boxes).select(*IMAGE_COLUMNS), rejects
+        found = _reconcile(boxes, with_boxes, rejects)
+        tasks = images.image_tasks(found, spark.sparkContext.defaultParallelism, images_per_task)
+        yield add_bytes(with_boxes, tasks).select(*IMAGE_COLUMNS), rejects
     finally:
         for frame in (rejects, with_boxes, index):
             frame.unpersist()
@@ -355,7 +363,7 @@ def select_images(
         chosen = load_selected_boxes(spark, data_cfg, preprocess_cfg, selected, labels)
         release.callback(chosen.boxes.unpersist)
         release.callback(chosen.dropped.unpersist)
-        images, missing = release.enter_context(attach_images(spark, chosen.boxes, data_cfg))
+        images, missing = release.enter_context(attach_images(spark, chosen.boxes, data_cfg, preprocess_cfg.images_per_task))
         yield Selection(labels, chosen.boxes, images, missing, chosen.dropped, chosen.box_rows)
 
 
@@ -371,13 +379,15 @@ def _totals(*measures: Tuple[DataFrame, Column]) -> Tuple[int, ...]:
     return tuple(int(row["n"]) for row in sorted(reduce(DataFrame.unionByName, parts).collect(), key=lambda row: row["i"]))
 
 
-def _reconcile(boxes: DataFrame, with_boxes: DataFrame, rejects: DataFrame) -> None:
-    """Every selected box is in an image's ``boxes`` or is a reject, exactly once."""
+def _reconcile(boxes: DataFrame, with_boxes: DataFrame, rejects: DataFrame) -> int:
+    """Every selected box is in an image's ``boxes`` or is a reject, exactly once; returns
+    the number of images found."""
     placed_boxes = F.coalesce(F.sum(F.size(BOXES)), F.lit(0))
     given, rejected, images_found, placed = _totals((boxes, _rows()), (rejects, _rows()), (with_boxes, _rows()), (with_boxes, placed_boxes))
     log.info("%d selected boxes: %d on %d images found, %d with a missing image", given, placed, images_found, rejected)
     if placed + rejected != given:
         raise RuntimeError(f"{given} selected boxes but {placed} on found images + {rejected} rejects: report this bug")
+    return images_found
 
 
 # --------------------------------------------------------------------------- counts

@@ -16,7 +16,6 @@ with a per-worker model cache, and twice as fast as decoding into float arrays b
 """
 from __future__ import annotations
 
-import gc
 import heapq
 import logging
 import math
@@ -36,6 +35,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, FloatType, IntegerType, StringType, StructField, StructType
 
 from bigcat_ml.runtime.spark import ARROW_BATCH_ROWS_KEY, session_conf, task_slots
+from bigcat_ml.runtime.workers import spare_the_collector
 from bigcat_ml.scoring.inference.classifier import shared_classifier, warn_if_random
 from bigcat_ml.scoring.inference.tables import (
     CHIP,
@@ -190,19 +190,15 @@ def make_predict_fn(model_cfg: Any, shipped: Optional[str], k: int) -> Callable[
     per call (predict_batch_udf caches the result for its UDF); the model itself comes from
     :func:`shared_classifier`, kept across calls.
 
-    A reused Python worker runs a full ``gc.collect()`` after every task
-    (``pyspark.daemon``). With TensorFlow and a model loaded, that walk over every
-    object held the next task back for longer than scoring a small partition takes
-    (docs/decisions.md). The model and the libraries live as long as the worker, so
-    everything loaded so far is moved out of the collector's reach (``gc.freeze``);
-    objects made by later tasks are still collected.
+    The model and the libraries live as long as the worker, so they are moved out of
+    the reach of the collector that runs after every task (:func:`spare_the_collector`).
     """
     from pyspark import TaskContext
 
     _limit_tf_threads(TaskContext.get().cpus())
     weights_file = Path(SparkFiles.get(shipped)) if shipped else None
     classifier = shared_classifier(model_cfg, weights_file, k)
-    gc.freeze()
+    spare_the_collector()
 
     def predict(jpegs: np.ndarray) -> Dict[str, np.ndarray]:
         return classifier.score(list(jpegs))
