@@ -398,6 +398,28 @@ def test_many_needed_image_files_are_looked_up_in_a_few_tasks_per_core(spark, oi
     assert most_tasks <= 4 * spark.sparkContext.defaultParallelism
 
 
+def test_which_task_crops_an_image_depends_on_the_image_not_on_the_plan_that_found_it(spark):
+    rows = [("train", f"im{i:02d}", f"/images/train/im{i:02d}.jpg") for i in range(30)]
+    found = spark.createDataFrame(rows, "Subset string, ImageID string, path string")
+    one_partition = found.coalesce(1)
+    reordered = found.repartition(7).sortWithinPartitions("ImageID", ascending=False)
+
+    def tasks_of(frame):
+        parts = images.with_paths_only(frame, 3).rdd.glom().collect()
+        return [sorted(row.ImageID for row in part) for part in parts]
+
+    assert tasks_of(one_partition) == tasks_of(reordered)
+    assert sum(map(len, tasks_of(one_partition))) == 30 and min(map(len, tasks_of(one_partition))) > 0
+
+
+@pytest.mark.parametrize(
+    ("found", "slots", "per_task", "tasks"),
+    [(0, 2, 500, 2), (370, 2, 500, 2), (1000, 2, 500, 2), (1001, 2, 500, 4), (10_000, 8, 500, 24)],
+)
+def test_images_are_cut_in_whole_waves_over_the_slots_of_at_most_images_per_task(found, slots, per_task, tasks):
+    assert images.image_tasks(found, slots, per_task) == tasks
+
+
 # --------------------------------------------------------------------------- V6 file names
 
 V6_NAMES = {

@@ -17,13 +17,10 @@ from bigcat_ml.tracking.reuse import step_key
 
 # What a chip dataset depends on: the config sections of the preprocess step's reuse key
 # (:data:`bigcat_ml.preprocess.STEP`) and the keys inside them that change nothing in the
-# chips: where they go and whether they may replace others, how many images a cropping
-# task takes, nor the ImageNet ground truth of the classes (evaluate's business). Defined here because the default folder is named by them.
+# chips: where they go and whether they may replace others, nor the ImageNet ground truth
+# of the classes (evaluate's business). Defined here because the default folder is named by them.
 CHIPS_SECTIONS = ("data", "classes", "preprocess")
-CHIPS_IGNORE = (
-    "preprocess.overwrite", "preprocess.output", "preprocess.lock_wait_s", "preprocess.images_per_task",
-    "classes.imagenet_map", "classes.families",
-)
+CHIPS_IGNORE = ("preprocess.overwrite", "preprocess.output", "preprocess.lock_wait_s", "classes.imagenet_map", "classes.families")
 # Characters of the step key in a chip dataset's default folder name.
 _KEY_CHARS = 16
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Mapping, Optional
@@ -25,7 +24,7 @@ from bigcat_ml.chips import digest
 from bigcat_ml.chips.layout import MANIFEST_FILE, REJECTS_DIR, SUMMARY_FILE, dataset_url
 from bigcat_ml.chips.manifest import build_manifest
 from bigcat_ml.chips.schema import CHIP_KEY, ChipSchema
-from bigcat_ml.oid.schemas import IMAGE_ID, SUBSET
+from bigcat_ml.oid.schemas import SUBSET
 from bigcat_ml.storage import fs, publish
 
 log = logging.getLogger(__name__)
@@ -96,19 +95,17 @@ def _write_parts(
     chips: DataFrame,
     rejects: DataFrame,
     folder: str,
-    files: int,
     rows_per_file: int,
     row_group_size_mb: int,
 ) -> None:
     chips_url = dataset_url(folder)
     # The chip column already holds JPEG bytes in CompressedImageCodec's format, so the
-    # rows are written as they are; materialize_dataset adds the Unischema metadata. Which
-    # file a chip goes to (a hash of its image's key) and its place in the file (key order)
-    # are properties of the chips, not of the plan or the cores that cut them: a seeded
-    # training that reads the files in order sees the same sequence whatever the plan.
+    # rows are written as they are; materialize_dataset adds the Unischema metadata. Each
+    # task writes its chips in key order: the order within a file is then a property of the
+    # chips, not of the query plan that cut them, and a seeded training that reads the
+    # files in order sees the same sequence whatever the plan.
     with materialize_dataset(spark, chips_url, ChipSchema, row_group_size_mb):
-        by_image = chips.select(*ChipSchema.fields).repartition(files, SUBSET, IMAGE_ID)
-        in_order = by_image.sortWithinPartitions(SUBSET, *CHIP_KEY)
+        in_order = chips.select(*ChipSchema.fields).sortWithinPartitions(SUBSET, *CHIP_KEY)
         in_order.write.option("maxRecordsPerFile", rows_per_file).parquet(chips_url)
     rejects.write.parquet(fs.to_url(fs.join(folder, REJECTS_DIR)))
 
@@ -168,9 +165,9 @@ def write_chip_dataset(
     ``rejects_by_reason`` and ``content_digest``; the manifest, written last, hashes every
     file, ``summary.json`` included (:func:`build_manifest`). Returned: the summary with
     ``manifest_sha256`` (of ``manifest.json``), which a run records to pin the whole folder.
-    The chips go to ``ceil(chips / rows_per_file)`` files by a hash of their image's
-    (Subset, ImageID), each in key order (a file over ``rows_per_file`` rows is split), so
-    the files are the same whatever the plan or the cluster that cut the chips.
+    Each partition of ``chips`` becomes a file in key order (split at ``rows_per_file``
+    rows): the chips are not shuffled again, so which file holds a chip is decided by the
+    partitions that cut it (:func:`bigcat_ml.oid.images.with_paths_only` hashes images).
 
     The counts and the digest come from one aggregation of ``chips`` and ``rejects``
     (:func:`tally`; pass it as ``counted`` when the caller computed it for its own use),
@@ -184,8 +181,7 @@ def write_chip_dataset(
         log.info("writing the chip dataset to %s, moved to %s once complete", staging, output)
         try:
             counted = counted or tally(chips, rejects)
-            files = max(1, math.ceil(counted.summary()["chips"] / rows_per_file))
-            _write_parts(spark, chips, rejects, staging, files, rows_per_file, row_group_size_mb)
+            _write_parts(spark, chips, rejects, staging, rows_per_file, row_group_size_mb)
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM (runtime.signals): no task may write on
             _cancel_jobs(spark)
             raise

@@ -79,18 +79,23 @@ def image_tasks(images: int, slots: int, images_per_task: int) -> int:
     task at most ``images_per_task`` images.
 
     Each Python task costs its core a fixed start-up whatever it holds, and a core that ends
-    its last task early idles while another finishes, so few tasks of equal image counts
-    beat the shuffle's partitions, whose sizes vary (measured in docs/benchmarks.md).
+    its last task early idles while another finishes, so a few tasks per slot beat the
+    shuffle's partitions (measured in docs/decisions.md, 2026-12-04).
     """
     waves = max(1, math.ceil(images / (slots * images_per_task)))
     return slots * waves
 
 
 def with_paths_only(frame: DataFrame, tasks: int) -> DataFrame:
-    """``frame`` (with a ``path`` column) dealt round-robin into ``tasks`` partitions, plus a
-    null ``Data``: each file is read by the task that crops it (:func:`image_bytes`), so its
-    bytes never pass through the JVM."""
-    return frame.repartition(tasks).withColumn(DATA, F.lit(None).cast(BinaryType()))
+    """``frame`` (with a ``path`` column) in ``tasks`` partitions by a hash of each image's
+    (Subset, ImageID), plus a null ``Data``: each file is read by the task that crops it
+    (:func:`image_bytes`), so its bytes never pass through the JVM.
+
+    The hash makes which task (and so which chip file) holds an image a property of the
+    images, not of the plan that found them: a seeded training that reads the files in
+    order sees the same sequence after a change to the selection's plan.
+    """
+    return frame.repartition(tasks, SUBSET_COLUMN, IMAGE_ID).withColumn(DATA, F.lit(None).cast(BinaryType()))
 
 
 def image_bytes(data: Optional[bytes], path: Optional[str]) -> Optional[bytes]:

@@ -310,11 +310,13 @@ def attach_images(
     path (of the image file; null for a Parquet of bytes), Data (the bytes from a Parquet
     of bytes; null for files, which the cropping task reads: see
     :func:`bigcat_ml.oid.images.image_bytes`), boxes (array of structs of
-    :data:`BOX_FIELDS`); lazy, the Parquet's bytes are read when it is consumed. ``rejects``: ``REJECTS_SCHEMA`` rows, reason
-    ``missing_image``, one per box whose image is absent. Raises if boxes in images plus
-    rejects differ from the boxes given. ``images`` comes in :func:`images.image_tasks`
-    partitions of equal image counts (``images_per_task`` at most), the tasks that crop them. The small frames cached on the way are released
-    when the block exits, so consume both inside it.
+    :data:`BOX_FIELDS`); lazy, the Parquet's bytes are read when it is consumed.
+    ``rejects``: ``REJECTS_SCHEMA`` rows, reason ``missing_image``, one per box whose image
+    is absent. Raises if boxes in images plus rejects differ from the boxes given.
+    ``images`` comes in :func:`images.image_tasks` partitions (about ``images_per_task``
+    images at most, by where the image is), the tasks that crop them and write their chips.
+    The small frames cached on the way are released when the block exits, so consume both
+    inside it.
 
     ``data_cfg.images_format``: ``dir`` looks for ``<ImageID>.jpg`` in ``images_dirs``
     (nothing listed, only the needed files opened); ``parquet`` reads a Parquet of
