@@ -27,6 +27,7 @@ from bigcat_ml.chips.crop import crop_image_boxes
 from bigcat_ml.oid.classes import load_selected_classes
 from bigcat_ml.oid.selection import select_images
 from bigcat_ml.chips.build import build_chip_dataset
+from bigcat_ml.chips.summary import ChipSummary
 from bigcat_ml.runtime.spark import ARROW_BATCH_ROWS_KEY, FILE_OPEN_COST_KEY, session_conf
 
 from benchmarks.data import SPARK_DEFAULT_OPEN_COST_BYTES
@@ -139,19 +140,19 @@ def bench_preprocess(spark: SparkSession, cfg: Any, warm_repeats: int, quiet_s: 
     for i in range(1 + warm_repeats):
         run, result = timed(lambda: build_chip_dataset(spark, cfg.data, cfg.classes, cfg.preprocess, reuse_check=cfg.reuse_check), quiet_s, spark, f"build-{i}")
         builds.append({**run, "cached_rdds_left": _cached_rdds(spark)})
-    summary = result.summary
+    summary = ChipSummary.from_dict(result.summary)
     extraction = bench_extraction(spark, cfg, warm_repeats, quiet_s, "extract")
     plain_rate = extraction["pillow_loop"]["boxes_per_s"]
     best_build = fastest(_warm(builds))
     best_build["spark_work"] = group_counts(spark, best_build["group"])
-    build_rate = per_second(summary["selected_boxes"], best_build["seconds"], 1)
+    build_rate = per_second(summary.selected_boxes, best_build["seconds"], 1)
     speedups = {"build_chip_dataset_vs_pillow": round(build_rate / plain_rate, 3), **extraction["speedups"]}
     return {
-        "selected_boxes": summary["selected_boxes"],
-        "chips": summary["chips"],
-        "rejects_by_reason": summary["rejects_by_reason"],
+        "selected_boxes": summary.selected_boxes,
+        "chips": summary.chips,
+        "rejects_by_reason": summary.rejects_by_reason,
         "build_chip_dataset": {"cold": builds[0], "warm_runs": builds[1:], "warm_boxes_per_s": build_rate,
-                               "cpu_ms_per_box": _cpu_ms_per_box(best_build, summary["selected_boxes"])},
+                               "cpu_ms_per_box": _cpu_ms_per_box(best_build, summary.selected_boxes)},
         "extraction": extraction,
         "speedups": speedups,
         "target": {
@@ -169,14 +170,15 @@ def _growth_row(spark: SparkSession, factor: int, cfg: Any, base_rows: int, quie
         extract, _ = timed(lambda: _noop_write(extract_chips(images, cfg.preprocess)), quiet_s, spark, f"growth-extract-x{factor}")
         partitions = images.rdd.getNumPartitions()
     plain = _timed_pillow(work, cfg.preprocess, quiet_s)
-    boxes = result.summary["selected_boxes"]
+    summary = ChipSummary.from_dict(result.summary)
+    boxes = summary.selected_boxes
     attached = sum(len(b) for _, b in work)  # extraction and Pillow skip boxes of missing images
     return {
         "factor": factor,
         "annotation_rows": base_rows * factor,
         "selected_boxes": boxes,
         "attached_boxes": attached,
-        "chips": result.summary["chips"],
+        "chips": summary.chips,
         "seconds": run["seconds"],
         "ms_per_box": round(1000 * run["seconds"] / boxes, 2),
         "cpu_ms_per_box": _cpu_ms_per_box(run, boxes),

@@ -158,10 +158,12 @@ def _cfg(root: Path, out: Path, classes: List[str], cache: Path):
 def _preprocess(spark, root: Path, out: Path, classes: List[str], cache: Path) -> Dict[str, Any]:
     """The whole step, as ``python -m bigcat_ml.preprocess`` runs it."""
     from bigcat_ml.chips.build import build_chip_dataset
+    from bigcat_ml.chips.summary import ChipSummary
 
     cfg = _cfg(root, out, classes, cache)
-    summary = build_chip_dataset(spark, cfg.data, cfg.classes, cfg.preprocess, reuse_check=cfg.reuse_check).summary
-    return {k: summary[k] for k in ("selected_boxes", "chips", "rejects", "rejects_by_reason")}
+    summary = ChipSummary.from_dict(build_chip_dataset(spark, cfg.data, cfg.classes, cfg.preprocess, reuse_check=cfg.reuse_check).summary)
+    return {"selected_boxes": summary.selected_boxes, "chips": summary.chips, "rejects": summary.rejects,
+            "rejects_by_reason": summary.rejects_by_reason}
 
 
 def _parse_csvs(spark, root: Path, out: Path, cache: Path) -> int:

@@ -11,8 +11,7 @@ from omegaconf import DictConfig
 
 from bigcat_ml.tracking import names
 
-from bigcat_ml.chips import family, layout
-from bigcat_ml.chips.summary import ChipSummary
+from bigcat_ml.chips import layout
 from bigcat_ml.storage import publish
 
 from bigcat_ml.reporting.figures import evaluate as figures
@@ -21,8 +20,9 @@ from bigcat_ml.scoring.metrics import chip_results, one_vs_rest
 from bigcat_ml.scoring.evaluation import Evaluation, choose_path, evaluate_dataset, evaluated_subset, mistake_chips
 from bigcat_ml.tracking.names import metric_name
 from bigcat_ml.config.schema import InferencePath
-from bigcat_ml.scoring.models import RANDOM_INIT, as_precision, weights_identity, weights_source
+from bigcat_ml.scoring.models import RANDOM_INIT, as_precision, weights_source
 from bigcat_ml.runtime.spark import get_spark
+from bigcat_ml.stepkit.chip_inputs import chips_and_weights, chips_summary, reads_chips_from
 from bigcat_ml.stepkit.step import Step, hydra_entry_point, in_every_chain
 from bigcat_ml.tracking.runs import log_chip_dataset_input, setup_tracking, step_run
 
@@ -39,7 +39,7 @@ def run(cfg: DictConfig, key: Optional[str] = None) -> Dict[str, Any]:
 
 
 def _evaluate(cfg: DictConfig, key: Optional[str]) -> Dict[str, Any]:
-    summary = _chips_summary(cfg)
+    summary = chips_summary(cfg, "evaluate")
     digest = summary.content_digest
     weights = weights_source(cfg.model)
     path = choose_path(cfg.evaluate, cfg.spark, summary.chips)
@@ -54,7 +54,7 @@ def _evaluate(cfg: DictConfig, key: Optional[str]) -> Dict[str, Any]:
     }
     if weights == RANDOM_INIT:
         tags[names.CAVEAT_TAG] = RANDOM_WEIGHTS_NOTE
-    key = key or STEP.key(cfg, _inputs(cfg, summary))  # the summary read once, above
+    key = key or STEP.key(cfg, chips_and_weights(cfg, summary))  # the summary read once, above
     with step_run(cfg, STEP.name, key=key, run_name=f"evaluate {cfg.model.name} [{weights}]", tags=tags) as active:
         log_chip_dataset_input(
             layout.dataset_url(cfg.evaluate.dataset), f"chips {summary.data}/{cfg.classes.name}", digest,
@@ -149,29 +149,13 @@ def mistakes_figure(evaluation: Evaluation, cfg: DictConfig) -> Figure:
     return figures.mistakes_gallery(*mistake_chips(evaluation, cfg.evaluate.dataset, cfg.evaluate.gallery_size), title)
 
 
-def _chips_summary(cfg: DictConfig) -> ChipSummary:
-    """The evaluated dataset's summary; when it is missing, an error naming the datasets of this data and classes."""
-    return family.read_summary_or_suggest(cfg.evaluate.dataset, "evaluate.dataset", cfg)
-
-
-def _inputs(cfg: DictConfig, summary: Optional[ChipSummary] = None) -> Dict[str, str]:
-    """The chips enter the reuse key by their digest, not by how they were made; a
-    weights file by the sha256 of its content, not by its path; a fine-tuned model by
-    the registry version its URI names now and its classifier's sha256 (``summary``:
-    the dataset's, when the caller has read it)."""
-    return {
-        "dataset_digest": (summary or _chips_summary(cfg)).content_digest,
-        "weights": weights_identity(cfg.model),
-    }
-
-
 STEP = Step(
     name=names.EVALUATE_STEP,
     run=run,
     sections=("classes", "model", "evaluate"),
     # spark settings change speed, not predictions; the dataset and the model enter through their digests.
     ignore=("evaluate.dataset", "model.weights", "model.source"),
-    inputs=_inputs,
+    inputs=reads_chips_from("evaluate"),
     in_chain=in_every_chain,
 )
 main = hydra_entry_point(STEP)

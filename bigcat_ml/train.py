@@ -7,10 +7,9 @@ import mlflow
 from mlflow import MlflowClient
 from omegaconf import DictConfig, open_dict
 
-from bigcat_ml.chips import family
-from bigcat_ml.chips.summary import ChipSummary
 from bigcat_ml.runtime.spark import get_spark
-from bigcat_ml.scoring.models import weights_identity, weights_source
+from bigcat_ml.scoring.models import weights_source
+from bigcat_ml.stepkit.chip_inputs import chips_and_weights, chips_summary, reads_chips_from
 from bigcat_ml.stepkit.step import Step, hydra_entry_point
 from bigcat_ml.storage import publish
 from bigcat_ml.tracking import names
@@ -28,7 +27,7 @@ def run(cfg: DictConfig, key: Optional[str] = None) -> Dict[str, Any]:
 
 
 def _train(cfg: DictConfig, key: Optional[str]) -> Dict[str, Any]:
-    summary = _chips_summary(cfg)
+    summary = chips_summary(cfg, "train")
     digest = summary.content_digest
     class_names = summary.class_names
     tags = {
@@ -39,7 +38,7 @@ def _train(cfg: DictConfig, key: Optional[str]) -> Dict[str, Any]:
         names.TRAINING_TAG: training_summary(cfg.train),
         names.DATASET_TAG: cfg.train.dataset,
     }
-    key = key or STEP.key(cfg, _inputs(cfg, summary))  # the summary read once, above
+    key = key or STEP.key(cfg, chips_and_weights(cfg, summary))  # the summary read once, above
     with step_run(cfg, STEP.name, key=key, run_name=f"train {cfg.model.name} on {cfg.classes.name}", tags=tags) as active:
         spark = get_spark(cfg.spark)
         log_subset_inputs(spark, cfg.train, f"chips {cfg.data.name}/{cfg.classes.name}")
@@ -90,21 +89,6 @@ def describe(cfg: DictConfig, outcome: TrainOutcome, class_names: List[str], dig
     )
 
 
-def _chips_summary(cfg: DictConfig) -> ChipSummary:
-    """The training dataset's summary; when it is missing, an error naming the datasets of this data and classes."""
-    return family.read_summary_or_suggest(cfg.train.dataset, "train.dataset", cfg)
-
-
-def _inputs(cfg: DictConfig, summary: Optional[ChipSummary] = None) -> Dict[str, str]:
-    """The chips enter the reuse key by their digest, not by how they were made; a
-    starting weights file by the sha256 of its content, not by its path (``summary``:
-    the dataset's, when the caller has read it)."""
-    return {
-        "dataset_digest": (summary or _chips_summary(cfg)).content_digest,
-        "weights": weights_identity(cfg.model),
-    }
-
-
 def _hand_over(cfg: DictConfig, run_id: str) -> None:
     """In ``main``'s chain, the steps after train (evaluate) score the model it registered."""
     with open_dict(cfg):
@@ -117,7 +101,7 @@ STEP = Step(
     sections=("classes", "model", "train"),
     # the dataset and weights enter through their digests; main's chain includes train when train.in_main is true.
     ignore=("train.dataset", "train.in_main", "model.weights"),
-    inputs=_inputs,
+    inputs=reads_chips_from("train"),
     in_chain=lambda cfg: bool(cfg.train.in_main),
     hand_over=_hand_over,
 )

@@ -122,7 +122,7 @@ def test_counts_are_reconciled_before_the_dataset_is_moved_into_place(spark, tmp
 
     smaller, _ = frames(spark, n_chips=2)
     with pytest.raises(ReconciliationError, match="9 selected boxes but 2 chips"):
-        write_chip_dataset(spark, smaller, rejects, str(output), overwrite=True, verify=lambda written: reconcile(9, written))
+        write_chip_dataset(spark, smaller, rejects, str(output), overwrite=True, verify=lambda written: reconcile(9, written, str(output)))
 
     assert read_summary(str(output)) == previous
     assert siblings(output) == ["ds"]

@@ -13,7 +13,7 @@ import pandas as pd
 from pyspark import StorageLevel
 from pyspark.sql import SparkSession
 
-from bigcat_ml.chips import writer
+from bigcat_ml.chips import layout, writer
 from bigcat_ml.config.schema import ReuseCheck
 from bigcat_ml.chips.extract import extract_chips, split_chips_and_rejects
 from bigcat_ml.oid.classes import load_selected_classes
@@ -105,13 +105,13 @@ def _write_and_reconcile(
             overwrite=preprocess_cfg.overwrite,
             lock_wait_s=preprocess_cfg.lock_wait_s,
             summary={
-                "selected_boxes": n_boxes,
-                "selected_classes": selected.to_dict(orient="records"),
-                "subsets": list(data_cfg.subsets),
-                "data": data_cfg.name,
+                layout.SUMMARY_SELECTED_BOXES: n_boxes,
+                layout.SUMMARY_SELECTED_CLASSES: selected.to_dict(orient="records"),
+                layout.SUMMARY_SUBSETS: list(data_cfg.subsets),
+                layout.SUMMARY_DATA: data_cfg.name,
             },
             rows_per_file=preprocess_cfg.rows_per_partition,
-            verify=lambda written: reconcile(n_boxes, written),  # before it is moved into place
+            verify=lambda written: reconcile(n_boxes, written, preprocess_cfg.output),  # before it is moved into place
             counted=counted,
             read_back=read_back,
         )
@@ -120,15 +120,16 @@ def _write_and_reconcile(
         extracted.unpersist()
 
 
-def reconcile(selected_boxes: int, summary: Dict[str, Any]) -> None:
-    """Fail loudly unless selected boxes = chips + rejects (before the dataset is published)."""
-    chips, rejects = summary["chips"], summary["rejects"]
+def reconcile(selected_boxes: int, summary: Dict[str, Any], output: str) -> None:
+    """Fail loudly unless selected boxes = chips + rejects in the ``summary`` of the dataset
+    going to ``output`` (before it is published there)."""
+    chips, rejects = summary[layout.SUMMARY_CHIPS], summary[layout.SUMMARY_REJECTS]
     if selected_boxes != chips + rejects:
         raise ReconciliationError(
             f"{selected_boxes} selected boxes but {chips} chips + {rejects} rejects = {chips + rejects} "
-            f"written to {summary.get('output', 'the chip dataset')}; this is a bug, please report it"
+            f"written for {output}; this is a bug, please report it"
         )
-    log.info("reconciled: %d selected boxes = %d chips + %d rejects %s", selected_boxes, chips, rejects, summary["rejects_by_reason"])
+    log.info("reconciled: %d selected boxes = %d chips + %d rejects %s", selected_boxes, chips, rejects, summary[layout.SUMMARY_REJECTS_BY_REASON])
 
 
 def _outcomes_by_class(counted: writer.Tally, selected: pd.DataFrame) -> pd.DataFrame:

@@ -22,6 +22,19 @@ MANIFEST_FILE = "manifest.json"
 COMMON_METADATA_FILE = "_common_metadata"
 SUCCESS_FILE = "_SUCCESS"
 
+# The keys of ``summary.json``: the writer's counts and digest, what preprocess adds about
+# the selection, and the manifest's hash that a reader appends (the record the steps read
+# is :class:`bigcat_ml.chips.summary.ChipSummary`).
+SUMMARY_CHIPS = "chips"
+SUMMARY_REJECTS = "rejects"
+SUMMARY_REJECTS_BY_REASON = "rejects_by_reason"
+SUMMARY_CONTENT_DIGEST = "content_digest"
+SUMMARY_MANIFEST_SHA256 = "manifest_sha256"
+SUMMARY_SELECTED_BOXES = "selected_boxes"
+SUMMARY_SELECTED_CLASSES = "selected_classes"
+SUMMARY_SUBSETS = "subsets"
+SUMMARY_DATA = "data"
+
 # Spark's ``part-<task>-<job uuid>-c<file>[.<codec>].parquet``.
 _PART_FILE = re.compile(r"part-\d{5}-[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}-c\d{3}(?:\.[a-z0-9]+)?\.parquet")
 _TABLE_FILES = {CHIPS_DIR: {SUCCESS_FILE, COMMON_METADATA_FILE}, REJECTS_DIR: {SUCCESS_FILE}}

@@ -13,7 +13,7 @@ import json
 from typing import Any, Dict, Mapping, Optional
 
 from bigcat_ml.chips import trusted
-from bigcat_ml.chips.layout import MANIFEST_FILE, SUMMARY_FILE
+from bigcat_ml.chips.layout import MANIFEST_FILE, SUMMARY_CONTENT_DIGEST, SUMMARY_FILE, SUMMARY_MANIFEST_SHA256
 from bigcat_ml.storage import fs
 
 
@@ -67,7 +67,7 @@ def mismatch(output: str, content_digest: str, manifest_sha256: Optional[str], f
     problem = _summary_problem(output, summary_bytes, manifest)
     if problem:
         return problem
-    if json.loads(summary_bytes).get("content_digest") != content_digest:
+    if json.loads(summary_bytes).get(SUMMARY_CONTENT_DIGEST) != content_digest:
         return f"{output} holds a dataset of another content digest"
     found = _data_files(output)
     added, removed = sorted(set(found) - set(manifest)), sorted(set(manifest) - set(found))
@@ -104,4 +104,4 @@ def read_summary(output: str) -> Dict[str, Any]:
         raise trusted.UntrustedDatasetError(
             f"{problem}; its counts and selected classes cannot be trusted: {trusted.REBUILD_ADVICE}"
         )
-    return {**json.loads(summary_bytes), "manifest_sha256": hashlib.sha256(manifest_bytes).hexdigest()}
+    return {**json.loads(summary_bytes), SUMMARY_MANIFEST_SHA256: hashlib.sha256(manifest_bytes).hexdigest()}

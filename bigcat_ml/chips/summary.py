@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from bigcat_ml.chips import manifest
+from bigcat_ml.chips import layout, manifest
+from bigcat_ml.oid.schemas import DISPLAY_NAME, LABEL_NAME
 
 
 @dataclass(frozen=True)
@@ -34,15 +35,17 @@ class ChipSummary:
     def from_dict(cls, fields: Mapping[str, Any]) -> "ChipSummary":
         """The record of a summary as the file and ``manifest_sha256`` hold it."""
         return cls(
-            chips=int(fields["chips"]),
-            rejects=int(fields["rejects"]),
-            rejects_by_reason=dict(fields["rejects_by_reason"]),
-            content_digest=fields["content_digest"],
-            manifest_sha256=fields["manifest_sha256"],
-            selected_classes=tuple((entry["LabelName"], entry["DisplayName"]) for entry in fields.get("selected_classes", ())),
-            subsets=tuple(fields.get("subsets", ())),
-            data=fields.get("data"),
-            selected_boxes=fields.get("selected_boxes"),
+            chips=int(fields[layout.SUMMARY_CHIPS]),
+            rejects=int(fields[layout.SUMMARY_REJECTS]),
+            rejects_by_reason=dict(fields[layout.SUMMARY_REJECTS_BY_REASON]),
+            content_digest=fields[layout.SUMMARY_CONTENT_DIGEST],
+            manifest_sha256=fields[layout.SUMMARY_MANIFEST_SHA256],
+            selected_classes=tuple(
+                (entry[LABEL_NAME], entry[DISPLAY_NAME]) for entry in fields.get(layout.SUMMARY_SELECTED_CLASSES, ())
+            ),
+            subsets=tuple(fields.get(layout.SUMMARY_SUBSETS, ())),
+            data=fields.get(layout.SUMMARY_DATA),
+            selected_boxes=fields.get(layout.SUMMARY_SELECTED_BOXES),
         )
 
     @classmethod

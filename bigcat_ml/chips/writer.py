@@ -21,7 +21,10 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from bigcat_ml.chips import digest
-from bigcat_ml.chips.layout import MANIFEST_FILE, REJECTS_DIR, SUMMARY_FILE, dataset_url
+from bigcat_ml.chips.layout import (
+    MANIFEST_FILE, REJECTS_DIR, SUMMARY_CHIPS, SUMMARY_CONTENT_DIGEST, SUMMARY_FILE, SUMMARY_MANIFEST_SHA256,
+    SUMMARY_REJECTS, SUMMARY_REJECTS_BY_REASON, dataset_url,
+)
 from bigcat_ml.chips.manifest import build_manifest
 from bigcat_ml.chips.schema import CHIP_KEY, ChipSchema
 from bigcat_ml.oid.schemas import SUBSET
@@ -43,10 +46,10 @@ class Tally:
         rejected = self.by_label[self.by_label["reason"].notna()]
         by_reason = {str(reason): int(n) for reason, n in rejected.groupby("reason")["count"].sum().items()}
         return {
-            "chips": int(self.by_label.loc[self.by_label["reason"].isna(), "count"].sum()),
-            "rejects": sum(by_reason.values()),
-            "rejects_by_reason": dict(sorted(by_reason.items())),
-            "content_digest": self.content_digest,
+            SUMMARY_CHIPS: int(self.by_label.loc[self.by_label["reason"].isna(), "count"].sum()),
+            SUMMARY_REJECTS: sum(by_reason.values()),
+            SUMMARY_REJECTS_BY_REASON: dict(sorted(by_reason.items())),
+            SUMMARY_CONTENT_DIGEST: self.content_digest,
         }
 
 
@@ -69,7 +72,10 @@ def tally(chips: DataFrame, rejects: DataFrame) -> Tally:
 def stored_counts(folder: str) -> Dict[str, int]:
     """Chips and rejects the written files in ``folder`` hold, from their footers: the first
     look at a staged dataset, which fault tests hook to act once the parts are written."""
-    return {"chips": fs.parquet_rows(dataset_url(folder)), "rejects": fs.parquet_rows(fs.to_url(fs.join(folder, REJECTS_DIR)))}
+    return {
+        SUMMARY_CHIPS: fs.parquet_rows(dataset_url(folder)),
+        SUMMARY_REJECTS: fs.parquet_rows(fs.to_url(fs.join(folder, REJECTS_DIR))),
+    }
 
 
 def _read_back(spark: SparkSession, folder: str) -> Tally:
@@ -192,6 +198,6 @@ def write_chip_dataset(
         fs.write_text(fs.join(staging, SUMMARY_FILE), json.dumps(written, indent=2, sort_keys=True))
         manifest = json.dumps(build_manifest(staging), indent=1, sort_keys=True)
         fs.write_text(fs.join(staging, MANIFEST_FILE), manifest)
-        written["manifest_sha256"] = hashlib.sha256(manifest.encode("utf-8")).hexdigest()
-    log.info("wrote %d chips and %d rejects to %s", written["chips"], written["rejects"], output)
+        written[SUMMARY_MANIFEST_SHA256] = hashlib.sha256(manifest.encode("utf-8")).hexdigest()
+    log.info("wrote %d chips and %d rejects to %s", written[SUMMARY_CHIPS], written[SUMMARY_REJECTS], output)
     return written
