@@ -261,7 +261,7 @@ def test_label_and_box_counts_per_class(spark, oid, make_cfg):
         "Jaguar (Animal)": {"positive": 2, "negative": 0, "invalid_confidence": 0},
         "Tiger": {"positive": 1, "negative": 1, "invalid_confidence": 0},
     }
-    assert selection.box_counts(boxes, SELECTED, ["train", "validation", "test"]).to_dict("index") == {
+    assert selection.box_counts(selection.box_table(boxes), SELECTED, ["train", "validation", "test"]).to_dict("index") == {
         "Jaguar (Animal)": {"train": 2, "validation": 1, "test": 0},
         "Tiger": {"train": 1, "validation": 0, "test": 0},
     }

@@ -18,7 +18,7 @@ from bigcat_ml.config.schema import ReuseCheck
 from bigcat_ml.chips.extract import extract_chips, split_chips_and_rejects
 from bigcat_ml.oid.classes import load_selected_classes
 from bigcat_ml.oid.schemas import BOX_FLAGS
-from bigcat_ml.oid.selection import Selection, box_counts, label_counts, select_images
+from bigcat_ml.oid.selection import LABEL_TEXT, Selection, box_counts, box_table, label_counts, select_images
 
 log = logging.getLogger(__name__)
 
@@ -71,13 +71,14 @@ def build_chip_dataset(
             spark, data_cfg, preprocess_cfg, selected, chosen, read_back=reuse_check == ReuseCheck.full
         )
         begin(PHASES[3])
+        boxes = box_table(chosen.boxes)
         return PreprocessResult(
             summary=summary,
             selected=selected,
             label_counts=label_counts(chosen.labels, preprocess_cfg, selected),
-            box_counts=box_counts(chosen.boxes, selected, data_cfg.subsets),
+            box_counts=box_counts(boxes, selected, data_cfg.subsets),
             chips_by_class=by_class,
-            box_flags=chosen.boxes.select("LabelText", *BOX_FLAGS).toPandas(),
+            box_flags=boxes[[LABEL_TEXT, *BOX_FLAGS]],
         )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Mapping, Optional
@@ -31,6 +32,11 @@ from bigcat_ml.oid.schemas import SUBSET
 from bigcat_ml.storage import fs, publish
 
 log = logging.getLogger(__name__)
+
+# Rejects are small rows (keys, coordinates, a reason): they go in files this big, not
+# in one file per partition of the union they come from (dozens of tiny files, each a
+# task's fixed cost, on a small dataset).
+REJECT_ROWS_PER_FILE = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -103,6 +109,7 @@ def _write_parts(
     folder: str,
     rows_per_file: int,
     row_group_size_mb: int,
+    reject_rows: int,
 ) -> None:
     chips_url = dataset_url(folder)
     # The chip column already holds JPEG bytes in CompressedImageCodec's format, so the
@@ -113,7 +120,8 @@ def _write_parts(
     with materialize_dataset(spark, chips_url, ChipSchema, row_group_size_mb):
         in_order = chips.select(*ChipSchema.fields).sortWithinPartitions(SUBSET, *CHIP_KEY)
         in_order.write.option("maxRecordsPerFile", rows_per_file).parquet(chips_url)
-    rejects.write.parquet(fs.to_url(fs.join(folder, REJECTS_DIR)))
+    reject_files = max(1, math.ceil(reject_rows / REJECT_ROWS_PER_FILE))
+    rejects.coalesce(reject_files).write.parquet(fs.to_url(fs.join(folder, REJECTS_DIR)))
 
 
 def _cancel_jobs(spark: SparkSession, wait_seconds: float = 60.0) -> None:
@@ -187,7 +195,7 @@ def write_chip_dataset(
         log.info("writing the chip dataset to %s, moved to %s once complete", staging, output)
         try:
             counted = counted or tally(chips, rejects)
-            _write_parts(spark, chips, rejects, staging, rows_per_file, row_group_size_mb)
+            _write_parts(spark, chips, rejects, staging, rows_per_file, row_group_size_mb, counted.summary()[SUMMARY_REJECTS])
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM (runtime.signals): no task may write on
             _cancel_jobs(spark)
             raise

@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import logging
 from functools import reduce
-from typing import Any, Callable, Dict, List, Mapping, Sequence, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 from pyspark.errors import AnalysisException
 from pyspark.sql import Column, DataFrame, Row, SparkSession
@@ -154,15 +154,17 @@ def _row_text(row: Row, schema: StructType) -> str:
     return f"{shown_text(values)} (no value for {', '.join(empty)})"
 
 
-def check_rows(df: DataFrame, schema: StructType, files: Union[str, Mapping[str, str]]) -> None:
+def check_rows(df: DataFrame, schema: StructType, files: Union[str, Mapping[str, str]], total: Optional[int] = None) -> None:
     """Raise ValueError naming the file(s) and the offending rows if ``df`` holds bad rows.
 
     ``df`` comes from :func:`read_csv` (``files`` is its path) or :func:`read_subsets`
     (``files`` is Subset -> path), already filtered down to a small, ideally persisted,
     frame: the count runs first so that it alone computes (and caches) every partition.
+    ``total``: the number of bad rows in ``df`` when the caller counted them already, in
+    a job that counts other things too (each job is a share of a preprocess call's fixed cost).
     """
     bad = df.filter(bad_row(schema))
-    total = bad.count()
+    total = bad.count() if total is None else total
     if not total:
         return
     by_subset = isinstance(files, Mapping)

@@ -80,16 +80,17 @@ def _scan_selected(
     """
     classes = F.broadcast(_classes_frame(spark, selected))
     if cache_dir:
-        # Rows are known good: one cached frame, checked and counted from the cache (each
-        # extra cached copy or pass is a few Spark jobs, the bulk of a selection's time).
+        # Rows are known good: one cached frame, checked and counted from the cache in one
+        # job (each extra cached copy or pass is a few Spark jobs, the bulk of a selection's time).
         source = read_subsets_cached(spark, files, schema, cache_dir).filter(F.col(LABEL_NAME).isin(list(selected[LABEL_NAME])))
         rows = source.join(classes, LABEL_NAME).drop(_SELECTED).persist()
         try:
-            _check_image_ids_distinct(rows, files)
+            n_rows, n_merged = _totals((rows, _rows()), (_merged_image_ids(rows), _rows()))
+            _check_image_ids_distinct(rows, files, n_merged)
         except ValueError:
             rows.unpersist()
             raise
-        log.info("%d rows of the selected classes in %s (Parquet copies)", rows.count(), ", ".join(files.values()))
+        log.info("%d rows of the selected classes in %s (Parquet copies)", n_rows, ", ".join(files.values()))
         return rows
     kept = (
         read_subsets(spark, files, schema)
@@ -98,28 +99,37 @@ def _scan_selected(
         .persist()
     )
     try:
-        check_rows(kept, schema, files)
-        _check_image_ids_distinct(kept.filter(F.col(_SELECTED)), files)
-        rows = kept.filter(F.col(_SELECTED)).drop(_SELECTED, CORRUPT_COLUMN).persist()
+        chosen = kept.filter(F.col(_SELECTED))
+        # One job fills the cache and counts both kinds of bad rows; the rows are named only if there are any.
+        n_bad, n_merged = _totals((kept, F.count_if(bad_row(schema))), (_merged_image_ids(chosen), _rows()))
+        check_rows(kept, schema, files, total=n_bad)
+        _check_image_ids_distinct(chosen, files, n_merged)
+        rows = chosen.drop(_SELECTED, CORRUPT_COLUMN).persist()
         log.info("%d rows of the selected classes in %s", rows.count(), ", ".join(files.values()))
     finally:
         kept.unpersist()
     return rows
 
 
-def _check_image_ids_distinct(rows: DataFrame, files: Dict[str, str]) -> None:
-    """Fail if two ImageIDs of one subset become one only by normalisation (``AB01``/``ab01``):
-    their rows would be merged onto one image without anyone noticing."""
+def _merged_image_ids(rows: DataFrame) -> DataFrame:
+    """(Subset, ImageID, spellings) of the ImageIDs that two or more spellings in the file
+    become by normalisation (``AB01``/``ab01``)."""
     spellings = F.array_sort(F.collect_set(RAW_IMAGE_ID))
-    collisions = (
-        rows.groupBy(*KEYS).agg(spellings.alias("spellings")).filter(F.size("spellings") > 1).limit(5).collect()
+    return rows.groupBy(*KEYS).agg(spellings.alias("spellings")).filter(F.size("spellings") > 1)
+
+
+def _check_image_ids_distinct(rows: DataFrame, files: Dict[str, str], merged: int) -> None:
+    """Fail if two ImageIDs of one subset become one only by normalisation (``merged`` of
+    them, :func:`_merged_image_ids` counted): their rows would be merged onto one image
+    without anyone noticing."""
+    if not merged:
+        return
+    collisions = _merged_image_ids(rows).limit(5).collect()
+    shown = "; ".join(f"{files[r[SUBSET_COLUMN]]}: {' and '.join(map(repr, r['spellings']))}" for r in collisions)
+    raise ValueError(
+        f"ImageIDs that differ only in letter case are one image to this project (ImageIDs compare "
+        f"lower-case, as image file names may be upper-case): {shown}. Fix the ImageIDs in the file."
     )
-    if collisions:
-        shown = "; ".join(f"{files[r[SUBSET_COLUMN]]}: {' and '.join(map(repr, r['spellings']))}" for r in collisions)
-        raise ValueError(
-            f"ImageIDs that differ only in letter case are one image to this project (ImageIDs compare "
-            f"lower-case, as image file names may be upper-case): {shown}. Fix the ImageIDs in the file."
-        )
 
 
 def read_selected_labels(spark: SparkSession, data_cfg: DataConfig, selected: pd.DataFrame) -> DataFrame:
@@ -277,11 +287,18 @@ def _parquet_images(spark: SparkSession, images_path: str, needed: DataFrame) ->
     return index, images.with_parquet_bytes
 
 
-def _check_unique(index: DataFrame, images_path: str) -> None:
-    duplicates = index.groupBy(*KEYS).count().filter(F.col("count") > 1).limit(5).collect()
-    if duplicates:
-        shown = ", ".join(f"{r[SUBSET_COLUMN]}/{r[IMAGE_ID]}" for r in duplicates)
-        raise ValueError(f"{images_path} holds the same image more than once (ImageIDs compare lower-case): {shown}")
+def _repeated_images(index: DataFrame) -> DataFrame:
+    """(Subset, ImageID) found more than once in the image source's ``index``."""
+    return index.groupBy(*KEYS).count().filter(F.col("count") > 1)
+
+
+def _check_unique(index: DataFrame, images_path: str, repeated: int) -> None:
+    """Fail if the image source holds an image more than once (``repeated`` of them,
+    :func:`_repeated_images` counted): its boxes would be cut twice."""
+    if not repeated:
+        return
+    shown = ", ".join(f"{r[SUBSET_COLUMN]}/{r[IMAGE_ID]}" for r in _repeated_images(index).limit(5).collect())
+    raise ValueError(f"{images_path} holds the same image more than once (ImageIDs compare lower-case): {shown}")
 
 
 def _group_boxes(boxes: DataFrame) -> DataFrame:
@@ -333,8 +350,7 @@ def attach_images(
     with_boxes = _group_boxes(boxes).join(index, KEYS).persist()
     rejects = _missing_rejects(boxes, index, data_cfg).persist()
     try:
-        _check_unique(index, data_cfg.images_path)
-        found = _reconcile(boxes, with_boxes, rejects)
+        found = _reconcile(boxes, with_boxes, rejects, index, data_cfg.images_path)
         tasks = images.image_tasks(found, spark.sparkContext.defaultParallelism, images_per_task)
         yield add_bytes(with_boxes, tasks).select(*IMAGE_COLUMNS), rejects
     finally:
@@ -381,11 +397,15 @@ def _totals(*measures: Tuple[DataFrame, Column]) -> Tuple[int, ...]:
     return tuple(int(row["n"]) for row in sorted(reduce(DataFrame.unionByName, parts).collect(), key=lambda row: row["i"]))
 
 
-def _reconcile(boxes: DataFrame, with_boxes: DataFrame, rejects: DataFrame) -> int:
-    """Every selected box is in an image's ``boxes`` or is a reject, exactly once; returns
-    the number of images found."""
+def _reconcile(boxes: DataFrame, with_boxes: DataFrame, rejects: DataFrame, index: DataFrame, images_path: str) -> int:
+    """Every selected box is in an image's ``boxes`` or is a reject, exactly once, and no
+    image is in the ``index`` of the image source twice (checked first: a repeated image
+    would place its boxes twice); returns the number of images found."""
     placed_boxes = F.coalesce(F.sum(F.size(BOXES)), F.lit(0))
-    given, rejected, images_found, placed = _totals((boxes, _rows()), (rejects, _rows()), (with_boxes, _rows()), (with_boxes, placed_boxes))
+    repeated, given, rejected, images_found, placed = _totals(
+        (_repeated_images(index), _rows()), (boxes, _rows()), (rejects, _rows()), (with_boxes, _rows()), (with_boxes, placed_boxes)
+    )
+    _check_unique(index, images_path, repeated)
     log.info("%d selected boxes: %d on %d images found, %d with a missing image", given, placed, images_found, rejected)
     if placed + rejected != given:
         raise RuntimeError(f"{given} selected boxes but {placed} on found images + {rejected} rejects: report this bug")
@@ -430,9 +450,15 @@ def label_counts(labels: DataFrame, preprocess_cfg: PreprocessConfig, selected: 
     return table.rename_axis(columns=None)
 
 
-def box_counts(boxes: DataFrame, selected: pd.DataFrame, subsets: Sequence[str]) -> pd.DataFrame:
-    """Boxes per selected class (index LabelText) and subset (one column each), 0 when absent."""
-    counts = boxes.groupBy(LABEL_TEXT, SUBSET_COLUMN).count().toPandas()
-    table = counts.pivot_table(index=LABEL_TEXT, columns=SUBSET_COLUMN, values="count", aggfunc="sum")
+def box_table(boxes: DataFrame) -> pd.DataFrame:
+    """One row per selected box (small: the boxes of the chosen classes): LabelText, Subset
+    and the OID box flags, collected once for :func:`box_counts` and the flag rates."""
+    return boxes.select(LABEL_TEXT, SUBSET_COLUMN, *BOX_FLAGS).toPandas()
+
+
+def box_counts(boxes: pd.DataFrame, selected: pd.DataFrame, subsets: Sequence[str]) -> pd.DataFrame:
+    """Boxes per selected class (index LabelText) and subset (one column each), 0 when
+    absent; ``boxes`` is :func:`box_table`'s."""
+    table = pd.crosstab(boxes[LABEL_TEXT], boxes[SUBSET_COLUMN])
     names = pd.Index(sorted(selected[DISPLAY_NAME]), name=LABEL_TEXT)
     return table.reindex(index=names, columns=list(subsets)).fillna(0).astype(int).rename_axis(columns=None)
